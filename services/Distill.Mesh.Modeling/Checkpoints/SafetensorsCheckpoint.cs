@@ -1,0 +1,203 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Modeling.Checkpoints;
+
+/// <summary>
+/// The weights of a Hugging Face model folder: <c>model.safetensors</c>, or shards listed in
+/// <c>model.safetensors.index.json</c>. Tensors are read on demand from memory-mapped shards.
+/// </summary>
+public sealed class SafetensorsCheckpoint : IDisposable
+{
+    /// <summary>File name of a single-file checkpoint.</summary>
+    public const string SingleFileName = "model.safetensors";
+
+    /// <summary>File name of the shard index.</summary>
+    public const string IndexFileName = "model.safetensors.index.json";
+
+    /// <summary>Shards above this size are split; HF's default <c>max_shard_size</c> is 5 GB.</summary>
+    public const long DefaultMaxShardBytes = 5_000_000_000;
+
+    private readonly Dictionary<string, SafetensorsFile> _fileOf;
+    private readonly List<SafetensorsFile> _files;
+
+    private SafetensorsCheckpoint(string folder, List<SafetensorsFile> files, Dictionary<string, SafetensorsFile> fileOf)
+    {
+        Folder = folder;
+        _files = files;
+        _fileOf = fileOf;
+    }
+
+    /// <summary>The folder the checkpoint was read from.</summary>
+    public string Folder { get; }
+
+    /// <summary>The shard files.</summary>
+    public IReadOnlyList<SafetensorsFile> Files => _files;
+
+    /// <summary>Every tensor name, in shard then data order.</summary>
+    public IEnumerable<string> Names => _files.SelectMany(f => f.Tensors).Select(t => t.Name).Where(_fileOf.ContainsKey);
+
+    /// <summary>Metadata of the first shard (HF writes the same <c>format</c> entry to each).</summary>
+    public IReadOnlyDictionary<string, string> Metadata => _files[0].Metadata;
+
+    /// <summary>Opens a folder (or a single .safetensors file).</summary>
+    public static SafetensorsCheckpoint Open(string path)
+    {
+        if (File.Exists(path))
+        {
+            var single = SafetensorsFile.Open(path);
+            return new SafetensorsCheckpoint(Path.GetDirectoryName(Path.GetFullPath(path))!, [single], single.Tensors.ToDictionary(t => t.Name, _ => single));
+        }
+
+        if (!Directory.Exists(path))
+            throw new FileNotFoundException($"no checkpoint at '{path}' (neither a folder nor a file)");
+        var index = Path.Combine(path, IndexFileName);
+        if (File.Exists(index))
+            return OpenSharded(path, index);
+        var file = Path.Combine(path, SingleFileName);
+        if (File.Exists(file))
+        {
+            var single = SafetensorsFile.Open(file);
+            return new SafetensorsCheckpoint(path, [single], single.Tensors.ToDictionary(t => t.Name, _ => single));
+        }
+
+        throw new FileNotFoundException($"{path}: no {SingleFileName} or {IndexFileName} (only safetensors checkpoints are supported)");
+    }
+
+    private static SafetensorsCheckpoint OpenSharded(string folder, string indexPath)
+    {
+        Dictionary<string, string> weightMap;
+        try
+        {
+            var root = JsonNode.Parse(File.ReadAllText(indexPath)) as JsonObject;
+            var map = root?["weight_map"] as JsonObject
+                ?? throw new CheckpointFormatException($"{indexPath}: missing 'weight_map' object");
+            weightMap = map.ToDictionary(kv => kv.Key, kv => kv.Value?.GetValue<string>()
+                ?? throw new CheckpointFormatException($"{indexPath}: weight_map entry '{kv.Key}' is not a file name"));
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new CheckpointFormatException($"{indexPath}: invalid index ({e.Message})", e);
+        }
+
+        var shardNames = weightMap.Values.Distinct(StringComparer.Ordinal).OrderBy(n => n, StringComparer.Ordinal).ToList();
+        foreach (var name in shardNames)
+        {
+            if (name.Contains('/') || name.Contains('\\') || name is "." or "..")
+                throw new CheckpointFormatException($"{indexPath}: shard name '{name}' must be a plain file name in the folder");
+        }
+
+        var missing = shardNames.Where(n => !File.Exists(Path.Combine(folder, n))).ToList();
+        if (missing.Count > 0)
+            throw new CheckpointFormatException($"{indexPath}: shard file(s) named in the index are missing: {string.Join(", ", missing)}");
+
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            var byName = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            foreach (var shard in shardNames)
+                files.Add(SafetensorsFile.Open(Path.Combine(folder, shard)));
+            var byShard = files.ToDictionary(f => Path.GetFileName(f.Path), StringComparer.Ordinal);
+            foreach (var (tensor, shard) in weightMap)
+            {
+                var file = byShard[shard];
+                if (!file.Contains(tensor))
+                    throw new CheckpointFormatException($"{indexPath}: tensor '{tensor}' is mapped to {shard}, which does not contain it");
+                byName[tensor] = file;
+            }
+
+            return new SafetensorsCheckpoint(folder, files, byName);
+        }
+        catch
+        {
+            foreach (var f in files)
+                f.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Whether a tensor of this name exists.</summary>
+    public bool Contains(string name) => _fileOf.ContainsKey(name);
+
+    /// <summary>The header entry of a tensor.</summary>
+    public SafetensorsTensorInfo GetInfo(string name) => FileOf(name).GetInfo(name);
+
+    /// <summary>Reads a tensor into a new CPU tensor.</summary>
+    public Tensor ReadTensor(string name) => FileOf(name).ReadTensor(name);
+
+    /// <summary>Copies a tensor into an existing one of the same shape.</summary>
+    public void CopyInto(string name, Tensor destination) => FileOf(name).CopyInto(name, destination);
+
+    private SafetensorsFile FileOf(string name) =>
+        _fileOf.TryGetValue(name, out var file) ? file : throw new KeyNotFoundException($"{Folder}: no tensor named '{name}'");
+
+    /// <summary>
+    /// Saves tensors as <c>model.safetensors</c>, or as <c>model-0000i-of-0000n.safetensors</c>
+    /// shards plus the index when they exceed <paramref name="maxShardBytes"/>. Each file is
+    /// written atomically and the index last, so a reader never sees an index naming unwritten shards.
+    /// Shard files of an earlier save that the new one does not use are removed.
+    /// </summary>
+    public static void Save(
+        string folder,
+        IReadOnlyList<KeyValuePair<string, Tensor>> tensors,
+        long maxShardBytes = DefaultMaxShardBytes,
+        IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxShardBytes, 1);
+        Directory.CreateDirectory(folder);
+        metadata ??= new Dictionary<string, string> { ["format"] = "pt" };
+
+        var shards = new List<List<KeyValuePair<string, Tensor>>> { new() };
+        long current = 0, total = 0;
+        foreach (var entry in tensors)
+        {
+            var size = SafetensorsWriter.DataBytes(entry.Value);
+            if (current > 0 && current + size > maxShardBytes)
+            {
+                shards.Add([]);
+                current = 0;
+            }
+
+            shards[^1].Add(entry);
+            current += size;
+            total += size;
+        }
+
+        var stale = Directory.EnumerateFiles(folder, "model-*-of-*.safetensors").Select(Path.GetFileName).ToHashSet();
+        if (shards.Count == 1)
+        {
+            SafetensorsWriter.Write(Path.Combine(folder, SingleFileName), shards[0], metadata);
+            File.Delete(Path.Combine(folder, IndexFileName));
+        }
+        else
+        {
+            var weightMap = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            for (var i = 0; i < shards.Count; i++)
+            {
+                var name = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+                SafetensorsWriter.Write(Path.Combine(folder, name), shards[i], metadata);
+                stale.Remove(name);
+                foreach (var (tensor, _) in shards[i])
+                    weightMap[tensor] = name;
+            }
+
+            var index = new JsonObject
+            {
+                ["metadata"] = new JsonObject { ["total_size"] = total },
+                ["weight_map"] = new JsonObject(weightMap.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            };
+            AtomicFile.WriteAllText(Path.Combine(folder, IndexFileName), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            File.Delete(Path.Combine(folder, SingleFileName));
+        }
+
+        foreach (var name in stale)
+            File.Delete(Path.Combine(folder, name!));
+    }
+
+    public void Dispose()
+    {
+        foreach (var file in _files)
+            file.Dispose();
+    }
+}
