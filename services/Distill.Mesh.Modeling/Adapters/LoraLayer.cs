@@ -1,0 +1,98 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Modeling.Adapters;
+
+/// <summary>
+/// The low-rank update of one linear projection: <c>Δy = (alpha / r) · B·A·dropout(x)</c>, with
+/// A [r, in] initialised as PEFT does (Kaiming-uniform) and B [out, r] zero, so a fresh adapter
+/// changes nothing.
+/// </summary>
+public sealed class LoraLayer
+{
+    /// <summary>Module names PEFT uses for the two factors.</summary>
+    public const string ANames = "lora_A";
+
+    /// <inheritdoc cref="ANames"/>
+    public const string BNames = "lora_B";
+
+    private readonly Dropout? _dropout;
+
+    public LoraLayer(long inFeatures, long outFeatures, int rank, double alpha, double dropout, ScalarType dtype, Device device)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rank, 1);
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        Rank = rank;
+        Alpha = alpha;
+        A = nn.Linear(inFeatures, rank, hasBias: false, device: device, dtype: dtype);
+        B = nn.Linear(rank, outFeatures, hasBias: false, device: device, dtype: dtype);
+        using (torch.no_grad())
+            B.weight!.zero_();
+        if (dropout > 0)
+            _dropout = nn.Dropout(dropout);
+    }
+
+    public long InFeatures { get; }
+
+    public long OutFeatures { get; }
+
+    public int Rank { get; }
+
+    public double Alpha { get; }
+
+    /// <summary><c>alpha / r</c>, applied once (here, or when merging).</summary>
+    public double Scaling => Alpha / Rank;
+
+    /// <summary>A: [r, in].</summary>
+    public Linear A { get; }
+
+    /// <summary>B: [out, r].</summary>
+    public Linear B { get; }
+
+    /// <summary>Whether the update is currently folded into the base weight.</summary>
+    public bool Merged { get; private set; }
+
+    /// <summary>The update for input <paramref name="x"/>.</summary>
+    public Tensor Delta(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var input = _dropout is not null && A.training ? _dropout.forward(x) : x;
+        return (B.forward(A.forward(input)) * Scaling).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The dense update <c>(alpha / r) · B·A</c>, [out, in], computed in float32.</summary>
+    public Tensor DeltaWeight()
+    {
+        using var scope = torch.NewDisposeScope();
+        var delta = B.weight!.to_type(ScalarType.Float32).matmul(A.weight!.to_type(ScalarType.Float32)) * Scaling;
+        return delta.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Folds the update into <paramref name="weight"/> (W ← W + ΔW).</summary>
+    public void MergeInto(Tensor weight)
+    {
+        if (Merged)
+            throw new InvalidOperationException("LoRA update is already merged");
+        Apply(weight, +1);
+        Merged = true;
+    }
+
+    /// <summary>Takes the update back out of <paramref name="weight"/> (W ← W − ΔW).</summary>
+    public void UnmergeFrom(Tensor weight)
+    {
+        if (!Merged)
+            throw new InvalidOperationException("LoRA update is not merged");
+        Apply(weight, -1);
+        Merged = false;
+    }
+
+    private void Apply(Tensor weight, int sign)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var updated = weight.to_type(ScalarType.Float32) + DeltaWeight() * sign;
+        weight.copy_(updated.to_type(weight.dtype));
+    }
+}

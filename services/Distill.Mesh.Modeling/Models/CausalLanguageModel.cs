@@ -1,0 +1,146 @@
+using Distill.Mesh.Modeling.Checkpoints;
+using Distill.Mesh.Modeling.Modules;
+using TorchSharp;
+using TorchSharp.Utils;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Modeling.Models;
+
+/// <summary>
+/// A decoder-only causal language model (HF <c>*ForCausalLM</c>) for the llama, qwen2, mistral and
+/// mixtral families. State-dict names and shapes are exactly HF's.
+/// </summary>
+public sealed class CausalLanguageModel : nn.Module
+{
+    [ComponentName(Name = "model")]
+    private readonly DecoderModel _model;
+
+    [ComponentName(Name = "lm_head")]
+    private readonly Projection? _lmHead;
+
+    /// <summary>Builds a model with uninitialised weights (use <see cref="InitializeWeights"/> or load a checkpoint).</summary>
+    /// <param name="config">The HF config.</param>
+    /// <param name="dtype">Weight dtype (float32 or bfloat16 on CPU).</param>
+    /// <param name="device">Device; <c>meta</c> builds names and shapes without allocating weights.</param>
+    public CausalLanguageModel(DecoderConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : base(nameof(CausalLanguageModel))
+    {
+        config.Validate();
+        device ??= torch.CPU;
+        Config = config;
+        _model = new DecoderModel(config, dtype, device);
+        if (!config.TieWordEmbeddings)
+            _lmHead = new Projection(config.HiddenSize, config.VocabSize, false, dtype, device);
+        RegisterComponents();
+    }
+
+    public DecoderConfig Config { get; }
+
+    /// <summary>The transformer body.</summary>
+    public DecoderModel Body => _model;
+
+    /// <summary>The output projection [vocab, hidden]: <c>lm_head.weight</c>, or the embeddings when tied.</summary>
+    public Tensor OutputWeight => _lmHead?.Weight ?? _model.EmbedTokens.Weight;
+
+    /// <summary>The untied output head, if any (a LoRA target).</summary>
+    public Projection? LmHead => _lmHead;
+
+    /// <summary>Element type of the weights.</summary>
+    public ScalarType DType => _model.EmbedTokens.Weight.dtype;
+
+    /// <summary>Device of the weights.</summary>
+    public Device Device => _model.EmbedTokens.Weight.device;
+
+    /// <summary>Logits [B, T, vocab] in the weights' dtype.</summary>
+    public Tensor Forward(Tensor ids, Tensor? paddingMask = null, Tensor? positionIds = null, KvCache? cache = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        var hidden = _model.Forward(ids, paddingMask, positionIds, cache);
+        return Logits(hidden).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Final hidden states [B, T, hidden] (for losses that project in chunks).</summary>
+    public Tensor Hidden(Tensor ids, Tensor? paddingMask = null, Tensor? positionIds = null, KvCache? cache = null) =>
+        _model.Forward(ids, paddingMask, positionIds, cache);
+
+    /// <summary>Projects hidden states to logits.</summary>
+    public Tensor Logits(Tensor hidden) =>
+        _lmHead is not null ? _lmHead.forward(hidden) : nn.functional.linear(hidden, _model.EmbedTokens.Weight);
+
+    /// <summary>A cache sized for this model.</summary>
+    public KvCache NewCache() => new(Config.NumHiddenLayers);
+
+    /// <summary>State-dict names and shapes in ordinal order (what a checkpoint must contain).</summary>
+    public IReadOnlyList<(string Name, long[] Shape)> ParameterShapes() =>
+        named_parameters().Select(p => (p.name, p.parameter.shape)).OrderBy(p => p.name, StringComparer.Ordinal).ToList();
+
+    /// <summary>Total parameter count (tied weights counted once).</summary>
+    public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    /// <summary>
+    /// HF-style random initialisation, reproducible by seed: weights ~ N(0, initializer_range),
+    /// biases 0, norm scales 1.
+    /// </summary>
+    public void InitializeWeights(long seed)
+    {
+        using var noGrad = torch.no_grad();
+        using var generator = new Generator((ulong)seed, Device);
+        foreach (var (name, parameter) in named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))
+        {
+            if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name == "model.norm.weight")
+                parameter.fill_(1.0);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal))
+                parameter.zero_();
+            else
+                parameter.normal_(0, Config.InitializerRange, generator);
+        }
+    }
+
+    /// <summary>
+    /// Loads an HF model folder: builds the model, loads every tensor strictly (missing, unexpected
+    /// and mis-shaped keys reported by name), then places it on <paramref name="device"/>.
+    /// </summary>
+    public static CausalLanguageModel FromPretrained(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    {
+        var config = ModelConfigs.Load(folder);
+        var model = new CausalLanguageModel(config, dtype, device ?? torch.CPU);
+        using (var checkpoint = SafetensorsCheckpoint.Open(folder))
+            StrictLoader.Load(model, checkpoint);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>
+    /// Saves <c>config.json</c> and the weights (sharded above <paramref name="maxShardBytes"/>) in
+    /// HF's layout. LoRA weights are not part of the base model and are skipped: merge them first,
+    /// or save them as an adapter.
+    /// </summary>
+    public void SavePretrained(string folder, long maxShardBytes = SafetensorsCheckpoint.DefaultMaxShardBytes)
+    {
+        Directory.CreateDirectory(folder);
+        Config.TorchDtype = DType switch
+        {
+            ScalarType.BFloat16 => "bfloat16",
+            ScalarType.Float16 => "float16",
+            _ => "float32",
+        };
+        Config.Architectures ??= [ArchitectureName(Config.ModelType)];
+        var tensors = named_parameters()
+            .Where(p => !p.name.Contains(".lora_", StringComparison.Ordinal))
+            .OrderBy(p => p.name, StringComparer.Ordinal)
+            .Select(p => KeyValuePair.Create(p.name, (Tensor)p.parameter))
+            .ToList();
+        SafetensorsCheckpoint.Save(folder, tensors, maxShardBytes);
+        ModelConfigs.Save(Config, folder);
+    }
+
+    private static string ArchitectureName(string modelType) => modelType switch
+    {
+        "llama" => "LlamaForCausalLM",
+        "qwen2" => "Qwen2ForCausalLM",
+        "mistral" => "MistralForCausalLM",
+        "mixtral" => "MixtralForCausalLM",
+        _ => "ForCausalLM",
+    };
+}

@@ -1,0 +1,148 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Distill.Mesh.Modeling.Models;
+
+/// <summary>
+/// Fields shared by the decoder-only families (HF <c>config.json</c>, field for field). Fields this
+/// class does not model are kept in <see cref="Extra"/> and written back on save.
+/// </summary>
+public abstract class DecoderConfig
+{
+    [JsonPropertyName("model_type")]
+    public string ModelType { get; set; } = "";
+
+    [JsonPropertyName("architectures")]
+    public List<string>? Architectures { get; set; }
+
+    [JsonPropertyName("vocab_size")]
+    public int VocabSize { get; set; }
+
+    [JsonPropertyName("hidden_size")]
+    public int HiddenSize { get; set; }
+
+    [JsonPropertyName("intermediate_size")]
+    public int IntermediateSize { get; set; }
+
+    [JsonPropertyName("num_hidden_layers")]
+    public int NumHiddenLayers { get; set; }
+
+    [JsonPropertyName("num_attention_heads")]
+    public int NumAttentionHeads { get; set; }
+
+    /// <summary>GQA: key/value heads; absent means as many as query heads.</summary>
+    [JsonPropertyName("num_key_value_heads")]
+    public int? NumKeyValueHeads { get; set; }
+
+    /// <summary>Absent means <c>hidden_size / num_attention_heads</c>.</summary>
+    [JsonPropertyName("head_dim")]
+    public int? HeadDim { get; set; }
+
+    [JsonPropertyName("hidden_act")]
+    public string HiddenAct { get; set; } = "silu";
+
+    [JsonPropertyName("max_position_embeddings")]
+    public int MaxPositionEmbeddings { get; set; } = 2048;
+
+    [JsonPropertyName("rms_norm_eps")]
+    public double RmsNormEps { get; set; } = 1e-6;
+
+    [JsonPropertyName("rope_theta")]
+    public double RopeTheta { get; set; } = 10000.0;
+
+    [JsonPropertyName("rope_scaling")]
+    public RopeScaling? RopeScaling { get; set; }
+
+    [JsonPropertyName("tie_word_embeddings")]
+    public bool TieWordEmbeddings { get; set; }
+
+    [JsonPropertyName("initializer_range")]
+    public double InitializerRange { get; set; } = 0.02;
+
+    [JsonPropertyName("bos_token_id")]
+    public int? BosTokenId { get; set; }
+
+    /// <summary>One id or a list (Llama 3.1 lists several).</summary>
+    [JsonPropertyName("eos_token_id")]
+    [JsonConverter(typeof(IntOrIntArrayConverter))]
+    public int[]? EosTokenId { get; set; }
+
+    [JsonPropertyName("pad_token_id")]
+    public int? PadTokenId { get; set; }
+
+    [JsonPropertyName("torch_dtype")]
+    public string? TorchDtype { get; set; }
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Extra { get; set; }
+
+    /// <summary>Key/value heads after defaulting.</summary>
+    [JsonIgnore]
+    public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
+
+    /// <summary>Per-head dimension after defaulting.</summary>
+    [JsonIgnore]
+    public int HeadDimension => HeadDim ?? HiddenSize / Math.Max(1, NumAttentionHeads);
+
+    /// <summary>Whether q/k/v projections carry biases (Qwen2 always; Llama when <c>attention_bias</c>).</summary>
+    [JsonIgnore]
+    public virtual bool QkvBias => false;
+
+    /// <summary>Whether o_proj carries a bias.</summary>
+    [JsonIgnore]
+    public virtual bool OutputBias => false;
+
+    /// <summary>Whether MLP projections carry biases.</summary>
+    [JsonIgnore]
+    public virtual bool MlpBias => false;
+
+    /// <summary>The attention window of a layer, or null for full causal attention.</summary>
+    public virtual int? SlidingWindowOf(int layer) => null;
+
+    /// <summary>Experts per MoE layer, or 0 for a dense model.</summary>
+    [JsonIgnore]
+    public virtual int ExpertCount => 0;
+
+    /// <summary>Experts each token is routed to.</summary>
+    [JsonIgnore]
+    public virtual int ExpertsPerToken => 0;
+
+    /// <summary>Checks the sizes fit together; throws naming the field.</summary>
+    public virtual void Validate()
+    {
+        Positive(VocabSize, "vocab_size");
+        Positive(HiddenSize, "hidden_size");
+        Positive(IntermediateSize, "intermediate_size");
+        Positive(NumHiddenLayers, "num_hidden_layers");
+        Positive(NumAttentionHeads, "num_attention_heads");
+        Positive(KeyValueHeads, "num_key_value_heads");
+        Positive(HeadDimension, "head_dim");
+        if (NumAttentionHeads % KeyValueHeads != 0)
+            throw Invalid($"num_attention_heads ({NumAttentionHeads}) must be a multiple of num_key_value_heads ({KeyValueHeads})");
+        if (HeadDim is null && HiddenSize % NumAttentionHeads != 0)
+            throw Invalid($"hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads}) when head_dim is not given");
+        if (HeadDimension % 2 != 0)
+            throw Invalid($"head_dim ({HeadDimension}) must be even for rotary embeddings");
+        if (HiddenAct is not ("silu" or "swish"))
+            throw Invalid($"hidden_act '{HiddenAct}' is not supported (supported: silu)");
+        if (RmsNormEps <= 0 || RopeTheta <= 0)
+            throw Invalid("rms_norm_eps and rope_theta must be positive");
+        if (RopeScaling is { } scaling)
+        {
+            if (!RopeScaling.SupportedTypes.Contains(scaling.Kind))
+                throw Invalid($"rope_scaling type '{scaling.Kind}' is not supported (supported: {string.Join(", ", RopeScaling.SupportedTypes)})");
+            if (scaling.Factor <= 0)
+                throw Invalid("rope_scaling.factor must be positive");
+            if (scaling.Kind == "llama3" && (scaling.LowFreqFactor is null || scaling.HighFreqFactor is null || scaling.OriginalMaxPositionEmbeddings is null))
+                throw Invalid("llama3 rope_scaling needs low_freq_factor, high_freq_factor and original_max_position_embeddings");
+        }
+    }
+
+    protected static void Positive(int value, string field)
+    {
+        if (value <= 0)
+            throw Invalid($"{field} must be positive (got {value})");
+    }
+
+    protected static ModelConfigException Invalid(string message) => new($"config.json: {message}");
+}

@@ -1,0 +1,78 @@
+using System.Text.Json.Serialization;
+
+namespace Distill.Mesh.Modeling.Models;
+
+/// <summary>HF <c>LlamaConfig</c> (Llama 2/3, and the many models that reuse it).</summary>
+public sealed class LlamaConfig : DecoderConfig
+{
+    [JsonPropertyName("attention_bias")]
+    public bool AttentionBias { get; set; }
+
+    [JsonPropertyName("mlp_bias")]
+    public bool MlpBiasField { get; set; }
+
+    public override bool QkvBias => AttentionBias;
+
+    public override bool OutputBias => AttentionBias;
+
+    public override bool MlpBias => MlpBiasField;
+}
+
+/// <summary>HF <c>Qwen2Config</c>: q/k/v carry biases; optional sliding window on upper layers.</summary>
+public sealed class Qwen2Config : DecoderConfig
+{
+    [JsonPropertyName("use_sliding_window")]
+    public bool UseSlidingWindow { get; set; }
+
+    [JsonPropertyName("sliding_window")]
+    public int? SlidingWindow { get; set; }
+
+    [JsonPropertyName("max_window_layers")]
+    public int? MaxWindowLayers { get; set; }
+
+    public override bool QkvBias => true;
+
+    /// <summary>As HF Qwen2: layers from <c>max_window_layers</c> up use the window.</summary>
+    public override int? SlidingWindowOf(int layer) =>
+        UseSlidingWindow && SlidingWindow is > 0 && layer >= (MaxWindowLayers ?? 0) ? SlidingWindow : null;
+}
+
+/// <summary>HF <c>MistralConfig</c>: Llama layout with an optional sliding attention window.</summary>
+public sealed class MistralConfig : DecoderConfig
+{
+    [JsonPropertyName("sliding_window")]
+    public int? SlidingWindow { get; set; }
+
+    public override int? SlidingWindowOf(int layer) => SlidingWindow is > 0 ? SlidingWindow : null;
+}
+
+/// <summary>HF <c>MixtralConfig</c>: sparse MoE MLP (softmax router, top-k, renormalised weights).</summary>
+public sealed class MixtralConfig : DecoderConfig
+{
+    [JsonPropertyName("num_local_experts")]
+    public int NumLocalExperts { get; set; } = 8;
+
+    [JsonPropertyName("num_experts_per_tok")]
+    public int NumExpertsPerTok { get; set; } = 2;
+
+    [JsonPropertyName("sliding_window")]
+    public int? SlidingWindow { get; set; }
+
+    [JsonPropertyName("router_aux_loss_coef")]
+    public double RouterAuxLossCoef { get; set; } = 0.02;
+
+    public override int ExpertCount => NumLocalExperts;
+
+    public override int ExpertsPerToken => NumExpertsPerTok;
+
+    public override int? SlidingWindowOf(int layer) => SlidingWindow is > 0 ? SlidingWindow : null;
+
+    public override void Validate()
+    {
+        base.Validate();
+        Positive(NumLocalExperts, "num_local_experts");
+        Positive(NumExpertsPerTok, "num_experts_per_tok");
+        if (NumExpertsPerTok > NumLocalExperts)
+            throw Invalid($"num_experts_per_tok ({NumExpertsPerTok}) exceeds num_local_experts ({NumLocalExperts})");
+    }
+}

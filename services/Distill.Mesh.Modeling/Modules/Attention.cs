@@ -1,0 +1,80 @@
+using Distill.Mesh.Modeling.Models;
+using TorchSharp;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Modeling.Modules;
+
+/// <summary>
+/// Multi-head self-attention with grouped key/value heads (GQA), rotary positions and an optional
+/// KV cache. Parameter names follow HF: <c>q_proj</c>, <c>k_proj</c>, <c>v_proj</c>, <c>o_proj</c>.
+/// </summary>
+public sealed class Attention : nn.Module
+{
+    [ComponentName(Name = "q_proj")]
+    private readonly Projection _qProj;
+
+    [ComponentName(Name = "k_proj")]
+    private readonly Projection _kProj;
+
+    [ComponentName(Name = "v_proj")]
+    private readonly Projection _vProj;
+
+    [ComponentName(Name = "o_proj")]
+    private readonly Projection _oProj;
+
+    private readonly int _layer;
+    private readonly int _heads;
+    private readonly int _kvHeads;
+    private readonly int _headDim;
+
+    public Attention(DecoderConfig config, int layer, ScalarType dtype, Device device)
+        : base(nameof(Attention))
+    {
+        _layer = layer;
+        _heads = config.NumAttentionHeads;
+        _kvHeads = config.KeyValueHeads;
+        _headDim = config.HeadDimension;
+        _qProj = new Projection(config.HiddenSize, _heads * _headDim, config.QkvBias, dtype, device);
+        _kProj = new Projection(config.HiddenSize, _kvHeads * _headDim, config.QkvBias, dtype, device);
+        _vProj = new Projection(config.HiddenSize, _kvHeads * _headDim, config.QkvBias, dtype, device);
+        _oProj = new Projection(_heads * _headDim, config.HiddenSize, config.OutputBias, dtype, device);
+        RegisterComponents();
+    }
+
+    /// <param name="hidden">[B, T, hidden].</param>
+    /// <param name="cos">Rotary table [B, 1, T, head_dim].</param>
+    /// <param name="sin">Rotary table [B, 1, T, head_dim].</param>
+    /// <param name="mask">Additive mask [B, 1, T, past + T]; when null, <paramref name="causal"/> decides.</param>
+    /// <param name="causal">Without a mask: causal attention (prefill) or attend-to-all (one decode step).</param>
+    /// <param name="cache">Past keys/values to extend, or null.</param>
+    public Tensor Forward(Tensor hidden, Tensor cos, Tensor sin, Tensor? mask, bool causal, KvCache? cache)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (batch, length) = (hidden.shape[0], hidden.shape[1]);
+        var q = _qProj.forward(hidden).view(batch, length, _heads, _headDim).transpose(1, 2);
+        var k = _kProj.forward(hidden).view(batch, length, _kvHeads, _headDim).transpose(1, 2);
+        var v = _vProj.forward(hidden).view(batch, length, _kvHeads, _headDim).transpose(1, 2);
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+
+        if (cache is not null)
+            (k, v) = cache.Append(_layer, k, v);
+
+        k = RepeatKv(k);
+        v = RepeatKv(v);
+        var attended = nn.functional.scaled_dot_product_attention(q, k, v, mask, is_casual: mask is null && causal);
+        var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
+        return _oProj.forward(merged).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Each group of query heads shares one key/value head: head h reads kv head h / groups.</summary>
+    private Tensor RepeatKv(Tensor kv)
+    {
+        var groups = _heads / _kvHeads;
+        if (groups == 1)
+            return kv;
+        var (b, t) = (kv.shape[0], kv.shape[2]);
+        return kv.unsqueeze(2).expand(b, _kvHeads, groups, t, _headDim).reshape(b, _heads, t, _headDim);
+    }
+}

@@ -1,0 +1,48 @@
+using Distill.Mesh.Modeling.Models;
+using TorchSharp;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Modeling.Modules;
+
+/// <summary>Pre-norm transformer block: attention and MLP (dense or sparse MoE), each with a residual.</summary>
+public sealed class DecoderLayer : nn.Module
+{
+    [ComponentName(Name = "input_layernorm")]
+    private readonly RmsNorm _inputLayernorm;
+
+    [ComponentName(Name = "self_attn")]
+    private readonly Attention _selfAttn;
+
+    [ComponentName(Name = "post_attention_layernorm")]
+    private readonly RmsNorm _postAttentionLayernorm;
+
+    [ComponentName(Name = "mlp")]
+    private readonly GatedMlp? _mlp;
+
+    [ComponentName(Name = "block_sparse_moe")]
+    private readonly SparseMoeBlock? _blockSparseMoe;
+
+    public DecoderLayer(DecoderConfig config, int layer, ScalarType dtype, Device device)
+        : base(nameof(DecoderLayer))
+    {
+        _inputLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        _selfAttn = new Attention(config, layer, dtype, device);
+        _postAttentionLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        if (config.ExpertCount > 0)
+            _blockSparseMoe = new SparseMoeBlock(config.HiddenSize, config.IntermediateSize, config.ExpertCount, config.ExpertsPerToken, dtype, device);
+        else
+            _mlp = new GatedMlp(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor hidden, Tensor cos, Tensor sin, Tensor? mask, bool causal, KvCache? cache)
+    {
+        using var scope = torch.NewDisposeScope();
+        var attended = _selfAttn.Forward(_inputLayernorm.forward(hidden), cos, sin, mask, causal, cache);
+        var residual = hidden + attended;
+        var normed = _postAttentionLayernorm.forward(residual);
+        var mlp = _mlp is not null ? _mlp.forward(normed) : _blockSparseMoe!.forward(normed);
+        return (residual + mlp).MoveToOuterDisposeScope();
+    }
+}
