@@ -37,16 +37,20 @@ public static class ByteLevelAlphabet
         });
     }
 
-    /// <summary>Appends the bytes that byte-level characters stand for; false if one is not in the alphabet.</summary>
+    /// <summary>
+    /// Appends the bytes that byte-level characters stand for; false, appending nothing, if any
+    /// character is outside the alphabet (an added token's literal text).
+    /// </summary>
     public static bool TryDecode(string symbols, List<byte> output)
     {
         foreach (var c in symbols)
         {
-            if (!CharToByte.TryGetValue(c, out var b))
+            if (!CharToByte.ContainsKey(c))
                 return false;
-            output.Add(b);
         }
 
+        foreach (var c in symbols)
+            output.Add(CharToByte[c]);
         return true;
     }
 }

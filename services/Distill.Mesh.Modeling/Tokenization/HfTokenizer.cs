@@ -149,36 +149,22 @@ public sealed class HfTokenizer : TextTokenizer
             _model.Encode(word, ids);
     }
 
+    /// <summary>
+    /// Decodes as HF does: every token (added tokens as their text) goes through the decoder chain
+    /// together, so e.g. a Strip step only affects the very start of the text.
+    /// </summary>
     public override string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
-        var text = new StringBuilder();
-        var run = new List<string>();
+        var tokens = new List<string>();
         foreach (var id in ids)
         {
             if (id < 0 || id >= _idToToken.Length || _idToToken[id] is null)
                 throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is not in the vocabulary (size {VocabularySize})");
-            if (_addedById.TryGetValue(id, out var added))
-            {
-                Flush();
-                if (!(skipSpecialTokens && added.Special))
-                    text.Append(added.Content);
-                continue;
-            }
-
-            run.Add(_idToToken[id]);
+            if (!(skipSpecialTokens && IsSpecial(id)))
+                tokens.Add(_idToToken[id]);
         }
 
-        Flush();
-        return text.ToString();
-
-        void Flush()
-        {
-            if (run.Count == 0)
-                return;
-            foreach (var piece in _decode(run))
-                text.Append(piece);
-            run.Clear();
-        }
+        return string.Concat(_decode(tokens));
     }
 
     public override int? TokenToId(string token) =>
