@@ -19,13 +19,22 @@ public sealed class LoraLayer
 
     private readonly Dropout? _dropout;
 
-    public LoraLayer(long inFeatures, long outFeatures, int rank, double alpha, double dropout, ScalarType dtype, Device device)
+    /// <param name="inFeatures">Input size of the adapted projection.</param>
+    /// <param name="outFeatures">Output size of the adapted projection.</param>
+    /// <param name="rank">r.</param>
+    /// <param name="alpha">lora_alpha.</param>
+    /// <param name="dropout">Dropout on the adapter's input while training.</param>
+    /// <param name="rsLora">Scale by alpha/√r (rank-stabilised LoRA) instead of alpha/r.</param>
+    /// <param name="dtype">Element type of A and B.</param>
+    /// <param name="device">Device of A and B.</param>
+    public LoraLayer(long inFeatures, long outFeatures, int rank, double alpha, double dropout, bool rsLora, ScalarType dtype, Device device)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rank, 1);
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         Rank = rank;
         Alpha = alpha;
+        Scaling = rsLora ? alpha / Math.Sqrt(rank) : alpha / rank;
         A = nn.Linear(inFeatures, rank, hasBias: false, device: device, dtype: dtype);
         B = nn.Linear(rank, outFeatures, hasBias: false, device: device, dtype: dtype);
         using (torch.no_grad())
@@ -42,8 +51,8 @@ public sealed class LoraLayer
 
     public double Alpha { get; }
 
-    /// <summary><c>alpha / r</c>, applied once (here, or when merging).</summary>
-    public double Scaling => Alpha / Rank;
+    /// <summary><c>alpha / r</c> (or <c>alpha / √r</c> with rsLoRA), applied once: here, or when merging.</summary>
+    public double Scaling { get; }
 
     /// <summary>A: [r, in].</summary>
     public Linear A { get; }

@@ -55,6 +55,20 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         register_module(LoraLayer.BNames, lora.B);
     }
 
+    /// <summary>Removes the adapter (taking it out of the weight first if it is merged).</summary>
+    public void DetachLora()
+    {
+        if (Lora is null)
+            return;
+        if (Lora.Merged)
+            Lora.UnmergeFrom(_weight);
+        Lora = null;
+        // TorchSharp has no unregister: re-registering with an empty module is not possible either,
+        // so the children are removed from the internal registry by name.
+        _internal_submodules.Remove(LoraLayer.ANames);
+        _internal_submodules.Remove(LoraLayer.BNames);
+    }
+
     public override Tensor forward(Tensor input)
     {
         var output = nn.functional.linear(input, _weight, _bias);

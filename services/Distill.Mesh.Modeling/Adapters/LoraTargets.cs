@@ -1,0 +1,64 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Distill.Mesh.Modeling.Models;
+using Distill.Mesh.Modeling.Modules;
+
+namespace Distill.Mesh.Modeling.Adapters;
+
+/// <summary>PEFT's rules for which modules an adapter targets and with what rank and alpha.</summary>
+public static class LoraTargets
+{
+    /// <summary>Linear modules of a model by path (e.g. <c>model.layers.0.self_attn.q_proj</c>).</summary>
+    public static IReadOnlyList<(string Path, Projection Module)> Linears(CausalLanguageModel model) =>
+        model.named_modules().Where(m => m.module is Projection).Select(m => (m.name, (Projection)m.module)).ToList();
+
+    /// <summary>The modules <paramref name="config"/> targets, in path order; error if none.</summary>
+    public static IReadOnlyList<(string Path, Projection Module)> Select(CausalLanguageModel model, LoraConfig config)
+    {
+        var linears = Linears(model);
+        Func<string, bool> matches;
+        if (config.TargetModules.ValueKind == JsonValueKind.String)
+        {
+            var target = config.TargetModules.GetString()!;
+            if (target == "all-linear")
+            {
+                matches = path => path != "lm_head";
+            }
+            else
+            {
+                var regex = new Regex($"^(?:{target})$", RegexOptions.CultureInvariant);
+                matches = regex.IsMatch;
+            }
+        }
+        else
+        {
+            var names = config.TargetModules.EnumerateArray().Select(e => e.GetString()!).ToList();
+            matches = path => names.Any(n => path == n || path.EndsWith("." + n, StringComparison.Ordinal));
+        }
+
+        var selected = linears.Where(l => matches(l.Path)).OrderBy(l => l.Path, StringComparer.Ordinal).ToList();
+        if (selected.Count == 0)
+        {
+            var kinds = linears.Select(l => l.Path.Split('.')[^1]).Distinct().Order();
+            throw new AdapterFormatException($"target_modules {config.TargetModules.GetRawText()} matches no module of the model (its linear modules are named: {string.Join(", ", kinds)})");
+        }
+
+        return selected;
+    }
+
+    /// <summary>The rank and alpha of one module: the first matching pattern key, else r and lora_alpha.</summary>
+    public static (int Rank, double Alpha) RankAndAlpha(LoraConfig config, string path) =>
+        (Pattern(config.RankPattern, path) ?? config.R, Pattern(config.AlphaPattern, path) ?? config.LoraAlpha);
+
+    /// <summary>PEFT matches a pattern key against the end of the module path: <c>(.*\.)?key$</c>.</summary>
+    private static T? Pattern<T>(Dictionary<string, T> patterns, string path) where T : struct
+    {
+        foreach (var (key, value) in patterns)
+        {
+            if (Regex.IsMatch(path, $"^(.*\\.)?(?:{key})$", RegexOptions.CultureInvariant))
+                return value;
+        }
+
+        return null;
+    }
+}
