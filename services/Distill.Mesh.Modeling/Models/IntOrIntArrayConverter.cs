@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace Distill.Mesh.Modeling.Models;
 
 /// <summary>Reads HF's "one id or a list of ids" fields; writes a single id back as a number.</summary>
-internal sealed class IntOrIntArrayConverter : JsonConverter<int[]?>
+public sealed class IntOrIntArrayConverter : JsonConverter<int[]?>
 {
     public override int[]? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
         reader.TokenType switch

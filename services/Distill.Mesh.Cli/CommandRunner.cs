@@ -1,0 +1,64 @@
+using System.CommandLine;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Distill.Mesh.Modeling.Adapters;
+using Distill.Mesh.Modeling.Checkpoints;
+using Distill.Mesh.Modeling.Models;
+using Distill.Mesh.Modeling.Tokenization;
+
+namespace Distill.Mesh.Cli;
+
+/// <summary>Runs a command body, turning user errors into a one-line message and exit code 1.</summary>
+internal static class CommandRunner
+{
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    public static void SetAction(this Command command, Func<ParseResult, TextWriter, int> body) =>
+        command.SetAction(parseResult =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            try
+            {
+                return body(parseResult, output);
+            }
+            catch (Exception e) when (IsUserError(e))
+            {
+                parseResult.InvocationConfiguration.Error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+        });
+
+    /// <summary>Errors caused by the user's files or arguments (not bugs): reported without a stack trace.</summary>
+    private static bool IsUserError(Exception e) => e is FileNotFoundException or DirectoryNotFoundException
+        or CheckpointFormatException or ModelConfigException or TokenizerFormatException or AdapterFormatException
+        or ArgumentException or FormatException or JsonException or UnauthorizedAccessException;
+
+    public static void WriteJson(TextWriter output, object value) => output.WriteLine(JsonSerializer.Serialize(value, Json));
+
+    /// <summary>Parses "1,2,3" (spaces allowed).</summary>
+    public static int[] ParseIds(string text, string option)
+    {
+        try
+        {
+            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+        }
+        catch (FormatException)
+        {
+            throw new FormatException($"{option} must be comma-separated token ids, e.g. 1,2,3 (got '{text}')");
+        }
+    }
+
+    /// <summary>Parses float32 / bfloat16 (and aliases).</summary>
+    public static TorchSharp.torch.ScalarType ParseDType(string text) => text.ToLowerInvariant() switch
+    {
+        "float32" or "fp32" or "f32" => TorchSharp.torch.ScalarType.Float32,
+        "bfloat16" or "bf16" => TorchSharp.torch.ScalarType.BFloat16,
+        "float16" or "fp16" or "f16" => TorchSharp.torch.ScalarType.Float16,
+        _ => throw new ArgumentException($"unknown dtype '{text}' (use float32, bfloat16 or float16)"),
+    };
+}

@@ -1,0 +1,3 @@
+using Distill.Mesh.Cli;
+
+return await DistillCommand.Create().Parse(args).InvokeAsync();
