@@ -53,6 +53,14 @@ internal static class CommandRunner
         }
     }
 
+    /// <summary>A device by name ("cpu", "cuda", "cuda:1"); CUDA needs a build with -p:TorchBackend=cuda.</summary>
+    public static TorchSharp.torch.Device ParseDevice(string text)
+    {
+        if (text.StartsWith("cuda", StringComparison.OrdinalIgnoreCase) && !TorchSharp.torch.cuda.is_available())
+            throw new ArgumentException($"device '{text}' requested but CUDA is not available (this build uses TorchBackend=cpu, or no GPU is visible)");
+        return TorchSharp.torch.device(text);
+    }
+
     /// <summary>Parses float32 / bfloat16 (and aliases).</summary>
     public static TorchSharp.torch.ScalarType ParseDType(string text) => text.ToLowerInvariant() switch
     {

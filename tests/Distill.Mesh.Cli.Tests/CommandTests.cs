@@ -106,6 +106,7 @@ public sealed class CommandTests : IDisposable
     [InlineData("generate --model {model} --prompt-ids 1,x", "comma-separated token ids")]
     [InlineData("logits --model {model} --ids 1,2 --dtype float8", "unknown dtype 'float8'")]
     [InlineData("generate --model {model} --prompt-ids 1 --top-p 2", "top_p must be in (0, 1]")]
+    [InlineData("logits --model {model} --ids 1,2 --device cuda", "CUDA is not available")]
     public async Task BadInput_ExitsWithOneLineError(string commandLine, string expected)
     {
         await InitTinyModel();

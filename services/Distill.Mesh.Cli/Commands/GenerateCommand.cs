@@ -20,12 +20,13 @@ internal static class GenerateCommand
         var topK = new Option<int>("--top-k") { DefaultValueFactory = _ => 0 };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "float32" };
+        var device = new Option<string>("--device") { Description = "cpu or cuda[:N]", DefaultValueFactory = _ => "cpu" };
         var json = new Option<bool>("--json") { Description = "print JSON" };
-        var command = new Command("generate", "Generate a continuation with a model") { model, prompt, promptIds, maxNew, greedy, temperature, topP, topK, seed, dtype, json };
+        var command = new Command("generate", "Generate a continuation with a model") { model, prompt, promptIds, maxNew, greedy, temperature, topP, topK, seed, dtype, device, json };
         command.SetAction((parse, output) =>
         {
             var folder = parse.GetValue(model)!;
-            using var lm = CausalLanguageModel.FromPretrained(folder, CommandRunner.ParseDType(parse.GetValue(dtype)!));
+            using var lm = CausalLanguageModel.FromPretrained(folder, CommandRunner.ParseDType(parse.GetValue(dtype)!), CommandRunner.ParseDevice(parse.GetValue(device)!));
             var tokenizer = HasTokenizer(folder) ? TokenizerLoader.Load(folder) : null;
             var ids = parse.GetValue(promptIds) is { } idText
                 ? CommandRunner.ParseIds(idText, "--prompt-ids")
