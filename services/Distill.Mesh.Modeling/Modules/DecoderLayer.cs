@@ -32,7 +32,7 @@ public sealed class DecoderLayer : nn.Module
         if (config.ExpertCount > 0)
             _blockSparseMoe = new SparseMoeBlock(config.HiddenSize, config.IntermediateSize, config.ExpertCount, config.ExpertsPerToken, dtype, device);
         else
-            _mlp = new GatedMlp(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device);
+            _mlp = new GatedMlp(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device, GatedMlp.LlamaNames);
         RegisterComponents();
     }
 

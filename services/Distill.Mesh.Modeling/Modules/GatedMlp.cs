@@ -1,34 +1,43 @@
 using TorchSharp;
-using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace Distill.Mesh.Modeling.Modules;
 
-/// <summary>SwiGLU MLP <c>down(silu(gate(x)) · up(x))</c> with HF Llama's names.</summary>
+/// <summary>
+/// SwiGLU MLP <c>down(silu(gate(x)) · up(x))</c>. The projections' names differ by family, so
+/// they are registered under names given at construction: Llama's <c>gate_proj/up_proj/down_proj</c>
+/// or a Mixtral expert's <c>w1/w3/w2</c>.
+/// </summary>
 public sealed class GatedMlp : nn.Module<Tensor, Tensor>
 {
-    [ComponentName(Name = "gate_proj")]
-    private readonly Projection _gateProj;
+    /// <summary>HF Llama/Qwen2/Mistral names.</summary>
+    public static readonly (string Gate, string Up, string Down) LlamaNames = ("gate_proj", "up_proj", "down_proj");
 
-    [ComponentName(Name = "up_proj")]
-    private readonly Projection _upProj;
+    /// <summary>Mixtral expert names (w1 = gate, w3 = up, w2 = down).</summary>
+    public static readonly (string Gate, string Up, string Down) MixtralExpertNames = ("w1", "w3", "w2");
 
-    [ComponentName(Name = "down_proj")]
-    private readonly Projection _downProj;
+    // Kept in an array, not in Module-typed fields: TorchSharp's named_modules() also lists such
+    // fields under their C# names, which would expose each projection twice.
+    private readonly Projection[] _gateUpDown;
 
-    public GatedMlp(long hidden, long intermediate, bool bias, ScalarType dtype, Device device)
+    public GatedMlp(long hidden, long intermediate, bool bias, ScalarType dtype, Device device, (string Gate, string Up, string Down) names)
         : base(nameof(GatedMlp))
     {
-        _gateProj = new Projection(hidden, intermediate, bias, dtype, device);
-        _upProj = new Projection(hidden, intermediate, bias, dtype, device);
-        _downProj = new Projection(intermediate, hidden, bias, dtype, device);
-        RegisterComponents();
+        _gateUpDown =
+        [
+            new Projection(hidden, intermediate, bias, dtype, device),
+            new Projection(hidden, intermediate, bias, dtype, device),
+            new Projection(intermediate, hidden, bias, dtype, device),
+        ];
+        register_module(names.Gate, _gateUpDown[0]);
+        register_module(names.Up, _gateUpDown[1]);
+        register_module(names.Down, _gateUpDown[2]);
     }
 
     public override Tensor forward(Tensor input)
     {
         using var scope = torch.NewDisposeScope();
-        var gated = nn.functional.silu(_gateProj.forward(input)) * _upProj.forward(input);
-        return _downProj.forward(gated).MoveToOuterDisposeScope();
+        var gated = nn.functional.silu(_gateUpDown[0].forward(input)) * _gateUpDown[1].forward(input);
+        return _gateUpDown[2].forward(gated).MoveToOuterDisposeScope();
     }
 }

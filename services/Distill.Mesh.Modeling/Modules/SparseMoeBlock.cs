@@ -15,7 +15,7 @@ public sealed class SparseMoeBlock : nn.Module<Tensor, Tensor>
     private readonly Projection _gate;
 
     [ComponentName(Name = "experts")]
-    private readonly ModuleList<MixtralExpert> _experts;
+    private readonly ModuleList<GatedMlp> _experts;
 
     private readonly int _topK;
 
@@ -24,8 +24,8 @@ public sealed class SparseMoeBlock : nn.Module<Tensor, Tensor>
     {
         _topK = topK;
         _gate = new Projection(hidden, experts, false, dtype, device);
-        _experts = new ModuleList<MixtralExpert>(Enumerable.Range(0, experts)
-            .Select(_ => new MixtralExpert(hidden, intermediate, dtype, device)).ToArray());
+        _experts = new ModuleList<GatedMlp>(Enumerable.Range(0, experts)
+            .Select(_ => new GatedMlp(hidden, intermediate, false, dtype, device, GatedMlp.MixtralExpertNames)).ToArray());
         RegisterComponents();
     }
 
