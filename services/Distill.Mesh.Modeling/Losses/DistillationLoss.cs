@@ -102,6 +102,8 @@ public static class DistillationLoss
 
         if (options.Kind == DivergenceKind.LogitMse)
             throw new ArgumentException("logit MSE needs the teacher's full logits, not a top-k signal");
+        if (teacher.Ids.shape[^1] == student.shape[^1])
+            return Divergences.PerRow(logP, logQ, options); // k = V: nothing outside, no tail bucket
         var outside = logQAll.scatter(-1, teacher.Ids, torch.full_like(logQ, double.NegativeInfinity));
         var logQTail = outside.logsumexp(-1, keepdim: true);
         var pTail = teacher.TailMass?.to_type(student.dtype).unsqueeze(-1)

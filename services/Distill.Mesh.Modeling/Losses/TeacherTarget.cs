@@ -47,7 +47,7 @@ public sealed record TopKTeacherSignal(Tensor Ids, Tensor LogProbs, TopKMode Mod
     public static TopKTeacherSignal FromLogits(Tensor logits, int k, double temperature, TopKMode mode)
     {
         using var scope = torch.NewDisposeScope();
-        var logProbs = (logits.to_type(ScalarType.Float32) / temperature).log_softmax(-1);
+        var logProbs = (logits.AtLeastFloat32() / temperature).log_softmax(-1);
         var (values, ids) = logProbs.topk(k, dim: -1);
         return new TopKTeacherSignal(ids.MoveToOuterDisposeScope(), values.MoveToOuterDisposeScope(), mode);
     }
@@ -69,9 +69,9 @@ public sealed record SampledTeacherSignal(Tensor Ids, Tensor Weights, Tensor Log
     public static SampledTeacherSignal FromLogits(Tensor logits, int samples, double temperature, Generator generator)
     {
         using var scope = torch.NewDisposeScope();
-        var logProbs = (logits.to_type(ScalarType.Float32) / temperature).log_softmax(-1);
+        var logProbs = (logits.AtLeastFloat32() / temperature).log_softmax(-1);
         var ids = torch.multinomial(logProbs.exp(), samples, replacement: true, generator: generator);
-        var weights = torch.full(ids.shape, 1.0 / samples, dtype: ScalarType.Float32, device: ids.device);
+        var weights = torch.full(ids.shape, 1.0 / samples, dtype: logProbs.dtype, device: ids.device);
         var picked = logProbs.gather(-1, ids);
         return new SampledTeacherSignal(ids.MoveToOuterDisposeScope(), weights.MoveToOuterDisposeScope(), picked.MoveToOuterDisposeScope());
     }

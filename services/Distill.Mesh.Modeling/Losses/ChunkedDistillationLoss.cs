@@ -1,0 +1,99 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Modeling.Losses;
+
+/// <summary>
+/// The distillation loss with the student's output projection fused in and computed a block of
+/// positions at a time: for each block, logits = hidden·Wᵀ, the loss and its gradient with respect
+/// to those logits (by autograd on the block alone), then dHidden and dW accumulate and the
+/// block's logits are freed. The whole [N × V] logits and their gradient never exist at once;
+/// memory is one block's [B × V] plus dHidden [N × H] and dW [V × H]. Backward only scales the
+/// saved gradients, so nothing is recomputed. Value and gradients equal the plain path.
+/// </summary>
+public static class ChunkedDistillationLoss
+{
+    /// <param name="hidden">Student final hidden states [N, H] (aligned with labels: shift first).</param>
+    /// <param name="outputWeight">Student output projection [V, H] (lm_head, or tied embeddings).</param>
+    /// <param name="teacher">Teacher targets per block, or null for plain cross-entropy.</param>
+    /// <param name="labels">[N], <c>ignore_index</c> where no loss is taken.</param>
+    /// <param name="options">Loss options.</param>
+    /// <param name="normalizer">Divide sums by this (the optimizer step's valid tokens); default: this call's valid tokens.</param>
+    /// <param name="blockSize">Positions per block.</param>
+    public static LossParts Compute(Tensor hidden, Tensor outputWeight, ITeacherRows? teacher, Tensor labels, DistillationLossOptions options, double? normalizer = null, int blockSize = 1024)
+    {
+        options.Validate();
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        if (hidden.dim() != 2 || outputWeight.dim() != 2 || hidden.shape[1] != outputWeight.shape[1])
+            throw new ArgumentException($"hidden [{string.Join(", ", hidden.shape)}] and output weight [{string.Join(", ", outputWeight.shape)}] do not fit ([N, H] and [V, H])");
+        if (labels.shape[0] != hidden.shape[0] || (teacher is not null && teacher.Rows != hidden.shape[0]))
+            throw new ArgumentException($"labels ({labels.shape[0]}) and teacher ({teacher?.Rows}) must cover the {hidden.shape[0]} positions");
+
+        var denominator = Math.Max(1.0, normalizer ?? labels.ne(options.IgnoreIndex).sum().item<long>());
+        var parts = new double[2];
+        var total = FusedFunction.apply(hidden, outputWeight, labels, new Request(teacher, options, denominator, blockSize, parts));
+        return new LossParts(total, torch.tensor(parts[0], device: total.device), torch.tensor(parts[1], device: total.device));
+    }
+
+    private sealed record Request(ITeacherRows? Teacher, DistillationLossOptions Options, double Denominator, int BlockSize, double[] Parts);
+
+    private sealed class FusedFunction : autograd.SingleTensorFunction<FusedFunction>
+    {
+        public override string Name => "ChunkedDistillationLoss";
+
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var (hidden, weight, labels, request) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (Request)vars[3]);
+            var options = request.Options;
+            var ratio = request.Teacher is null ? 0.0 : options.KdRatio;
+            var rows = hidden.shape[0];
+            var accumulate = hidden.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+            var gradHidden = torch.zeros_like(hidden);
+            var gradWeight = weight.requires_grad ? torch.zeros(weight.shape, dtype: accumulate, device: weight.device) : null;
+            double kdSum = 0, ceSum = 0;
+
+            for (long start = 0; start < rows; start += request.BlockSize)
+            {
+                using var scope = torch.NewDisposeScope();
+                var length = Math.Min(request.BlockSize, rows - start);
+                var blockLabels = labels.narrow(0, start, length);
+                var valid = blockLabels.ne(options.IgnoreIndex);
+                if (!valid.any().item<bool>())
+                    continue;
+                var blockHidden = hidden.narrow(0, start, length);
+                Tensor gradLogits;
+                using (torch.enable_grad())
+                {
+                    var logits = blockHidden.matmul(weight.t()).to_type(accumulate).detach().requires_grad_();
+                    var ce = DistillationLoss.HardCrossEntropy(logits, blockLabels, options.IgnoreIndex).sum();
+                    var kd = request.Teacher is null
+                        ? torch.zeros_like(ce)
+                        : torch.where(valid, DistillationLoss.PerPosition(logits, request.Teacher.Block(start, length), options), torch.zeros_like(ce)).sum();
+                    var loss = ((1 - ratio) * ce + ratio * kd) / request.Denominator;
+                    gradLogits = torch.autograd.grad([loss], [logits])[0];
+                    kdSum += kd.item<double>();
+                    ceSum += ce.item<double>();
+                }
+
+                gradHidden.narrow(0, start, length).copy_(gradLogits.matmul(weight.to_type(accumulate)).to_type(hidden.dtype));
+                gradWeight?.add_(gradLogits.t().matmul(blockHidden.to_type(accumulate)));
+            }
+
+            request.Parts[0] = kdSum / request.Denominator;
+            request.Parts[1] = ceSum / request.Denominator;
+            var total = ((1 - ratio) * ceSum + ratio * kdSum) / request.Denominator;
+            ctx.save_for_backward([gradHidden, gradWeight?.to_type(weight.dtype) ?? torch.empty(0)]);
+            ctx.save_data("weight_grad", gradWeight is not null);
+            return torch.tensor(total, dtype: accumulate, device: hidden.device);
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+        {
+            var saved = ctx.get_saved_variables();
+            var scale = gradOutput.to_type(saved[0].dtype);
+            var weightGrad = (bool)ctx.get_data("weight_grad") ? saved[1] * gradOutput.to_type(saved[1].dtype) : null;
+            // One entry per argument of apply, tensors or not: hidden, weight, labels, request.
+            return [saved[0] * scale, weightGrad!, null!, null!];
+        }
+    }
+}
