@@ -16,6 +16,7 @@ public static class DistillCommand
             LogitsCommand.Create(),
             LogitsCommand.CreateNll(),
             InitCommand.Create(),
+            KdLossCommand.Create(),
             BenchCommand.Create(),
         };
         return root;

@@ -19,11 +19,12 @@ public static class ChunkedDistillationLoss
     /// <param name="labels">[N], <c>ignore_index</c> where no loss is taken.</param>
     /// <param name="options">Loss options.</param>
     /// <param name="normalizer">Divide sums by this (the optimizer step's valid tokens); default: this call's valid tokens.</param>
-    /// <param name="blockSize">Positions per block.</param>
-    public static LossParts Compute(Tensor hidden, Tensor outputWeight, ITeacherRows? teacher, Tensor labels, DistillationLossOptions options, double? normalizer = null, int blockSize = 1024)
+    /// <param name="blockSize">Positions per block; default: about 2²³ logits per block (see <see cref="DefaultBlockSize"/>).</param>
+    public static LossParts Compute(Tensor hidden, Tensor outputWeight, ITeacherRows? teacher, Tensor labels, DistillationLossOptions options, double? normalizer = null, int? blockSize = null)
     {
         options.Validate();
-        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        var block = blockSize ?? DefaultBlockSize(outputWeight.shape[0]);
+        ArgumentOutOfRangeException.ThrowIfLessThan(block, 1);
         if (hidden.dim() != 2 || outputWeight.dim() != 2 || hidden.shape[1] != outputWeight.shape[1])
             throw new ArgumentException($"hidden [{string.Join(", ", hidden.shape)}] and output weight [{string.Join(", ", outputWeight.shape)}] do not fit ([N, H] and [V, H])");
         if (labels.shape[0] != hidden.shape[0] || (teacher is not null && teacher.Rows != hidden.shape[0]))
@@ -31,9 +32,15 @@ public static class ChunkedDistillationLoss
 
         var denominator = Math.Max(1.0, normalizer ?? labels.ne(options.IgnoreIndex).sum().item<long>());
         var parts = new double[2];
-        var total = FusedFunction.apply(hidden, outputWeight, labels, new Request(teacher, options, denominator, blockSize, parts));
+        var total = FusedFunction.apply(hidden, outputWeight, labels, new Request(teacher, options, denominator, block, parts));
         return new LossParts(total, torch.tensor(parts[0], device: total.device), torch.tensor(parts[1], device: total.device));
     }
+
+    /// <summary>
+    /// Positions per block so that a block's float32 logits stay near 32 MiB (2²³ values): the
+    /// loss keeps several such tensors alive per block, and the block, not the batch, sets the peak.
+    /// </summary>
+    public static int DefaultBlockSize(long vocabulary) => (int)Math.Clamp((1L << 23) / Math.Max(1, vocabulary), 8, 2048);
 
     private sealed record Request(ITeacherRows? Teacher, DistillationLossOptions Options, double Denominator, int BlockSize, double[] Parts);
 
@@ -71,19 +78,23 @@ public static class ChunkedDistillationLoss
                         : torch.where(valid, DistillationLoss.PerPosition(logits, request.Teacher.Block(start, length), options), torch.zeros_like(ce)).sum();
                     var loss = ((1 - ratio) * ce + ratio * kd) / request.Denominator;
                     gradLogits = torch.autograd.grad([loss], [logits])[0];
-                    kdSum += kd.item<double>();
-                    ceSum += ce.item<double>();
+                    kdSum += kd.to_type(ScalarType.Float64).item<double>();
+                    ceSum += ce.to_type(ScalarType.Float64).item<double>();
                 }
 
-                gradHidden.narrow(0, start, length).copy_(gradLogits.matmul(weight.to_type(accumulate)).to_type(hidden.dtype));
-                gradWeight?.add_(gradLogits.t().matmul(blockHidden.to_type(accumulate)));
+                // The two gradient matmuls run in the weights' dtype, as the plain path's backward does
+                // (bf16 matmuls are several times faster on CPUs with AMX); dW accumulates in float32.
+                var gradLogitsLow = gradLogits.to_type(weight.dtype);
+                gradHidden.narrow(0, start, length).copy_(gradLogitsLow.matmul(weight));
+                gradWeight?.add_(gradLogitsLow.t().matmul(blockHidden.to_type(weight.dtype)));
             }
 
             request.Parts[0] = kdSum / request.Denominator;
             request.Parts[1] = ceSum / request.Denominator;
             var total = ((1 - ratio) * ceSum + ratio * kdSum) / request.Denominator;
-            ctx.save_for_backward([gradHidden, gradWeight?.to_type(weight.dtype) ?? torch.empty(0)]);
+            ctx.save_for_backward([gradHidden, gradWeight ?? torch.empty(0)]);
             ctx.save_data("weight_grad", gradWeight is not null);
+            ctx.save_data("weight_dtype", weight.dtype);
             return torch.tensor(total, dtype: accumulate, device: hidden.device);
         }
 
@@ -91,9 +102,13 @@ public static class ChunkedDistillationLoss
         {
             var saved = ctx.get_saved_variables();
             var scale = gradOutput.to_type(saved[0].dtype);
-            var weightGrad = (bool)ctx.get_data("weight_grad") ? saved[1] * gradOutput.to_type(saved[1].dtype) : null;
+            // The loss is almost always the root (gradient exactly 1): skip a weight-sized product then.
+            var unit = gradOutput.to_type(ScalarType.Float64).item<double>() == 1.0;
+            var weightGrad = (bool)ctx.get_data("weight_grad")
+                ? (unit ? saved[1] : saved[1] * gradOutput.to_type(saved[1].dtype)).to_type((ScalarType)ctx.get_data("weight_dtype"))
+                : null;
             // One entry per argument of apply, tensors or not: hidden, weight, labels, request.
-            return [saved[0] * scale, weightGrad!, null!, null!];
+            return [unit ? saved[0] : saved[0] * scale, weightGrad!, null!, null!];
         }
     }
 }
