@@ -20,7 +20,8 @@ public static class ChunkedDistillationLoss
     /// <param name="options">Loss options.</param>
     /// <param name="normalizer">Divide sums by this (the optimizer step's valid tokens); default: this call's valid tokens.</param>
     /// <param name="blockSize">Positions per block; default: about 2²³ logits per block (see <see cref="DefaultBlockSize"/>).</param>
-    public static LossParts Compute(Tensor hidden, Tensor outputWeight, ITeacherRows? teacher, Tensor labels, DistillationLossOptions options, double? normalizer = null, int? blockSize = null)
+    /// <param name="groupElements">Logit-gradient values gathered before folding them into dW (default 2²⁷).</param>
+    public static LossParts Compute(Tensor hidden, Tensor outputWeight, ITeacherRows? teacher, Tensor labels, DistillationLossOptions options, double? normalizer = null, int? blockSize = null, long groupElements = DefaultGroupElements)
     {
         options.Validate();
         var block = blockSize ?? DefaultBlockSize(outputWeight.shape[0]);
@@ -32,7 +33,8 @@ public static class ChunkedDistillationLoss
 
         var denominator = Math.Max(1.0, normalizer ?? labels.ne(options.IgnoreIndex).sum().item<long>());
         var parts = new double[2];
-        var total = FusedFunction.apply(hidden, outputWeight, labels, new Request(teacher, options, denominator, block, parts));
+        ArgumentOutOfRangeException.ThrowIfLessThan(groupElements, 1);
+        var total = FusedFunction.apply(hidden, outputWeight, labels, new Request(teacher, options, denominator, block, groupElements, parts));
         return new LossParts(total, torch.tensor(parts[0], device: total.device), torch.tensor(parts[1], device: total.device));
     }
 
@@ -42,7 +44,10 @@ public static class ChunkedDistillationLoss
     /// </summary>
     public static int DefaultBlockSize(long vocabulary) => (int)Math.Clamp((1L << 23) / Math.Max(1, vocabulary), 8, 2048);
 
-    private sealed record Request(ITeacherRows? Teacher, DistillationLossOptions Options, double Denominator, int BlockSize, double[] Parts);
+    /// <summary>Logit-gradient values gathered before they are folded into dW (256 MiB in bf16).</summary>
+    public const long DefaultGroupElements = 1L << 27;
+
+    private sealed record Request(ITeacherRows? Teacher, DistillationLossOptions Options, double Denominator, int BlockSize, long GroupElements, double[] Parts);
 
     private sealed class FusedFunction : autograd.SingleTensorFunction<FusedFunction>
     {
@@ -57,6 +62,12 @@ public static class ChunkedDistillationLoss
             var accumulate = hidden.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
             var gradHidden = torch.zeros_like(hidden);
             var gradWeight = weight.requires_grad ? torch.zeros(weight.shape, dtype: accumulate, device: weight.device) : null;
+            // dW = Σ gᵀ·h. One V × H update per block would be slow (a weight-sized temporary each
+            // time), so the blocks' logit gradients gather in a bounded buffer and are folded in with
+            // one large matmul per group of blocks.
+            var groupRows = Math.Max(1, request.GroupElements / weight.shape[0] / request.BlockSize) * request.BlockSize;
+            using var group = gradWeight is null ? null : torch.zeros(Math.Min(groupRows, rows), weight.shape[0], dtype: weight.dtype, device: weight.device);
+            long groupStart = 0, groupFill = 0;
             double kdSum = 0, ceSum = 0;
 
             for (long start = 0; start < rows; start += request.BlockSize)
@@ -65,28 +76,44 @@ public static class ChunkedDistillationLoss
                 var length = Math.Min(request.BlockSize, rows - start);
                 var blockLabels = labels.narrow(0, start, length);
                 var valid = blockLabels.ne(options.IgnoreIndex);
-                if (!valid.any().item<bool>())
-                    continue;
-                var blockHidden = hidden.narrow(0, start, length);
-                Tensor gradLogits;
-                using (torch.enable_grad())
+                var blockGrad = group?.narrow(0, groupFill, length);
+                if (valid.any().item<bool>())
                 {
-                    var logits = blockHidden.matmul(weight.t()).to_type(accumulate).detach().requires_grad_();
-                    var ce = DistillationLoss.HardCrossEntropy(logits, blockLabels, options.IgnoreIndex).sum();
-                    var kd = request.Teacher is null
-                        ? torch.zeros_like(ce)
-                        : torch.where(valid, DistillationLoss.PerPosition(logits, request.Teacher.Block(start, length), options), torch.zeros_like(ce)).sum();
-                    var loss = ((1 - ratio) * ce + ratio * kd) / request.Denominator;
-                    gradLogits = torch.autograd.grad([loss], [logits])[0];
-                    kdSum += kd.to_type(ScalarType.Float64).item<double>();
-                    ceSum += ce.to_type(ScalarType.Float64).item<double>();
+                    var blockHidden = hidden.narrow(0, start, length);
+                    Tensor gradLogits;
+                    using (torch.enable_grad())
+                    {
+                        var logits = blockHidden.matmul(weight.t()).to_type(accumulate).detach().requires_grad_();
+                        var ce = DistillationLoss.HardCrossEntropy(logits, blockLabels, options.IgnoreIndex).sum();
+                        var kd = request.Teacher is null
+                            ? torch.zeros_like(ce)
+                            : torch.where(valid, DistillationLoss.PerPosition(logits, request.Teacher.Block(start, length), options), torch.zeros_like(ce)).sum();
+                        var loss = ((1 - ratio) * ce + ratio * kd) / request.Denominator;
+                        gradLogits = torch.autograd.grad([loss], [logits])[0];
+                        kdSum += kd.to_type(ScalarType.Float64).item<double>();
+                        ceSum += ce.to_type(ScalarType.Float64).item<double>();
+                    }
+
+                    // The gradient matmuls run in the weights' dtype, as the plain path's backward does
+                    // (bf16 matmuls are several times faster on CPUs with AMX).
+                    var gradLogitsLow = gradLogits.to_type(weight.dtype);
+                    gradHidden.narrow(0, start, length).copy_(gradLogitsLow.matmul(weight));
+                    blockGrad?.copy_(gradLogitsLow);
+                }
+                else
+                {
+                    blockGrad?.zero_();
                 }
 
-                // The two gradient matmuls run in the weights' dtype, as the plain path's backward does
-                // (bf16 matmuls are several times faster on CPUs with AMX); dW accumulates in float32.
-                var gradLogitsLow = gradLogits.to_type(weight.dtype);
-                gradHidden.narrow(0, start, length).copy_(gradLogitsLow.matmul(weight));
-                gradWeight?.add_(gradLogitsLow.t().matmul(blockHidden.to_type(weight.dtype)));
+                groupFill += length;
+                if (gradWeight is not null && (groupFill == group!.shape[0] || start + length == rows))
+                {
+                    using var fold = torch.NewDisposeScope();
+                    var contribution = group.narrow(0, 0, groupFill).t().matmul(hidden.narrow(0, groupStart, groupFill).to_type(weight.dtype));
+                    gradWeight.add_(contribution);
+                    groupStart += groupFill;
+                    groupFill = 0;
+                }
             }
 
             request.Parts[0] = kdSum / request.Denominator;
