@@ -16,6 +16,9 @@ public static class DistillCommand
             LogitsCommand.Create(),
             LogitsCommand.CreateNll(),
             InitCommand.Create(),
+            TrainCommand.Create(),
+            DemoCommand.Create(),
+            EvalCommand.Create(),
             KdLossCommand.Create(),
             BenchCommand.Create(),
         };

@@ -26,6 +26,14 @@ public static class TinyModels
         return model;
     }
 
+    /// <summary>Saves a model with the project's byte-level tokenizer (vocab ≥ 262), as `distill init` does.</summary>
+    public static string SaveWithByteTokenizer(CausalLanguageModel model, string folder)
+    {
+        model.SavePretrained(folder);
+        Distill.Mesh.Modeling.Tokenization.ByteTokenizerBuilder.Write(folder);
+        return folder;
+    }
+
     /// <summary>Random token ids [batch, length] below the vocabulary size.</summary>
     public static Tensor RandomIds(long batch, long length, long vocab, long seed)
     {

@@ -35,15 +35,16 @@ internal static class KdLossBenchCommand
             }
 
             output.WriteLine($"hidden {settings.Item1}, {settings.Item4}, teacher top-{settings.Item3}, block {(settings.Item2 > 0 ? $"{settings.Item2}" : "auto (2^23 logits)")} positions; forward + backward; peak = process peak RSS above the inputs");
+            var failures = new List<string>();
             output.WriteLine("| vocab | tokens | plain peak MiB | chunked peak MiB | memory ratio | plain s | chunked s | speed ratio |");
             output.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var vocab in parse.GetValue(vocabs)!.Split(','))
             {
                 foreach (var count in parse.GetValue(tokens)!.Split(','))
                 {
-                    var plain = Spawn("plain", vocab, count, settings);
-                    var chunked = Spawn("chunked", vocab, count, settings);
-                    string Mib(Measurement? m) => m is null ? "OOM/failed" : $"{m.PeakBytes / 1048576.0:F0}";
+                    var plain = Spawn("plain", vocab, count, settings, failures);
+                    var chunked = Spawn("chunked", vocab, count, settings, failures);
+                    string Mib(Measurement? m) => m is null ? "failed¹" : $"{m.PeakBytes / 1048576.0:F0}";
                     string Sec(Measurement? m) => m is null ? "–" : $"{m.Seconds:F2}";
                     var memory = plain is null || chunked is null ? "–" : $"{(double)chunked.PeakBytes / plain.PeakBytes:P0}";
                     var speed = plain is null || chunked is null ? "–" : $"{plain.Seconds / chunked.Seconds:F2}×";
@@ -52,6 +53,8 @@ internal static class KdLossBenchCommand
             }
 
             output.WriteLine("memory ratio = chunked / plain peak; speed ratio = plain time / chunked time (> 1: chunked is faster)");
+            foreach (var failure in failures)
+                output.WriteLine($"¹ {failure}");
             return 0;
         });
         return command;
@@ -59,7 +62,7 @@ internal static class KdLossBenchCommand
 
     private sealed record Measurement(long PeakBytes, double Seconds, double Loss);
 
-    private static Measurement? Spawn(string path, string vocab, string tokens, (int Hidden, int Block, int K, string DType) s)
+    private static Measurement? Spawn(string path, string vocab, string tokens, (int Hidden, int Block, int K, string DType) s, List<string> failures)
     {
         var self = Environment.ProcessPath!;
         var start = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -67,10 +70,23 @@ internal static class KdLossBenchCommand
             start.ArgumentList.Add(typeof(KdLossBenchCommand).Assembly.Location);
         foreach (var arg in new[] { "bench", "kd-loss", "--case", path, "--vocabs", vocab, "--tokens", tokens, "--hidden", $"{s.Hidden}", "--block", $"{s.Block}", "--k", $"{s.K}", "--dtype", s.DType })
             start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
+        using var process = new Process { StartInfo = start };
+        var errors = new List<string>();
+        process.ErrorDataReceived += (_, line) =>
+        {
+            if (!string.IsNullOrWhiteSpace(line.Data))
+                lock (errors)
+                    errors.Add(line.Data.Trim());
+        };
+        process.Start();
+        process.BeginErrorReadLine();
         var text = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
-        return process.ExitCode == 0 ? JsonSerializer.Deserialize<Measurement>(text, CommandRunner.Json) : null;
+        if (process.ExitCode == 0)
+            return JsonSerializer.Deserialize<Measurement>(text, CommandRunner.Json);
+        var reason = process.ExitCode == 137 ? "killed (out of memory)" : errors.FirstOrDefault() ?? $"exit {process.ExitCode}";
+        failures.Add($"{path}, vocab {vocab}, {tokens} tokens: {reason}");
+        return null;
     }
 
     private static Measurement RunCase(string path, int vocab, int count, (int Hidden, int Block, int K, string DType) s)
@@ -117,7 +133,7 @@ internal static class KdLossBenchCommand
         foreach (var line in File.ReadLines("/proc/self/status"))
         {
             if (line.StartsWith(field + ":", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+                return long.Parse(line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
         }
 
         return 0;

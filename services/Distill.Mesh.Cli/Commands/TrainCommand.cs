@@ -1,0 +1,86 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Training.Recipes;
+using Distill.Mesh.Training.Teachers;
+
+namespace Distill.Mesh.Cli.Commands;
+
+/// <summary><c>distill train --config X.yaml [key=value ...]</c>: runs a recipe locally with a live progress line.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string>("--config") { Description = "recipe YAML (see configs/)", Required = true };
+        var overrides = new Argument<string[]>("overrides") { Description = "dotted overrides, e.g. training.optimizer.lr=1e-4", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("train", "Train a student (kd, sft) from a YAML config; Ctrl-C checkpoints and stops") { config, overrides };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
+            try
+            {
+                var (settings, resolved) = TrainConfigLoader.Load(parse.GetValue(config)!, parse.GetValue(overrides) ?? []);
+                var progress = new ProgressLine(error, Console.IsErrorRedirected || !ReferenceEquals(error, Console.Error));
+                var result = settings.Recipe.ToLowerInvariant() switch
+                {
+                    "kd" => await KdRecipe.RunAsync(settings, resolved, progress, cancellationToken),
+                    "sft" => await SftRecipe.RunAsync(settings, resolved, progress, cancellationToken),
+                    _ => throw new ConfigException($"recipe '{settings.Recipe}' is not one of kd, sft"),
+                };
+                progress.Finish();
+                output.WriteLine(result.Completed
+                    ? $"done: {result.Steps} steps; {(result.AdapterPath is not null ? $"adapter {result.AdapterPath}" : $"model {result.ModelPath}")}; metrics {Path.Combine(result.OutputDir, "metrics.jsonl")}; plot {Path.Combine(result.OutputDir, "loss.svg")}"
+                    : $"stopped at step {result.Steps}; checkpoint written, run the same command to resume");
+                if (result.FinalEval is { } eval)
+                    output.WriteLine($"eval: perplexity {eval.Perplexity:F3}{(eval.KlToTeacher is { } kl ? $", KL to teacher {kl:F4}, top-1 agreement {eval.Top1Agreement:P1}" : "")} over {eval.Tokens} tokens");
+                return result.Completed ? 0 : 130;
+            }
+            catch (Exception e) when (e is ConfigException or IncompatibleTeacherException or FileNotFoundException or DirectoryNotFoundException
+                or Training.Datasets.DatasetFormatException or Modeling.Checkpoints.CheckpointFormatException or Modeling.Models.ModelConfigException
+                or Modeling.Tokenization.TokenizerFormatException or Modeling.Adapters.AdapterFormatException or ArgumentException)
+            {
+                error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>One line per event when not on a terminal; otherwise a bar redrawn in place with an ETA.</summary>
+    private sealed class ProgressLine(TextWriter writer, bool plain) : IProgress<TrainEvent>
+    {
+        private readonly Stopwatch _watch = Stopwatch.StartNew();
+        private long _firstStep = -1;
+
+        public void Report(TrainEvent e)
+        {
+            if (_firstStep < 0)
+                _firstStep = e.Step - 1;
+            var done = e.Step - _firstStep;
+            var eta = done > 0 ? TimeSpan.FromSeconds(_watch.Elapsed.TotalSeconds / done * (e.TotalSteps - e.Step)) : TimeSpan.Zero;
+            var width = 20;
+            var filled = (int)(width * e.Step / Math.Max(1, e.TotalSteps));
+            var line = $"step {e.Step}/{e.TotalSteps} [{new string('#', filled)}{new string('.', width - filled)}] loss {e.Loss:F4} (kd {e.KdLoss:F4}, ce {e.CeLoss:F4}) lr {e.LearningRate:0.0e+0} {e.TokensPerSecond:N0} tok/s ETA {eta:m\\:ss}";
+            if (e.Message is not null || e.Eval is not null)
+            {
+                var eval = e.Eval is { } r ? $" eval ppl {r.Perplexity:F3}{(r.KlToTeacher is { } kl ? $" kl {kl:F4} top1 {r.Top1Agreement:P1}" : "")}" : "";
+                writer.WriteLine($"{(plain ? "" : "\r")}{line}{eval}{(e.Message is null ? "" : $" — {e.Message}")}");
+            }
+            else if (plain)
+            {
+                writer.WriteLine(line);
+            }
+            else
+            {
+                writer.Write($"\r{line}   ");
+            }
+        }
+
+        public void Finish()
+        {
+            if (!plain)
+                writer.WriteLine();
+        }
+    }
+}

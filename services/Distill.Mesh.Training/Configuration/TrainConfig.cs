@@ -1,0 +1,169 @@
+using System.Text.Json.Serialization;
+
+namespace Distill.Mesh.Training.Configuration;
+
+/// <summary>A training run, as written in a recipe YAML (snake_case keys; unknown keys are errors).</summary>
+public sealed class TrainConfig
+{
+    /// <summary>kd, sft (seq_kd and gkd: next).</summary>
+    public string Recipe { get; set; } = "kd";
+
+    public int Seed { get; set; } = 42;
+
+    /// <summary>Where the student, metrics, checkpoints and the resolved config go.</summary>
+    public string OutputDir { get; set; } = "runs/run";
+
+    public StudentConfig Student { get; set; } = new();
+
+    public List<TeacherConfig> Teachers { get; set; } = [];
+
+    public SignalConfig Signal { get; set; } = new();
+
+    public LossConfig Loss { get; set; } = new();
+
+    public DatasetConfig Dataset { get; set; } = new();
+
+    public TrainingConfig Training { get; set; } = new();
+}
+
+public sealed class StudentConfig
+{
+    /// <summary>HF model folder (with tokenizer).</summary>
+    public string Model { get; set; } = "";
+
+    public string Dtype { get; set; } = "float32";
+
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>LoRA settings; absent means full fine-tuning.</summary>
+    public LoraSettings? Lora { get; set; }
+}
+
+public sealed class LoraSettings
+{
+    public int R { get; set; } = 8;
+
+    public double Alpha { get; set; } = 16;
+
+    public double Dropout { get; set; }
+
+    /// <summary>Module names, or ["all-linear"].</summary>
+    public List<string> TargetModules { get; set; } = ["q_proj", "v_proj"];
+}
+
+public sealed class TeacherConfig
+{
+    public string Model { get; set; } = "";
+
+    /// <summary>Weight in a multi-teacher mixture.</summary>
+    public double Weight { get; set; } = 1.0;
+
+    public string Dtype { get; set; } = "float32";
+}
+
+public sealed class SignalConfig
+{
+    /// <summary>dense, topk or sampled.</summary>
+    public string Format { get; set; } = "dense";
+
+    public int K { get; set; } = 64;
+
+    /// <summary>tail or zero.</summary>
+    public string Mode { get; set; } = "tail";
+
+    public int Samples { get; set; } = 16;
+}
+
+public sealed class LossConfig
+{
+    /// <summary>fkl, fkl-ce, rkl, sym, jsd, skl, srkl, tvd, mse.</summary>
+    public string Kind { get; set; } = "fkl";
+
+    public double Temperature { get; set; } = 1.0;
+
+    /// <summary>Multiply the soft loss by T².</summary>
+    public bool T2 { get; set; }
+
+    public double KdRatio { get; set; } = 0.5;
+
+    public double Beta { get; set; } = 0.5;
+
+    public double Alpha { get; set; } = 0.1;
+
+    public double SymmetricRatio { get; set; } = 0.5;
+
+    /// <summary>Fused, chunked lm_head + loss (bounded memory).</summary>
+    public bool Chunked { get; set; } = true;
+}
+
+public sealed class DatasetConfig
+{
+    /// <summary>JSON, JSONL or Parquet file.</summary>
+    public string Path { get; set; } = "";
+
+    public int MaxLength { get; set; } = 512;
+
+    public bool TrainOnInputs { get; set; }
+
+    public double EvalFraction { get; set; } = 0.05;
+
+    /// <summary>chatml, llama3, mistral; null: from the tokenizer.</summary>
+    public string? ChatFormat { get; set; }
+}
+
+public sealed class TrainingConfig
+{
+    public int Epochs { get; set; } = 1;
+
+    /// <summary>Stop after this many optimizer steps (overrides epochs when set).</summary>
+    public int? MaxSteps { get; set; }
+
+    public int BatchSize { get; set; } = 4;
+
+    public int GradientAccumulation { get; set; } = 1;
+
+    public OptimizerConfig Optimizer { get; set; } = new();
+
+    public SchedulerConfig Scheduler { get; set; } = new();
+
+    /// <summary>Clip the global gradient norm; 0 disables.</summary>
+    public double MaxGradNorm { get; set; } = 1.0;
+
+    /// <summary>Write a checkpoint every N steps; 0 only at the end.</summary>
+    public int CheckpointEvery { get; set; }
+
+    /// <summary>Evaluate every N steps; 0 only at the end.</summary>
+    public int EvalEvery { get; set; }
+
+    public int LogEvery { get; set; } = 1;
+}
+
+public sealed class OptimizerConfig
+{
+    /// <summary>adamw, sgd, adafactor.</summary>
+    public string Name { get; set; } = "adamw";
+
+    public double Lr { get; set; } = 2e-4;
+
+    public double WeightDecay { get; set; }
+
+    public List<double> Betas { get; set; } = [0.9, 0.999];
+
+    public double Eps { get; set; } = 1e-8;
+
+    public double Momentum { get; set; } = 0.9;
+}
+
+public sealed class SchedulerConfig
+{
+    /// <summary>constant, linear, cosine.</summary>
+    public string Name { get; set; } = "cosine";
+
+    public int WarmupSteps { get; set; }
+
+    /// <summary>Warmup as a share of all steps (used when warmup_steps is 0).</summary>
+    public double WarmupRatio { get; set; }
+
+    /// <summary>Final rate as a share of the peak (cosine).</summary>
+    public double MinLrRatio { get; set; }
+}

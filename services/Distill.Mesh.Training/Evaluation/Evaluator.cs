@@ -1,0 +1,70 @@
+using Distill.Mesh.Modeling.Losses;
+using Distill.Mesh.Modeling.Models;
+using Distill.Mesh.Training.Datasets;
+using Distill.Mesh.Training.Recipes;
+using Distill.Mesh.Training.Teachers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Training.Evaluation;
+
+/// <summary>
+/// Held-out metrics over trained tokens: perplexity, and with a teacher the forward KL from the
+/// teacher (T = 1) and top-1 agreement. Logits are taken a block of positions at a time.
+/// </summary>
+public static class Evaluator
+{
+    public static EvalResult Evaluate(CausalLanguageModel model, IReadOnlyList<TokenizedExample> examples, ITeacherSignal? teacher, int vocabulary, int padTokenId, int batchSize = 8)
+    {
+        if (examples.Count == 0)
+            throw new ArgumentException("no examples to evaluate");
+        using var noGrad = torch.no_grad();
+        var wasTraining = model.training;
+        model.eval();
+        double nll = 0, kl = 0, agree = 0;
+        long tokens = 0;
+        try
+        {
+            foreach (var chunk in examples.Chunk(batchSize))
+            {
+                using var scope = torch.NewDisposeScope();
+                using var batch = Batching.Collate(chunk, padTokenId, model.Device);
+                var length = batch.InputIds.shape[1];
+                if (length < 2)
+                    continue;
+                var hidden = model.Hidden(batch.InputIds, batch.AttentionMask);
+                var rows = hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]);
+                var labels = batch.Labels.narrow(1, 1, length - 1).reshape(-1);
+                var teacherRows = teacher?.Score(batch.InputIds, batch.AttentionMask, new SignalRequest(SignalFormat.Dense, vocabulary));
+                var block = ChunkedDistillationLoss.DefaultBlockSize(vocabulary);
+                for (long start = 0; start < rows.shape[0]; start += block)
+                {
+                    using var inner = torch.NewDisposeScope();
+                    var count = Math.Min(block, rows.shape[0] - start);
+                    var y = labels.narrow(0, start, count);
+                    var valid = y.ne(TokenizedExample.IgnoreIndex);
+                    var n = valid.sum().item<long>();
+                    if (n == 0)
+                        continue;
+                    var logits = model.Logits(rows.narrow(0, start, count)).narrow(-1, 0, vocabulary).to_type(ScalarType.Float32);
+                    nll += DistillationLoss.HardCrossEntropy(logits, y).sum().item<float>();
+                    tokens += n;
+                    if (teacherRows is null)
+                        continue;
+                    var teacherLogits = ((DenseTeacherLogits)teacherRows.Block(start, count)).Logits.to_type(ScalarType.Float32);
+                    var perPosition = Divergences.Kl(teacherLogits.log_softmax(-1), logits.log_softmax(-1));
+                    kl += perPosition.masked_select(valid).sum().item<float>();
+                    agree += logits.argmax(-1).eq(teacherLogits.argmax(-1)).logical_and(valid).sum().item<long>();
+                }
+            }
+        }
+        finally
+        {
+            if (wasTraining)
+                model.train();
+        }
+
+        tokens = Math.Max(tokens, 1);
+        return new EvalResult(Math.Exp(nll / tokens), teacher is null ? null : kl / tokens, teacher is null ? null : agree / tokens, tokens);
+    }
+}

@@ -1,0 +1,98 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Training.Optimization;
+
+/// <summary>
+/// An optimizer over named parameters whose whole state is named tensors plus a step count, so a
+/// checkpoint can save it and a resumed run continue bit for bit. Updates are computed in float32
+/// (float64 for float64 parameters) and written back in the parameter's dtype.
+/// </summary>
+public abstract class TrainingOptimizer : IDisposable
+{
+    private readonly Dictionary<string, Tensor> _state = new(StringComparer.Ordinal);
+
+    protected TrainingOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, double learningRate)
+    {
+        Parameters = parameters.Where(p => p.Parameter.requires_grad).ToList();
+        if (Parameters.Count == 0)
+            throw new ArgumentException("no trainable parameters");
+        LearningRate = learningRate;
+    }
+
+    public IReadOnlyList<(string Name, Parameter Parameter)> Parameters { get; }
+
+    /// <summary>The learning rate of the next step (set by the schedule).</summary>
+    public double LearningRate { get; set; }
+
+    /// <summary>Steps taken.</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>Applies one update from the parameters' gradients.</summary>
+    public void Step()
+    {
+        StepCount++;
+        using var noGrad = torch.no_grad();
+        foreach (var (name, parameter) in Parameters)
+        {
+            if (parameter.grad is null)
+                continue;
+            using var scope = torch.NewDisposeScope();
+            var precision = parameter.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+            var value = parameter.detach().to_type(precision);
+            var updated = Update(name, value, parameter.grad.to_type(precision));
+            parameter.copy_(updated.to_type(parameter.dtype));
+        }
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, parameter) in Parameters)
+            parameter.grad?.zero_();
+    }
+
+    /// <summary>The new value of one parameter.</summary>
+    protected abstract Tensor Update(string name, Tensor value, Tensor gradient);
+
+    /// <summary>A state tensor of a parameter, created as zeros like <paramref name="like"/> on first use.</summary>
+    protected Tensor State(string key, Tensor like, long[]? shape = null)
+    {
+        if (!_state.TryGetValue(key, out var tensor))
+        {
+            tensor = torch.zeros(shape ?? like.shape, dtype: like.dtype, device: like.device).DetachFromDisposeScope();
+            _state[key] = tensor;
+        }
+
+        return tensor;
+    }
+
+    /// <summary>The state to checkpoint: named tensors, and the step count as "step".</summary>
+    public IReadOnlyList<KeyValuePair<string, Tensor>> SaveState() =>
+        _state.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Append(KeyValuePair.Create("step", torch.tensor(StepCount)))
+            .ToList();
+
+    /// <summary>Restores what <see cref="SaveState"/> wrote.</summary>
+    public void LoadState(IReadOnlyDictionary<string, Tensor> state)
+    {
+        foreach (var tensor in _state.Values)
+            tensor.Dispose();
+        _state.Clear();
+        foreach (var (key, tensor) in state)
+        {
+            if (key == "step")
+                StepCount = tensor.item<long>();
+            else
+                _state[key] = tensor.clone().DetachFromDisposeScope();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var tensor in _state.Values)
+            tensor.Dispose();
+        _state.Clear();
+        GC.SuppressFinalize(this);
+    }
+}

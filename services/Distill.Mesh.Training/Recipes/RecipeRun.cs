@@ -1,0 +1,130 @@
+using System.Text.Json.Nodes;
+using Distill.Mesh.Modeling.Adapters;
+using Distill.Mesh.Modeling.Models;
+using Distill.Mesh.Modeling.Tokenization;
+using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Training.Datasets;
+using Distill.Mesh.Training.Teachers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Training.Recipes;
+
+/// <summary>
+/// What every recipe sets up and writes the same way: the student (with LoRA when configured), its
+/// tokenizer, the dataset split into examples, and the outputs at the end. The training loops
+/// themselves live in the recipes.
+/// </summary>
+public sealed class RecipeRun : IDisposable
+{
+    private RecipeRun(TrainConfig config, CausalLanguageModel student, TextTokenizer tokenizer, LoraConfig? lora)
+    {
+        Config = config;
+        Student = student;
+        Tokenizer = tokenizer;
+        Lora = lora;
+    }
+
+    public TrainConfig Config { get; }
+
+    public CausalLanguageModel Student { get; }
+
+    public TextTokenizer Tokenizer { get; }
+
+    public LoraConfig? Lora { get; }
+
+    public IReadOnlyList<TokenizedExample> Train { get; private set; } = [];
+
+    public IReadOnlyList<TokenizedExample> Eval { get; private set; } = [];
+
+    public int PadTokenId => Tokenizer.PadTokenId ?? Tokenizer.EosTokenId ?? 0;
+
+    /// <summary>Seeds torch, loads the student and its tokenizer, attaches LoRA, writes the resolved config.</summary>
+    public static RecipeRun Start(TrainConfig config, JsonObject? resolved)
+    {
+        torch.manual_seed(config.Seed);
+        Directory.CreateDirectory(config.OutputDir);
+        if (resolved is not null)
+            Modeling.Checkpoints.AtomicFile.WriteAllText(Path.Combine(config.OutputDir, "resolved_config.json"), resolved.ToJsonString(TrainConfigLoader.Json));
+        var device = config.Student.Device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase) && !torch.cuda.is_available()
+            ? throw new ConfigException($"student.device '{config.Student.Device}' but CUDA is not available")
+            : torch.device(config.Student.Device);
+        var student = CausalLanguageModel.FromPretrained(config.Student.Model, DType(config.Student.Dtype), device);
+        var tokenizer = TokenizerLoader.Load(config.Student.Model);
+        LoraConfig? lora = null;
+        if (config.Student.Lora is { } settings)
+        {
+            lora = LoraConfig.For(settings.R, settings.Alpha, [.. settings.TargetModules]);
+            lora.LoraDropout = settings.Dropout;
+            lora.BaseModelNameOrPath = config.Student.Model;
+            LoraAdapter.Attach(student, lora, config.Seed);
+        }
+
+        student.train();
+        return new RecipeRun(config, student, tokenizer, lora);
+    }
+
+    /// <summary>Reads, tokenizes and splits the dataset; checks every label fits the vocabulary the loss uses.</summary>
+    public async Task LoadDataAsync(int vocabulary, CancellationToken cancellationToken)
+    {
+        var records = await DatasetFile.ReadAsync(Config.Dataset.Path, cancellationToken);
+        var builder = new ExampleBuilder(Tokenizer, DatasetLayouts.Detect(records), new ExampleOptions
+        {
+            MaxLength = Config.Dataset.MaxLength,
+            TrainOnInputs = Config.Dataset.TrainOnInputs,
+            ChatFormat = TrainingFactory.ChatFormat(Config.Dataset.ChatFormat),
+        });
+        var examples = records.Select(builder.Build).Where(e => e.InputIds.Length >= 2).ToList();
+        var tooLarge = examples.SelectMany(e => e.InputIds).Where(id => id >= vocabulary).Distinct().Take(5).ToList();
+        if (tooLarge.Count > 0)
+            throw new IncompatibleTeacherException($"token ids {string.Join(", ", tooLarge)} are outside the {vocabulary} ids the models share");
+        (Train, Eval) = Batching.Split(examples, Config.Dataset.EvalFraction, Config.Seed);
+        if (Train.Count < Config.Training.BatchSize)
+            throw new ConfigException($"training.batch_size {Config.Training.BatchSize} exceeds the {Train.Count} training examples");
+    }
+
+    /// <summary>Optimizer steps the run takes.</summary>
+    public long TotalSteps(DataOrder order)
+    {
+        var accumulation = Math.Max(1, Config.Training.GradientAccumulation);
+        return Config.Training.MaxSteps ?? Math.Max(1, Config.Training.Epochs * order.BatchesPerEpoch / accumulation);
+    }
+
+    /// <summary>Writes the student (PEFT adapter or HF folder), metrics and the loss plot.</summary>
+    public TrainResult Finish(long steps, bool completed, IReadOnlyList<TrainEvent> history, EvalResult? finalEval)
+    {
+        string? modelPath = null, adapterPath = null;
+        if (completed)
+        {
+            if (Lora is not null)
+            {
+                adapterPath = Path.Combine(Config.OutputDir, "adapter");
+                LoraAdapter.Save(Student, Lora, adapterPath);
+            }
+            else
+            {
+                modelPath = Path.Combine(Config.OutputDir, "model");
+                Student.SavePretrained(modelPath);
+                foreach (var name in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "generation_config.json", "special_tokens_map.json" })
+                {
+                    var source = Path.Combine(Config.Student.Model, name);
+                    if (File.Exists(source))
+                        File.Copy(source, Path.Combine(modelPath, name), overwrite: true);
+                }
+            }
+        }
+
+        MetricsLog.Rewrite(Config.OutputDir, history);
+        MetricsLog.WritePlot(Path.Combine(Config.OutputDir, "loss.svg"), history, $"{Config.Recipe}: loss per step");
+        return new TrainResult(Config.OutputDir, steps, completed, modelPath, adapterPath, finalEval);
+    }
+
+    public static ScalarType DType(string name) => name.ToLowerInvariant() switch
+    {
+        "float32" or "fp32" => ScalarType.Float32,
+        "bfloat16" or "bf16" => ScalarType.BFloat16,
+        _ => throw new ConfigException($"dtype '{name}' is not one of float32, bfloat16"),
+    };
+
+    public void Dispose() => Student.Dispose();
+}

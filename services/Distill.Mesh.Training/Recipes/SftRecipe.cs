@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Distill.Mesh.Modeling.Losses;
+using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Training.Datasets;
+using Distill.Mesh.Training.Evaluation;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Training.Recipes;
+
+/// <summary>Plain supervised fine-tuning on hard labels: the baseline distillation must beat.</summary>
+public static class SftRecipe
+{
+    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
+    {
+        // Setup
+        using var run = RecipeRun.Start(config, resolved);
+        await run.LoadDataAsync(run.Student.Config.VocabSize, cancellationToken);
+        var lossOptions = TrainingFactory.Loss(config.Loss);
+        var order = new DataOrder(run.Train, config.Training.BatchSize, config.Seed);
+        var totalSteps = run.TotalSteps(order);
+        var accumulation = Math.Max(1, config.Training.GradientAccumulation);
+        using var optimizer = TrainingFactory.Optimizer(config.Training.Optimizer, run.Student.named_parameters().Select(p => (p.name, p.parameter)));
+        var schedule = TrainingFactory.Schedule(config.Training.Scheduler, config.Training.Optimizer.Lr, totalSteps);
+        var resumed = TrainingCheckpoint.TryResume(config.OutputDir, run.Student, optimizer);
+        var history = resumed?.History ?? [];
+        var step = resumed?.Step ?? 0;
+
+        // Train
+        while (step < totalSteps)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
+                return run.Finish(step, completed: false, history, null);
+            }
+
+            var watch = Stopwatch.StartNew();
+            step++;
+            optimizer.LearningRate = schedule.At(step);
+            var batches = Enumerable.Range(0, accumulation)
+                .Select(m => Batching.Collate(order.MicroBatch((step - 1) * accumulation + m), run.PadTokenId, run.Student.Device)).ToList();
+            var stepTokens = batches.Sum(b => b.TrainedTokens);
+            double loss = 0;
+            foreach (var batch in batches)
+            {
+                using var scope = torch.NewDisposeScope();
+                var (hidden, labels) = KdRecipe.Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask), batch.Labels);
+                using var parts = config.Loss.Chunked
+                    ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight, null, labels, lossOptions, stepTokens)
+                    : DistillationLoss.Compute(run.Student.Logits(hidden), null, labels, lossOptions, stepTokens);
+                parts.Total.backward();
+                loss += parts.Total.item<float>();
+            }
+
+            var gradNorm = config.Training.MaxGradNorm > 0
+                ? nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter), config.Training.MaxGradNorm)
+                : double.NaN;
+            optimizer.Step();
+            optimizer.ZeroGrad();
+            foreach (var batch in batches)
+                batch.Dispose();
+
+            var evalDue = config.Training.EvalEvery > 0 && step % config.Training.EvalEvery == 0 && step < totalSteps && run.Eval.Count > 0;
+            var e = new TrainEvent(step, totalSteps, loss, 0, loss, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
+                evalDue ? Evaluator.Evaluate(run.Student, run.Eval, null, run.Student.Config.VocabSize, run.PadTokenId) : null);
+            history.Add(e);
+            MetricsLog.Append(config.OutputDir, e);
+            if (step % Math.Max(1, config.Training.LogEvery) == 0 || e.Eval is not null || step == totalSteps)
+                progress?.Report(e);
+            if (config.Training.CheckpointEvery > 0 && step % config.Training.CheckpointEvery == 0 && step < totalSteps)
+                TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
+        }
+
+        // Outputs
+        var final = run.Eval.Count > 0 ? Evaluator.Evaluate(run.Student, run.Eval, null, run.Student.Config.VocabSize, run.PadTokenId) : null;
+        return run.Finish(step, completed: true, history, final);
+    }
+}

@@ -1,0 +1,25 @@
+namespace Distill.Mesh.Training.Recipes;
+
+/// <summary>Progress of a run after an optimizer step (what `distill train` and the trainer's Watch stream show).</summary>
+public sealed record TrainEvent(
+    long Step,
+    long TotalSteps,
+    double Loss,
+    double KdLoss,
+    double CeLoss,
+    double LearningRate,
+    double GradNorm,
+    double TokensPerSecond,
+    long Tokens,
+    EvalResult? Eval = null,
+    string? Message = null);
+
+/// <summary>Held-out metrics.</summary>
+/// <param name="Perplexity">exp of the mean token cross-entropy on the eval split.</param>
+/// <param name="KlToTeacher">Mean forward KL(teacher‖student) per token (T = 1), when there is a teacher.</param>
+/// <param name="Top1Agreement">Share of tokens where student and teacher rank the same token first.</param>
+/// <param name="Tokens">Tokens evaluated.</param>
+public sealed record EvalResult(double Perplexity, double? KlToTeacher, double? Top1Agreement, long Tokens);
+
+/// <summary>What a finished (or interrupted) run produced.</summary>
+public sealed record TrainResult(string OutputDir, long Steps, bool Completed, string? ModelPath, string? AdapterPath, EvalResult? FinalEval);

@@ -1,0 +1,101 @@
+using System.Security.Cryptography;
+using System.Text;
+using Distill.Mesh.Modeling.Checkpoints;
+using Distill.Mesh.Modeling.Losses;
+using Distill.Mesh.Modeling.Models;
+using Distill.Mesh.Modeling.Tokenization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Training.Teachers;
+
+/// <summary>A teacher model loaded in this process.</summary>
+public sealed class InProcessTeacher : ITeacherSignal
+{
+    private readonly TeacherDescription _description;
+
+    public InProcessTeacher(CausalLanguageModel model, TextTokenizer tokenizer, string fingerprint)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        model.eval();
+        foreach (var parameter in model.parameters())
+            parameter.requires_grad = false;
+        _description = new TeacherDescription(fingerprint, tokenizer.Hash, model.Config.VocabSize, tokenizer.VocabularySize, model.Config.MaxPositionEmbeddings);
+    }
+
+    public CausalLanguageModel Model { get; }
+
+    public TextTokenizer Tokenizer { get; }
+
+    /// <summary>Loads a teacher from an HF folder (weights and tokenizer).</summary>
+    public static InProcessTeacher Load(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null) =>
+        new(CausalLanguageModel.FromPretrained(folder, dtype, device), TokenizerLoader.Load(folder), Fingerprint(folder));
+
+    /// <summary>SHA-256 of config.json and every weight's name, dtype and shape.</summary>
+    public static string Fingerprint(string folder)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(File.ReadAllBytes(Path.Combine(folder, "config.json")));
+        using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        foreach (var name in checkpoint.Names.Order(StringComparer.Ordinal))
+            sha.AppendData(Encoding.UTF8.GetBytes($"\n{checkpoint.GetInfo(name)}"));
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    public TeacherDescription Describe() => _description;
+
+    public ITeacherRows Score(Tensor inputIds, Tensor attentionMask, SignalRequest request)
+    {
+        using var noGrad = torch.no_grad();
+        var hidden = Model.Hidden(inputIds.to(Model.Device), attentionMask.to(Model.Device));
+        // Position t predicts token t + 1: the last position predicts nothing in the batch.
+        var rows = hidden.narrow(1, 0, hidden.shape[1] - 1).reshape(-1, hidden.shape[^1]);
+        hidden.Dispose();
+        var head = Model.OutputWeight.narrow(0, 0, request.Vocabulary);
+        var dense = new ProjectedTeacherRows(rows, head);
+        return request.Format switch
+        {
+            SignalFormat.Dense => dense,
+            SignalFormat.TopK => new TargetRows(Sparse(dense, request, logits => TopKTeacherSignal.FromLogits(logits, request.K, request.Temperature, request.Mode))),
+            SignalFormat.Sampled => new TargetRows(SampledSignal(dense, request)),
+            _ => throw new ArgumentOutOfRangeException(nameof(request)),
+        };
+    }
+
+    /// <summary>Builds a sparse signal a block of positions at a time, so full logits never exist whole.</summary>
+    private static TeacherTarget Sparse(ProjectedTeacherRows dense, SignalRequest request, Func<Tensor, TeacherTarget> make)
+    {
+        var block = ChunkedDistillationLoss.DefaultBlockSize(request.Vocabulary);
+        var parts = new List<TeacherTarget>();
+        for (long start = 0; start < dense.Rows; start += block)
+        {
+            using var scope = torch.NewDisposeScope();
+            var logits = ((DenseTeacherLogits)dense.Block(start, Math.Min(block, dense.Rows - start))).Logits;
+            var part = make(logits);
+            parts.Add(part switch
+            {
+                TopKTeacherSignal t => new TopKTeacherSignal(t.Ids.MoveToOuterDisposeScope(), t.LogProbs.MoveToOuterDisposeScope(), t.Mode),
+                SampledTeacherSignal s => new SampledTeacherSignal(s.Ids.MoveToOuterDisposeScope(), s.Weights.MoveToOuterDisposeScope(), s.LogProbs.MoveToOuterDisposeScope()),
+                _ => throw new InvalidOperationException(),
+            });
+        }
+
+        return parts[0] switch
+        {
+            TopKTeacherSignal first => new TopKTeacherSignal(torch.cat(parts.Select(p => ((TopKTeacherSignal)p).Ids).ToList(), 0),
+                torch.cat(parts.Select(p => ((TopKTeacherSignal)p).LogProbs).ToList(), 0), first.Mode),
+            _ => new SampledTeacherSignal(torch.cat(parts.Select(p => ((SampledTeacherSignal)p).Ids).ToList(), 0),
+                torch.cat(parts.Select(p => ((SampledTeacherSignal)p).Weights).ToList(), 0),
+                torch.cat(parts.Select(p => ((SampledTeacherSignal)p).LogProbs).ToList(), 0)),
+        };
+    }
+
+    private static TeacherTarget SampledSignal(ProjectedTeacherRows dense, SignalRequest request)
+    {
+        using var generator = new Generator((ulong)request.Seed);
+        return Sparse(dense, request, logits => SampledTeacherSignal.FromLogits(logits, request.Samples, request.Temperature, generator));
+    }
+
+    public void Dispose() => Model.Dispose();
+}

@@ -1,0 +1,161 @@
+using Distill.Mesh.Modeling.Losses;
+using Distill.Mesh.Modeling.Models;
+using Distill.Mesh.Testing;
+using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Training.Recipes;
+using Distill.Mesh.Training.Teachers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Training.Tests.Recipes;
+
+public sealed class RecipeTests : IDisposable
+{
+    private readonly TempFolder _dir = new();
+
+    private string Teacher(string family = "llama", long seed = 1, Action<DecoderConfig>? edit = null)
+    {
+        var config = TinyModels.Config(family);
+        edit?.Invoke(config);
+        using var model = TinyModels.Create(family, seed, config: config);
+        return TinyModels.SaveWithByteTokenizer(model, _dir.Combine($"teacher-{family}-{seed}-{config.VocabSize}"));
+    }
+
+    private string Student()
+    {
+        var config = TinyModels.Config("qwen2");
+        config.NumHiddenLayers = 1;
+        using var model = TinyModels.Create("qwen2", 2, config: config);
+        return TinyModels.SaveWithByteTokenizer(model, _dir.Combine("student"));
+    }
+
+    private string Dataset()
+    {
+        var path = _dir.Combine("data.jsonl");
+        var lines = Enumerable.Range(0, 24).Select(i => $"{{\"prompt\": \"Q{i % 7}: {i} plus {i % 3}?\", \"completion\": \" {i + i % 3}\"}}");
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+
+    private TrainConfig Config(string output, int steps = 12) => new()
+    {
+        Recipe = "kd",
+        Seed = 5,
+        OutputDir = _dir.Combine(output),
+        Student = new StudentConfig { Model = Student() },
+        Teachers = [new TeacherConfig { Model = Teacher() }],
+        Loss = new LossConfig { Kind = "fkl", KdRatio = 0.9, Temperature = 2, T2 = true },
+        Dataset = new DatasetConfig { Path = Dataset(), MaxLength = 48, EvalFraction = 0.15 },
+        Training = new TrainingConfig
+        {
+            MaxSteps = steps,
+            BatchSize = 4,
+            GradientAccumulation = 2,
+            Optimizer = new OptimizerConfig { Lr = 3e-3 },
+            Scheduler = new SchedulerConfig { Name = "cosine", WarmupSteps = 2 },
+        },
+    };
+
+    [Fact]
+    public async Task Kd_TinyRun_LossFallsAndOutputsAreWritten()
+    {
+        var config = Config("kd", steps: 30);
+
+        var result = await KdRecipe.RunAsync(config, null, null, default);
+
+        var history = File.ReadAllLines(Path.Combine(config.OutputDir, "metrics.jsonl"));
+        Assert.Equal(30, history.Length);
+        var losses = history.Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("kd_loss").GetDouble()).ToList();
+        Assert.True(losses.TakeLast(5).Average() < 0.7 * losses.Take(5).Average(), $"KD loss {losses.Take(5).Average():F4} → {losses.TakeLast(5).Average():F4}");
+        using var student = CausalLanguageModel.FromPretrained(result.ModelPath!);
+        Assert.True(File.Exists(Path.Combine(result.ModelPath!, "tokenizer.json")));
+        Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(config.OutputDir, "loss.svg")));
+        Assert.NotNull(result.FinalEval!.KlToTeacher);
+    }
+
+    [Fact]
+    public async Task Kd_StoppedAndResumed_GivesTheSameLossesAndWeights()
+    {
+        var straight = Config("straight", steps: 8);
+        straight.Student.Lora = new LoraSettings { R = 4, Alpha = 8, Dropout = 0.1, TargetModules = ["all-linear"] };
+        straight.Signal = new SignalConfig { Format = "sampled", Samples = 6 };
+        var interrupted = Config("interrupted", steps: 8);
+        interrupted.Student.Lora = straight.Student.Lora;
+        interrupted.Signal = straight.Signal;
+
+        var expected = await KdRecipe.RunAsync(straight, null, null, default);
+        using var cancel = new CancellationTokenSource();
+        var stop = new Progress<TrainEvent>();
+        var first = await KdRecipe.RunAsync(interrupted, null, new StopAfter(3, cancel), cancel.Token);
+        var second = await KdRecipe.RunAsync(interrupted, null, null, default);
+
+        Assert.False(first.Completed);
+        Assert.Equal(3, first.Steps);
+        Assert.True(second.Completed);
+        var a = File.ReadAllLines(Path.Combine(straight.OutputDir, "metrics.jsonl")).Select(Loss).ToList();
+        var b = File.ReadAllLines(Path.Combine(interrupted.OutputDir, "metrics.jsonl")).Select(Loss).ToList();
+        Assert.Equal(a, b);
+        using var left = Modeling.Checkpoints.SafetensorsFile.Open(Path.Combine(expected.AdapterPath!, "adapter_model.safetensors"));
+        using var right = Modeling.Checkpoints.SafetensorsFile.Open(Path.Combine(second.AdapterPath!, "adapter_model.safetensors"));
+        foreach (var tensor in left.Tensors)
+            TensorAssert.Equal(left.ReadTensor(tensor.Name), right.ReadTensor(tensor.Name), tensor.Name);
+
+        static double Loss(string line) => System.Text.Json.JsonDocument.Parse(line).RootElement.GetProperty("loss").GetDouble();
+    }
+
+    private sealed class StopAfter(int steps, CancellationTokenSource cancel) : IProgress<TrainEvent>
+    {
+        public void Report(TrainEvent value)
+        {
+            if (value.Step >= steps)
+                cancel.Cancel();
+        }
+    }
+
+    [Fact]
+    public async Task Kd_TeacherWithAnotherTokenizer_IsRefusedBeforeStepOne()
+    {
+        var config = Config("mismatch");
+        var other = _dir.Combine("other-teacher");
+        using (var model = TinyModels.Create("llama", 3))
+            model.SavePretrained(other);
+        foreach (var file in Directory.GetFiles(SharedData.PathOf("tokenizers", "tiny", "qwen2-style"), "tiny_bpe_tokenizer.json"))
+            File.Copy(file, Path.Combine(other, "tokenizer.json"));
+        config.Teachers = [new TeacherConfig { Model = other }];
+
+        var error = await Assert.ThrowsAsync<IncompatibleTeacherException>(() => KdRecipe.RunAsync(config, null, null, default));
+
+        Assert.Contains("teacher and student tokenizers differ", error.Message);
+        Assert.False(File.Exists(Path.Combine(config.OutputDir, "metrics.jsonl")));
+    }
+
+    [Fact]
+    public async Task Kd_TeacherWithPaddedVocabulary_IsAccepted()
+    {
+        var config = Config("padded", steps: 2);
+        config.Teachers = [new TeacherConfig { Model = Teacher(edit: c => c.VocabSize = 300) }];
+
+        var result = await KdRecipe.RunAsync(config, null, null, default);
+
+        Assert.True(result.Completed);
+    }
+
+    [Fact]
+    public void Mixture_IsTheWeightedAverageOfTheTeachersDistributions()
+    {
+        using var a = InProcessTeacher.Load(Teacher("llama", 11));
+        using var b = InProcessTeacher.Load(Teacher("llama", 12));
+        using var mixture = new MixtureTeacher([a, b], [3, 1]);
+        using var ids = TinyModels.RandomIds(1, 5, 262, seed: 13);
+        using var mask = torch.ones_like(ids);
+        var request = new SignalRequest(SignalFormat.Dense, 262, Temperature: 2);
+
+        var mixed = ((DenseTeacherLogits)mixture.Score(ids, mask, request).Block(0, 4)).Logits;
+        var pa = ((DenseTeacherLogits)a.Score(ids, mask, request).Block(0, 4)).Logits.div(2).softmax(-1);
+        var pb = ((DenseTeacherLogits)b.Score(ids, mask, request).Block(0, 4)).Logits.div(2).softmax(-1);
+
+        TensorAssert.Close(0.75 * pa + 0.25 * pb, (mixed / 2).softmax(-1), atol: 1e-6);
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
