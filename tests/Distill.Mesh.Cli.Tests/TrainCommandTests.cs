@@ -1,0 +1,54 @@
+using Distill.Mesh.Testing;
+
+namespace Distill.Mesh.Cli.Tests;
+
+public sealed class TrainCommandTests : IDisposable
+{
+    private readonly TempFolder _dir = new();
+
+    private string WriteConfig()
+    {
+        using (var teacher = TinyModels.Create("llama", 1))
+            TinyModels.SaveWithByteTokenizer(teacher, _dir.Combine("teacher"));
+        using (var student = TinyModels.Create("qwen2", 2))
+            TinyModels.SaveWithByteTokenizer(student, _dir.Combine("student"));
+        File.WriteAllLines(_dir.Combine("data.jsonl"), Enumerable.Range(0, 12).Select(i => $"{{\"text\": \"sample number {i} is here\"}}"));
+        File.WriteAllText(_dir.Combine("kd.yaml"), """
+            recipe: kd
+            output_dir: run
+            student: { model: student }
+            teachers: [ { model: teacher } ]
+            dataset: { path: data.jsonl, max_length: 32, eval_fraction: 0.2 }
+            training: { max_steps: 4, batch_size: 2, optimizer: { lr: 1.0e-3 } }
+            """);
+        return _dir.Combine("kd.yaml");
+    }
+
+    [Fact]
+    public async Task Train_TinyConfigWithOverride_WritesModelMetricsAndResolvedConfig()
+    {
+        var config = WriteConfig();
+
+        var (code, output, error) = await CliRunner.Run("train", "--config", config, "loss.kind=rkl", "training.max_steps=3");
+
+        Assert.True(code == 0, error);
+        Assert.Contains("done: 3 steps", output);
+        Assert.Equal(3, File.ReadAllLines(_dir.Combine("run", "metrics.jsonl")).Length);
+        Assert.Contains("\"kind\": \"rkl\"", File.ReadAllText(_dir.Combine("run", "resolved_config.json")));
+        Assert.True(File.Exists(_dir.Combine("run", "model", "model.safetensors")));
+        Assert.Contains("step 3/3", error);
+    }
+
+    [Fact]
+    public async Task Train_UnknownKey_ExitsWithTheKeyNamed()
+    {
+        var config = WriteConfig();
+
+        var (code, _, error) = await CliRunner.Run("train", "--config", config, "training.learning_rate=1");
+
+        Assert.Equal(1, code);
+        Assert.Contains("learning_rate", error);
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
