@@ -38,7 +38,6 @@ public static class KdRecipe
         var resumed = TrainingCheckpoint.TryResume(config.OutputDir, run.Student, optimizer);
         var history = resumed?.History ?? [];
         var step = resumed?.Step ?? 0;
-        long tokensSeen = history.Sum(e => e.Tokens);
         if (resumed is not null)
             progress?.Report(history[^1] with { Message = $"resumed from step {step}" });
 
@@ -54,8 +53,7 @@ public static class KdRecipe
             var watch = Stopwatch.StartNew();
             step++;
             optimizer.LearningRate = schedule.At(step);
-            var batches = Enumerable.Range(0, accumulation)
-                .Select(m => Batching.Collate(order.MicroBatch((step - 1) * accumulation + m), run.PadTokenId, run.Student.Device)).ToList();
+            var batches = run.MicroBatches(order, step);
             var stepTokens = batches.Sum(b => b.TrainedTokens);
             double loss = 0, kd = 0, ce = 0;
             for (var m = 0; m < batches.Count; m++)
@@ -69,29 +67,18 @@ public static class KdRecipe
                     ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
                     : DistillationLoss.Compute(run.Student.Logits(hidden).narrow(-1, 0, vocabulary), teacherRows.Block(0, teacherRows.Rows), labels, lossOptions, stepTokens);
                 parts.Total.backward();
-                loss += parts.Total.item<float>();
+                loss += parts.Total.to_type(ScalarType.Float64).item<double>();
                 kd += parts.Kd.to_type(ScalarType.Float64).item<double>();
                 ce += parts.Ce.to_type(ScalarType.Float64).item<double>();
             }
 
-            var gradNorm = config.Training.MaxGradNorm > 0
-                ? nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter), config.Training.MaxGradNorm)
-                : double.NaN;
-            optimizer.Step();
-            optimizer.ZeroGrad();
+            var gradNorm = run.ClipAndStep(optimizer);
             foreach (var batch in batches)
                 batch.Dispose();
 
-            tokensSeen += stepTokens;
-            var evalDue = config.Training.EvalEvery > 0 && step % config.Training.EvalEvery == 0 && step < totalSteps && run.Eval.Count > 0;
             var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
-                evalDue ? Evaluator.Evaluate(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId) : null);
-            history.Add(e);
-            MetricsLog.Append(config.OutputDir, e);
-            if (step % Math.Max(1, config.Training.LogEvery) == 0 || e.Eval is not null || step == totalSteps)
-                progress?.Report(e);
-            if (config.Training.CheckpointEvery > 0 && step % config.Training.CheckpointEvery == 0 && step < totalSteps)
-                TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
+                run.EvalDue(step, totalSteps) ? Evaluator.Evaluate(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId) : null);
+            run.Record(e, history, progress, optimizer);
         }
 
         // Outputs

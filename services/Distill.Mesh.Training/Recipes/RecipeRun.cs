@@ -90,6 +90,40 @@ public sealed class RecipeRun : IDisposable
         return Config.Training.MaxSteps ?? Math.Max(1, Config.Training.Epochs * order.BatchesPerEpoch / accumulation);
     }
 
+    /// <summary>The micro-batches of optimizer step <paramref name="step"/> (1-based), padded and on the student's device.</summary>
+    public List<Batch> MicroBatches(DataOrder order, long step)
+    {
+        var accumulation = Math.Max(1, Config.Training.GradientAccumulation);
+        return Enumerable.Range(0, accumulation)
+            .Select(m => Batching.Collate(order.MicroBatch((step - 1) * accumulation + m), PadTokenId, Student.Device)).ToList();
+    }
+
+    /// <summary>Clips the gradient norm (when configured), steps the optimizer and clears the gradients; returns the norm.</summary>
+    public double ClipAndStep(Optimization.TrainingOptimizer optimizer)
+    {
+        var norm = Config.Training.MaxGradNorm > 0
+            ? nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter), Config.Training.MaxGradNorm)
+            : double.NaN;
+        optimizer.Step();
+        optimizer.ZeroGrad();
+        return norm;
+    }
+
+    /// <summary>Whether step <paramref name="step"/> runs an intermediate evaluation.</summary>
+    public bool EvalDue(long step, long totalSteps) =>
+        Config.Training.EvalEvery > 0 && step % Config.Training.EvalEvery == 0 && step < totalSteps && Eval.Count > 0;
+
+    /// <summary>Appends a step's event to the history and metrics, reports it, and checkpoints when due.</summary>
+    public void Record(TrainEvent e, List<TrainEvent> history, IProgress<TrainEvent>? progress, Optimization.TrainingOptimizer optimizer)
+    {
+        history.Add(e);
+        MetricsLog.Append(Config.OutputDir, e);
+        if (e.Step % Math.Max(1, Config.Training.LogEvery) == 0 || e.Eval is not null || e.Step == e.TotalSteps)
+            progress?.Report(e);
+        if (Config.Training.CheckpointEvery > 0 && e.Step % Config.Training.CheckpointEvery == 0 && e.Step < e.TotalSteps)
+            TrainingCheckpoint.Save(Config.OutputDir, e.Step, Student, optimizer, history);
+    }
+
     /// <summary>Writes the student (PEFT adapter or HF folder), metrics and the loss plot.</summary>
     public TrainResult Finish(long steps, bool completed, IReadOnlyList<TrainEvent> history, EvalResult? finalEval)
     {

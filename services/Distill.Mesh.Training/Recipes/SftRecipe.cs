@@ -20,7 +20,6 @@ public static class SftRecipe
         var lossOptions = TrainingFactory.Loss(config.Loss);
         var order = new DataOrder(run.Train, config.Training.BatchSize, config.Seed);
         var totalSteps = run.TotalSteps(order);
-        var accumulation = Math.Max(1, config.Training.GradientAccumulation);
         using var optimizer = TrainingFactory.Optimizer(config.Training.Optimizer, run.Student.named_parameters().Select(p => (p.name, p.parameter)));
         var schedule = TrainingFactory.Schedule(config.Training.Scheduler, config.Training.Optimizer.Lr, totalSteps);
         var resumed = TrainingCheckpoint.TryResume(config.OutputDir, run.Student, optimizer);
@@ -39,8 +38,7 @@ public static class SftRecipe
             var watch = Stopwatch.StartNew();
             step++;
             optimizer.LearningRate = schedule.At(step);
-            var batches = Enumerable.Range(0, accumulation)
-                .Select(m => Batching.Collate(order.MicroBatch((step - 1) * accumulation + m), run.PadTokenId, run.Student.Device)).ToList();
+            var batches = run.MicroBatches(order, step);
             var stepTokens = batches.Sum(b => b.TrainedTokens);
             double loss = 0;
             foreach (var batch in batches)
@@ -51,26 +49,16 @@ public static class SftRecipe
                     ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight, null, labels, lossOptions, stepTokens)
                     : DistillationLoss.Compute(run.Student.Logits(hidden), null, labels, lossOptions, stepTokens);
                 parts.Total.backward();
-                loss += parts.Total.item<float>();
+                loss += parts.Total.to_type(ScalarType.Float64).item<double>();
             }
 
-            var gradNorm = config.Training.MaxGradNorm > 0
-                ? nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter), config.Training.MaxGradNorm)
-                : double.NaN;
-            optimizer.Step();
-            optimizer.ZeroGrad();
+            var gradNorm = run.ClipAndStep(optimizer);
             foreach (var batch in batches)
                 batch.Dispose();
 
-            var evalDue = config.Training.EvalEvery > 0 && step % config.Training.EvalEvery == 0 && step < totalSteps && run.Eval.Count > 0;
             var e = new TrainEvent(step, totalSteps, loss, 0, loss, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
-                evalDue ? Evaluator.Evaluate(run.Student, run.Eval, null, run.Student.Config.VocabSize, run.PadTokenId) : null);
-            history.Add(e);
-            MetricsLog.Append(config.OutputDir, e);
-            if (step % Math.Max(1, config.Training.LogEvery) == 0 || e.Eval is not null || step == totalSteps)
-                progress?.Report(e);
-            if (config.Training.CheckpointEvery > 0 && step % config.Training.CheckpointEvery == 0 && step < totalSteps)
-                TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
+                run.EvalDue(step, totalSteps) ? Evaluator.Evaluate(run.Student, run.Eval, null, run.Student.Config.VocabSize, run.PadTokenId) : null);
+            run.Record(e, history, progress, optimizer);
         }
 
         // Outputs
