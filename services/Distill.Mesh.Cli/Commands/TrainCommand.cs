@@ -13,7 +13,7 @@ internal static class TrainCommand
     {
         var config = new Option<string>("--config") { Description = "recipe YAML (see configs/)", Required = true };
         var overrides = new Argument<string[]>("overrides") { Description = "dotted overrides, e.g. training.optimizer.lr=1e-4", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("train", "Train a student (kd, sft) from a YAML config; Ctrl-C checkpoints and stops") { config, overrides };
+        var command = new Command("train", "Train a student (kd, sft, seq_kd, gkd) from a YAML config; Ctrl-C checkpoints and stops") { config, overrides };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -26,7 +26,9 @@ internal static class TrainCommand
                 {
                     "kd" => await KdRecipe.RunAsync(settings, resolved, progress, cancellationToken),
                     "sft" => await SftRecipe.RunAsync(settings, resolved, progress, cancellationToken),
-                    _ => throw new ConfigException($"recipe '{settings.Recipe}' is not one of kd, sft"),
+                    "seq_kd" => await SeqKdRecipe.RunAsync(settings, resolved, progress, cancellationToken),
+                    "gkd" => await GkdRecipe.RunAsync(settings, resolved, progress, cancellationToken),
+                    _ => throw new ConfigException($"recipe '{settings.Recipe}' is not one of kd, sft, seq_kd, gkd"),
                 };
                 progress.Finish();
                 output.WriteLine(result.Completed

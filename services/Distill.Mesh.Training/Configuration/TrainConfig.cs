@@ -5,7 +5,7 @@ namespace Distill.Mesh.Training.Configuration;
 /// <summary>A training run, as written in a recipe YAML (snake_case keys; unknown keys are errors).</summary>
 public sealed class TrainConfig
 {
-    /// <summary>kd, sft (seq_kd and gkd: next).</summary>
+    /// <summary>kd, sft, seq_kd or gkd.</summary>
     public string Recipe { get; set; } = "kd";
 
     public int Seed { get; set; } = 42;
@@ -24,6 +24,28 @@ public sealed class TrainConfig
     public DatasetConfig Dataset { get; set; } = new();
 
     public TrainingConfig Training { get; set; } = new();
+
+    /// <summary>How seq_kd's teacher and gkd's student generate completions.</summary>
+    public GenerationSettings Generation { get; set; } = new();
+
+    public GkdSettings Gkd { get; set; } = new();
+}
+
+public sealed class GenerationSettings
+{
+    public int MaxNewTokens { get; set; } = 64;
+
+    public double Temperature { get; set; } = 1.0;
+
+    public double TopP { get; set; } = 1.0;
+
+    public bool Greedy { get; set; }
+}
+
+public sealed class GkdSettings
+{
+    /// <summary>Share of micro-batches whose completions the student generates (on-policy).</summary>
+    public double Lmbda { get; set; } = 0.5;
 }
 
 public sealed class StudentConfig

@@ -8,6 +8,9 @@ public sealed record TokenizedExample(int[] InputIds, long[] Labels)
 {
     public const long IgnoreIndex = -100;
 
+    /// <summary>Tokens before the first trained one (at least one: generation needs a context).</summary>
+    public int PromptLength => Math.Max(1, Array.FindIndex(Labels, l => l != IgnoreIndex) is var i and >= 0 ? i : InputIds.Length);
+
     /// <summary>Tokens that take a loss (after the causal shift, the first token never does).</summary>
     public int TrainedTokens => Labels.Skip(1).Count(l => l != IgnoreIndex);
 }

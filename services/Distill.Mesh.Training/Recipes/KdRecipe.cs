@@ -59,13 +59,8 @@ public static class KdRecipe
             for (var m = 0; m < batches.Count; m++)
             {
                 using var scope = torch.NewDisposeScope();
-                var batch = batches[m];
-                var request = TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed: config.Seed * 1_000_003L + (step - 1) * accumulation + m);
-                var teacherRows = teacher.Score(batch.InputIds, batch.AttentionMask, request);
-                var (hidden, labels) = Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask), batch.Labels);
-                using var parts = config.Loss.Chunked
-                    ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
-                    : DistillationLoss.Compute(run.Student.Logits(hidden).narrow(-1, 0, vocabulary), teacherRows.Block(0, teacherRows.Rows), labels, lossOptions, stepTokens);
+                var seed = config.Seed * 1_000_003L + (step - 1) * accumulation + m;
+                using var parts = MicroBatchLoss(run, teacher, batches[m], lossOptions, vocabulary, stepTokens, seed);
                 parts.Total.backward();
                 loss += parts.Total.to_type(ScalarType.Float64).item<double>();
                 kd += parts.Kd.to_type(ScalarType.Float64).item<double>();
@@ -88,6 +83,21 @@ public static class KdRecipe
         return run.Finish(step, completed: true, history, final);
     }
 
+    /// <summary>
+    /// The distillation loss of one micro-batch: the teacher scores it, the student's shifted hidden
+    /// states meet the teacher's rows through the chunked (or plain) loss, normalised by the step's tokens.
+    /// </summary>
+    internal static LossParts MicroBatchLoss(RecipeRun run, ITeacherSignal teacher, Batch batch, DistillationLossOptions lossOptions, int vocabulary, long stepTokens, long seed)
+    {
+        var config = run.Config;
+        var request = TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed);
+        var teacherRows = teacher.Score(batch.InputIds, batch.AttentionMask, request);
+        var (hidden, labels) = Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask), batch.Labels);
+        return config.Loss.Chunked
+            ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
+            : DistillationLoss.Compute(run.Student.Logits(hidden).narrow(-1, 0, vocabulary), teacherRows.Block(0, teacherRows.Rows), labels, lossOptions, stepTokens);
+    }
+
     /// <summary>Position t predicts token t + 1: hidden states of positions 0..T−2 against labels 1..T−1, flattened.</summary>
     internal static (Tensor Hidden, Tensor Labels) Shifted(Tensor hidden, Tensor labels)
     {
@@ -95,7 +105,7 @@ public static class KdRecipe
         return (hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]), labels.narrow(1, 1, length - 1).reshape(-1));
     }
 
-    private static ITeacherSignal LoadTeachers(TrainConfig config)
+    internal static ITeacherSignal LoadTeachers(TrainConfig config)
     {
         var teachers = config.Teachers.Select(t => (ITeacherSignal)InProcessTeacher.Load(t.Model, RecipeRun.DType(t.Dtype))).ToList();
         return teachers.Count == 1 ? teachers[0] : new MixtureTeacher(teachers, config.Teachers.Select(t => t.Weight).ToList());

@@ -83,6 +83,14 @@ public sealed class RecipeRun : IDisposable
             throw new ConfigException($"training.batch_size {Config.Training.BatchSize} exceeds the {Train.Count} training examples");
     }
 
+    /// <summary>Trains on these examples instead of the dataset's (sequence-level KD: the teacher's responses).</summary>
+    public void UseTrainingExamples(IReadOnlyList<TokenizedExample> examples)
+    {
+        if (examples.Count < Config.Training.BatchSize)
+            throw new ConfigException($"training.batch_size {Config.Training.BatchSize} exceeds the {examples.Count} training examples");
+        Train = examples;
+    }
+
     /// <summary>Optimizer steps the run takes.</summary>
     public long TotalSteps(DataOrder order)
     {

@@ -17,6 +17,13 @@ public static class SftRecipe
         // Setup
         using var run = RecipeRun.Start(config, resolved);
         await run.LoadDataAsync(run.Student.Config.VocabSize, cancellationToken);
+        return Train(run, progress, cancellationToken);
+    }
+
+    /// <summary>The fine-tuning loop over <see cref="RecipeRun.Train"/> (also sequence-level KD's, on the teacher's completions).</summary>
+    internal static TrainResult Train(RecipeRun run, IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
+    {
+        var config = run.Config;
         var lossOptions = TrainingFactory.Loss(config.Loss);
         var order = new DataOrder(run.Train, config.Training.BatchSize, config.Seed);
         var totalSteps = run.TotalSteps(order);

@@ -157,5 +157,56 @@ public sealed class RecipeTests : IDisposable
         TensorAssert.Close(0.75 * pa + 0.25 * pb, (mixed / 2).softmax(-1), atol: 1e-6);
     }
 
+    [Fact]
+    public async Task Gkd_WithLmbdaZero_IsExactlyKd_AndWithLmbdaOneGoesOnPolicy()
+    {
+        var kd = Config("as-kd", steps: 4);
+        var offPolicy = Config("gkd-0", steps: 4);
+        offPolicy.Recipe = "gkd";
+        offPolicy.Gkd = new GkdSettings { Lmbda = 0 };
+        var onPolicy = Config("gkd-1", steps: 3);
+        onPolicy.Recipe = "gkd";
+        onPolicy.Gkd = new GkdSettings { Lmbda = 1 };
+        onPolicy.Loss = new LossConfig { Kind = "jsd", Beta = 0.5, KdRatio = 1 };
+        onPolicy.Generation = new GenerationSettings { MaxNewTokens = 6, Temperature = 1.0 };
+
+        await KdRecipe.RunAsync(kd, null, null, default);
+        await GkdRecipe.RunAsync(offPolicy, null, null, default);
+        var events = new List<TrainEvent>();
+        var result = await GkdRecipe.RunAsync(onPolicy, null, new Collect(events), default);
+
+        Assert.Equal(Losses(kd), Losses(offPolicy));
+        Assert.True(result.Completed);
+        Assert.All(events.Where(e => e.Step > 0), e => Assert.Equal("2/2 micro-batches on-policy", e.Message));
+        Assert.All(Losses(onPolicy), l => Assert.True(double.IsFinite(l)));
+    }
+
+    [Fact]
+    public async Task SeqKd_TrainsOnTheTeachersGreedyCompletions()
+    {
+        var config = Config("seq-kd", steps: 3);
+        config.Recipe = "seq_kd";
+        config.Generation = new GenerationSettings { Greedy = true, MaxNewTokens = 5 };
+
+        var result = await SeqKdRecipe.RunAsync(config, null, null, default);
+
+        Assert.True(result.Completed);
+        var first = System.Text.Json.JsonSerializer.Deserialize<Training.Datasets.TokenizedExample>(File.ReadLines(Path.Combine(config.OutputDir, "seq_kd_train.jsonl")).First())!;
+        using var teacher = CausalLanguageModel.FromPretrained(config.Teachers[0].Model);
+        var prompt = first.InputIds.Take(first.PromptLength).ToArray();
+        var stop = Modeling.Generation.GenerationConfig.Load(config.Teachers[0].Model).StopTokens(teacher.Config);
+        var expected = Modeling.Generation.TextGenerator.Generate(teacher, [prompt], new Modeling.Generation.GenerationOptions { Greedy = true, MaxNewTokens = 5, StopTokenIds = stop })[0];
+        Assert.Equal(expected.Tokens, first.InputIds.Skip(prompt.Length));
+        Assert.Equal(expected.Tokens.Select(t => (long)t), first.Labels.Skip(prompt.Length));
+    }
+
+    private static List<double> Losses(TrainConfig config) =>
+        File.ReadAllLines(Path.Combine(config.OutputDir, "metrics.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToList();
+
+    private sealed class Collect(List<TrainEvent> events) : IProgress<TrainEvent>
+    {
+        public void Report(TrainEvent value) => events.Add(value);
+    }
+
     public void Dispose() => _dir.Dispose();
 }
