@@ -11,8 +11,9 @@ namespace Distill.Mesh.Modeling.Models;
 public static class AttentionMasks
 {
     /// <summary>Whether an explicit mask is needed; otherwise SDPA's built-in causal path is exact.</summary>
-    public static bool Needed(Tensor? paddingMask, long past, long length, int? window) =>
-        (paddingMask is not null && !paddingMask.to_type(ScalarType.Bool).all().item<bool>())
+    public static bool Needed(Tensor? paddingMask, long past, long length, int? window, Tensor? documentIds = null) =>
+        documentIds is not null
+        || (paddingMask is not null && !paddingMask.to_type(ScalarType.Bool).all().item<bool>())
         || (past > 0 && length > 1)
         || (window is { } w && past + length > w);
 
@@ -23,7 +24,8 @@ public static class AttentionMasks
     /// <param name="window">Sliding window (a query sees the last <c>window</c> keys including itself), or null.</param>
     /// <param name="dtype">Element type of the attention scores.</param>
     /// <param name="device">Device of the scores.</param>
-    public static Tensor Build(Tensor? paddingMask, long batch, long past, long length, int? window, ScalarType dtype, Device device)
+    /// <param name="documentIds">[B, T] for packed sequences: a token attends only within its own document.</param>
+    public static Tensor Build(Tensor? paddingMask, long batch, long past, long length, int? window, ScalarType dtype, Device device, Tensor? documentIds = null)
     {
         using var scope = torch.NewDisposeScope();
         var total = past + length;
@@ -38,6 +40,14 @@ public static class AttentionMasks
             if (paddingMask.shape[0] != batch || paddingMask.shape[1] != total)
                 throw new ArgumentException($"attention mask is [{string.Join(", ", paddingMask.shape)}], expected [{batch}, {total}] (past + new positions)");
             full = full.logical_and(paddingMask.to_type(ScalarType.Bool).to(device).unsqueeze(1).unsqueeze(1));
+        }
+
+        if (documentIds is not null)
+        {
+            if (past > 0)
+                throw new ArgumentException("packed sequences (document ids) cannot be decoded with a KV cache");
+            var documents = documentIds.to(device);
+            full = full.logical_and(documents.unsqueeze(2).eq(documents.unsqueeze(1)).unsqueeze(1));
         }
 
         var lowest = torch.finfo(dtype).min;

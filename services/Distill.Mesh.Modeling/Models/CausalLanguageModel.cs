@@ -52,17 +52,22 @@ public sealed class CausalLanguageModel : nn.Module
     /// <summary>Device of the weights.</summary>
     public Device Device => _model.EmbedTokens.Weight.device;
 
-    /// <summary>Logits [B, T, vocab] in the weights' dtype.</summary>
-    public Tensor Forward(Tensor ids, Tensor? paddingMask = null, Tensor? positionIds = null, KvCache? cache = null)
+    /// <summary>Logits [B, T, vocab] in the weights' dtype (parameters as for <see cref="Hidden"/>).</summary>
+    public Tensor Forward(Tensor ids, Tensor? paddingMask = null, Tensor? positionIds = null, KvCache? cache = null, Tensor? documentIds = null)
     {
         using var scope = torch.NewDisposeScope();
-        var hidden = _model.Forward(ids, paddingMask, positionIds, cache);
+        var hidden = _model.Forward(ids, paddingMask, positionIds, cache, documentIds);
         return Logits(hidden).MoveToOuterDisposeScope();
     }
 
     /// <summary>Final hidden states [B, T, hidden] (for losses that project in chunks).</summary>
-    public Tensor Hidden(Tensor ids, Tensor? paddingMask = null, Tensor? positionIds = null, KvCache? cache = null) =>
-        _model.Forward(ids, paddingMask, positionIds, cache);
+    /// <param name="ids">Token ids [B, T].</param>
+    /// <param name="paddingMask">[B, past + T], 1 for tokens and 0 for padding.</param>
+    /// <param name="positionIds">[B, T]; derived from the mask when null.</param>
+    /// <param name="cache">KV cache, or null.</param>
+    /// <param name="documentIds">[B, T] for packed sequences: attention stays within a document.</param>
+    public Tensor Hidden(Tensor ids, Tensor? paddingMask = null, Tensor? positionIds = null, KvCache? cache = null, Tensor? documentIds = null) =>
+        _model.Forward(ids, paddingMask, positionIds, cache, documentIds);
 
     /// <summary>Projects hidden states to logits.</summary>
     public Tensor Logits(Tensor hidden) =>

@@ -42,7 +42,8 @@ public sealed class DecoderModel : nn.Module
     /// <param name="paddingMask">[B, past + T] with 1 for tokens and 0 for padding, or null.</param>
     /// <param name="positionIds">[B, T]; derived from the padding mask (or counted from the cache) when null.</param>
     /// <param name="cache">KV cache to read and extend, or null.</param>
-    public Tensor Forward(Tensor ids, Tensor? paddingMask, Tensor? positionIds, KvCache? cache)
+    /// <param name="documentIds">[B, T] for packed sequences (attention stays within a document; give per-document positions too), or null.</param>
+    public Tensor Forward(Tensor ids, Tensor? paddingMask, Tensor? positionIds, KvCache? cache, Tensor? documentIds = null)
     {
         using var scope = torch.NewDisposeScope();
         var (batch, length) = (ids.shape[0], ids.shape[1]);
@@ -61,8 +62,8 @@ public sealed class DecoderModel : nn.Module
             var key = window ?? 0;
             if (!masks.TryGetValue(key, out var mask))
             {
-                mask = AttentionMasks.Needed(paddingMask, past, length, window)
-                    ? AttentionMasks.Build(paddingMask, batch, past, length, window, hidden.dtype, hidden.device)
+                mask = AttentionMasks.Needed(paddingMask, past, length, window, documentIds)
+                    ? AttentionMasks.Build(paddingMask, batch, past, length, window, hidden.dtype, hidden.device, documentIds)
                     : null;
                 masks[key] = mask;
             }

@@ -131,6 +131,9 @@ public sealed class DatasetConfig
 
     /// <summary>chatml, llama3, mistral; null: from the tokenizer.</summary>
     public string? ChatFormat { get; set; }
+
+    /// <summary>Pack training examples into max_length sequences (attention kept within each example).</summary>
+    public bool Packing { get; set; }
 }
 
 public sealed class TrainingConfig

@@ -32,10 +32,10 @@ public static class Evaluator
                 var length = batch.InputIds.shape[1];
                 if (length < 2)
                     continue;
-                var hidden = model.Hidden(batch.InputIds, batch.AttentionMask);
+                var hidden = model.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds);
                 var rows = hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]);
                 var labels = batch.Labels.narrow(1, 1, length - 1).reshape(-1);
-                var teacherRows = teacher?.Score(batch.InputIds, batch.AttentionMask, new SignalRequest(SignalFormat.Dense, vocabulary));
+                var teacherRows = teacher?.Score(batch, new SignalRequest(SignalFormat.Dense, vocabulary));
                 var block = ChunkedDistillationLoss.DefaultBlockSize(vocabulary);
                 for (long start = 0; start < rows.shape[0]; start += block)
                 {

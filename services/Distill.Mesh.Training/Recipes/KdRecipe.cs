@@ -91,8 +91,8 @@ public static class KdRecipe
     {
         var config = run.Config;
         var request = TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed);
-        var teacherRows = teacher.Score(batch.InputIds, batch.AttentionMask, request);
-        var (hidden, labels) = Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask), batch.Labels);
+        var teacherRows = teacher.Score(batch, request);
+        var (hidden, labels) = Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
         return config.Loss.Chunked
             ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
             : DistillationLoss.Compute(run.Student.Logits(hidden).narrow(-1, 0, vocabulary), teacherRows.Block(0, teacherRows.Rows), labels, lossOptions, stepTokens);

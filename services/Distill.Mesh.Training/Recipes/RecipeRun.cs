@@ -79,6 +79,8 @@ public sealed class RecipeRun : IDisposable
         if (tooLarge.Count > 0)
             throw new IncompatibleTeacherException($"token ids {string.Join(", ", tooLarge)} are outside the {vocabulary} ids the models share");
         (Train, Eval) = Batching.Split(examples, Config.Dataset.EvalFraction, Config.Seed);
+        if (Config.Dataset.Packing)
+            Train = Packing.Pack(Train, Config.Dataset.MaxLength);
         if (Train.Count < Config.Training.BatchSize)
             throw new ConfigException($"training.batch_size {Config.Training.BatchSize} exceeds the {Train.Count} training examples");
     }

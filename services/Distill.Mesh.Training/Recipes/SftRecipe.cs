@@ -51,7 +51,7 @@ public static class SftRecipe
             foreach (var batch in batches)
             {
                 using var scope = torch.NewDisposeScope();
-                var (hidden, labels) = KdRecipe.Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask), batch.Labels);
+                var (hidden, labels) = KdRecipe.Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
                 using var parts = config.Loss.Chunked
                     ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight, null, labels, lossOptions, stepTokens)
                     : DistillationLoss.Compute(run.Student.Logits(hidden), null, labels, lossOptions, stepTokens);

@@ -1,5 +1,5 @@
 using Distill.Mesh.Modeling.Losses;
-using static TorchSharp.torch;
+using Distill.Mesh.Training.Datasets;
 
 namespace Distill.Mesh.Training.Teachers;
 
@@ -43,8 +43,7 @@ public interface ITeacherSignal : IDisposable
 {
     TeacherDescription Describe();
 
-    /// <param name="inputIds">[B, T].</param>
-    /// <param name="attentionMask">[B, T], 1 for tokens, 0 for padding.</param>
+    /// <param name="batch">Ids [B, T], attention mask, and for packed sequences document and position ids.</param>
     /// <param name="request">What signal to produce.</param>
-    ITeacherRows Score(Tensor inputIds, Tensor attentionMask, SignalRequest request);
+    ITeacherRows Score(Batch batch, SignalRequest request);
 }

@@ -4,6 +4,7 @@ using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.Modeling.Models;
 using Distill.Mesh.Modeling.Tokenization;
+using Distill.Mesh.Training.Datasets;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -45,10 +46,10 @@ public sealed class InProcessTeacher : ITeacherSignal
 
     public TeacherDescription Describe() => _description;
 
-    public ITeacherRows Score(Tensor inputIds, Tensor attentionMask, SignalRequest request)
+    public ITeacherRows Score(Batch batch, SignalRequest request)
     {
         using var noGrad = torch.no_grad();
-        var hidden = Model.Hidden(inputIds.to(Model.Device), attentionMask.to(Model.Device));
+        var hidden = Model.Hidden(batch.InputIds.to(Model.Device), batch.AttentionMask.to(Model.Device), batch.PositionIds?.to(Model.Device), null, batch.DocumentIds?.to(Model.Device));
         // Position t predicts token t + 1: the last position predicts nothing in the batch.
         var rows = hidden.narrow(1, 0, hidden.shape[1] - 1).reshape(-1, hidden.shape[^1]);
         hidden.Dispose();

@@ -1,4 +1,5 @@
 using Distill.Mesh.Modeling.Losses;
+using Distill.Mesh.Training.Datasets;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -39,11 +40,11 @@ public sealed class MixtureTeacher : ITeacherSignal
         };
     }
 
-    public ITeacherRows Score(Tensor inputIds, Tensor attentionMask, SignalRequest request)
+    public ITeacherRows Score(Batch batch, SignalRequest request)
     {
         if (request.Format != SignalFormat.Dense)
             throw new ArgumentException("a teacher mixture produces dense signals only");
-        return new MixtureRows(_teachers.Select(t => t.Score(inputIds, attentionMask, request)).ToList(), _weights, request.Temperature);
+        return new MixtureRows(_teachers.Select(t => t.Score(batch, request)).ToList(), _weights, request.Temperature);
     }
 
     /// <summary>

@@ -130,6 +130,18 @@ public sealed class RecipeTests : IDisposable
     }
 
     [Fact]
+    public async Task Kd_WithPacking_Runs()
+    {
+        var config = Config("packed", steps: 3);
+        config.Dataset.Packing = true;
+
+        var result = await KdRecipe.RunAsync(config, null, null, default);
+
+        Assert.True(result.Completed);
+        Assert.All(Losses(config), l => Assert.True(double.IsFinite(l)));
+    }
+
+    [Fact]
     public async Task Kd_TeacherWithPaddedVocabulary_IsAccepted()
     {
         var config = Config("padded", steps: 2);
@@ -146,13 +158,13 @@ public sealed class RecipeTests : IDisposable
         using var a = InProcessTeacher.Load(Teacher("llama", 11));
         using var b = InProcessTeacher.Load(Teacher("llama", 12));
         using var mixture = new MixtureTeacher([a, b], [3, 1]);
-        using var ids = TinyModels.RandomIds(1, 5, 262, seed: 13);
-        using var mask = torch.ones_like(ids);
+        var ids = TinyModels.RandomIds(1, 5, 262, seed: 13);
+        using var batch = new Training.Datasets.Batch(ids, ids.clone(), torch.ones_like(ids));
         var request = new SignalRequest(SignalFormat.Dense, 262, Temperature: 2);
 
-        var mixed = ((DenseTeacherLogits)mixture.Score(ids, mask, request).Block(0, 4)).Logits;
-        var pa = ((DenseTeacherLogits)a.Score(ids, mask, request).Block(0, 4)).Logits.div(2).softmax(-1);
-        var pb = ((DenseTeacherLogits)b.Score(ids, mask, request).Block(0, 4)).Logits.div(2).softmax(-1);
+        var mixed = ((DenseTeacherLogits)mixture.Score(batch, request).Block(0, 4)).Logits;
+        var pa = ((DenseTeacherLogits)a.Score(batch, request).Block(0, 4)).Logits.div(2).softmax(-1);
+        var pb = ((DenseTeacherLogits)b.Score(batch, request).Block(0, 4)).Logits.div(2).softmax(-1);
 
         TensorAssert.Close(0.75 * pa + 0.25 * pb, (mixed / 2).softmax(-1), atol: 1e-6);
     }
