@@ -35,6 +35,9 @@ public sealed class DecoderModel : nn.Module
 
     public TokenEmbedding EmbedTokens => _embedTokens;
 
+    /// <summary>Recompute each layer's activations in backward instead of keeping them (training only).</summary>
+    public bool ActivationCheckpointing { get; set; }
+
     public RotaryEmbedding Rotary => _rotary;
 
     /// <summary>Final hidden states [B, T, hidden] after the last norm.</summary>
@@ -68,7 +71,18 @@ public sealed class DecoderModel : nn.Module
                 masks[key] = mask;
             }
 
-            hidden = _layers[i].Forward(hidden, cos, sin, mask, causal, cache);
+            if (ActivationCheckpointing && cache is null && training && torch.is_grad_enabled())
+            {
+                // With frozen embeddings (LoRA) nothing entering the layer needs a gradient, and a
+                // custom autograd function with no such input is left out of the graph: mark it.
+                if (!hidden.requires_grad)
+                    hidden = hidden.detach().requires_grad_();
+                hidden = CheckpointedLayer.Run(_layers[i], hidden, cos, sin, mask, causal);
+            }
+            else
+            {
+                hidden = _layers[i].Forward(hidden, cos, sin, mask, causal, cache);
+            }
         }
 
         return _norm.forward(hidden).MoveToOuterDisposeScope();

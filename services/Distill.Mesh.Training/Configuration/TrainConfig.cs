@@ -161,6 +161,9 @@ public sealed class TrainingConfig
     public int EvalEvery { get; set; }
 
     public int LogEvery { get; set; } = 1;
+
+    /// <summary>Recompute layer activations in backward (less memory, one more forward per layer).</summary>
+    public bool ActivationCheckpointing { get; set; }
 }
 
 public sealed class OptimizerConfig

@@ -7,7 +7,9 @@ namespace Distill.Mesh.Training.Optimization;
 /// <summary>
 /// An optimizer over named parameters whose whole state is named tensors plus a step count, so a
 /// checkpoint can save it and a resumed run continue bit for bit. Updates are computed in float32
-/// (float64 for float64 parameters) and written back in the parameter's dtype.
+/// (float64 for float64 parameters). Half-precision (bf16/fp16) parameters get a float32 master
+/// copy in the state: updates accumulate there and are rounded into the parameter, so steps too
+/// small for bf16 are not lost.
 /// </summary>
 public abstract class TrainingOptimizer : IDisposable
 {
@@ -40,8 +42,11 @@ public abstract class TrainingOptimizer : IDisposable
                 continue;
             using var scope = torch.NewDisposeScope();
             var precision = parameter.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-            var value = parameter.detach().to_type(precision);
+            var halfPrecision = parameter.dtype is ScalarType.BFloat16 or ScalarType.Float16;
+            var master = halfPrecision ? MasterCopy(name, parameter) : null;
+            var value = master ?? parameter.detach().to_type(precision);
             var updated = Update(name, value, parameter.grad.to_type(precision));
+            master?.copy_(updated);
             parameter.copy_(updated.to_type(parameter.dtype));
         }
     }
@@ -54,6 +59,18 @@ public abstract class TrainingOptimizer : IDisposable
 
     /// <summary>The new value of one parameter.</summary>
     protected abstract Tensor Update(string name, Tensor value, Tensor gradient);
+
+    private Tensor MasterCopy(string name, Tensor parameter)
+    {
+        var key = $"master.{name}";
+        if (!_state.TryGetValue(key, out var master))
+        {
+            master = parameter.detach().to_type(ScalarType.Float32).clone().DetachFromDisposeScope();
+            _state[key] = master;
+        }
+
+        return master;
+    }
 
     /// <summary>A state tensor of a parameter, created as zeros like <paramref name="like"/> on first use.</summary>
     protected Tensor State(string key, Tensor like, long[]? shape = null)

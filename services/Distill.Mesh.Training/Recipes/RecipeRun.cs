@@ -60,6 +60,7 @@ public sealed class RecipeRun : IDisposable
             LoraAdapter.Attach(student, lora, config.Seed);
         }
 
+        student.Body.ActivationCheckpointing = config.Training.ActivationCheckpointing;
         student.train();
         return new RecipeRun(config, student, tokenizer, lora);
     }

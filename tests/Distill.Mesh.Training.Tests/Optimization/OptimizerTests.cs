@@ -121,3 +121,23 @@ public class OptimizerTests
         Assert.Equal(11, LearningRateSchedule.WarmupFromRatio(0.1, 101));
     }
 }
+
+public class MasterWeightTests
+{
+    [Fact]
+    public void Bf16Parameter_AccumulatesUpdatesSmallerThanItsPrecision()
+    {
+        // bf16 spacing near 1.0 is 2⁻⁷ ≈ 0.0078: a 1e-4 step would round away every time without a master copy.
+        var parameter = new TorchSharp.Modules.Parameter(torch.ones(4, dtype: ScalarType.BFloat16));
+        using var optimizer = new Sgd([("w", parameter)], learningRate: 1e-4);
+        for (var i = 0; i < 100; i++)
+        {
+            parameter.grad = torch.ones(4, dtype: ScalarType.BFloat16);
+            optimizer.Step();
+        }
+
+        Assert.True(parameter.to_type(ScalarType.Float32)[0].item<float>() < 0.995f);
+        var master = optimizer.SaveState().Single(kv => kv.Key == "master.w").Value;
+        Assert.Equal(0.99, master[0].item<float>(), 4);
+    }
+}
