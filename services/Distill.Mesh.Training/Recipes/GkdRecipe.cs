@@ -93,7 +93,9 @@ public static class GkdRecipe
             run.Record(e, history, progress, optimizer);
         }
 
-        // Outputs
+        // Outputs (a last checkpoint lets a rerun with more steps continue from here)
+        if (resumed?.Step != step)
+            TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
         var final = run.Eval.Count > 0 ? Evaluator.Evaluate(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId) : null;
         return run.Finish(step, completed: true, history, final);
     }

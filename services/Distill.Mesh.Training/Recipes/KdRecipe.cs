@@ -76,7 +76,9 @@ public static class KdRecipe
             run.Record(e, history, progress, optimizer);
         }
 
-        // Outputs
+        // Outputs (a last checkpoint lets a rerun with more steps continue from here)
+        if (resumed?.Step != step)
+            TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
         var final = run.Eval.Count > 0 ? Evaluator.Evaluate(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId) : null;
         if (final is not null)
             progress?.Report(history[^1] with { Eval = final, Message = "final evaluation" });
