@@ -1,0 +1,53 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Configuration;
+using OpenTelemetry;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+
+namespace Distill.Mesh.ServiceDefaults;
+
+/// <summary>The defaults every Distill.Mesh service starts from.</summary>
+public static class Extensions
+{
+    /// <summary>
+    /// OpenTelemetry traces and metrics (OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set),
+    /// gRPC with the exception and bearer-token interceptors and message limits, health checks and
+    /// reflection. Safe to call once per host even when several services share it.
+    /// </summary>
+    public static IHostApplicationBuilder AddServiceDefaults(this IHostApplicationBuilder builder, string serviceName)
+    {
+        if (builder.Services.Any(s => s.ServiceType == typeof(MutatingMethods)))
+            return builder;
+        builder.Services.Configure<MeshOptions>(builder.Configuration.GetSection("Mesh"));
+        var limit = builder.Configuration.GetSection("Mesh").GetValue<int?>("MaxMessageBytes") ?? new MeshOptions().MaxMessageBytes;
+        builder.Services.AddSingleton(new MutatingMethods());
+        builder.Services.AddGrpc(options =>
+        {
+            options.MaxReceiveMessageSize = limit;
+            options.MaxSendMessageSize = limit;
+            options.Interceptors.Add<BearerTokenInterceptor>();
+            options.Interceptors.Add<ExceptionInterceptor>();
+        });
+        builder.Services.AddGrpcReflection();
+        builder.Services.AddGrpcHealthChecks().AddCheck("self", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+
+        var telemetry = builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService(serviceName))
+            .WithTracing(t => t.AddSource(MeshTelemetry.Name).AddAspNetCoreInstrumentation().AddHttpClientInstrumentation())
+            .WithMetrics(m => m.AddMeter(MeshTelemetry.Name).AddMeter("Distill.Mesh.*").AddAspNetCoreInstrumentation());
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+            telemetry.UseOtlpExporter();
+        return builder;
+    }
+
+    /// <summary>Maps grpc.health.v1 and server reflection.</summary>
+    public static WebApplication MapDefaultEndpoints(this WebApplication app)
+    {
+        app.MapGrpcHealthChecksService();
+        app.MapGrpcReflectionService();
+        return app;
+    }
+}

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Distill.Mesh.ServiceDefaults;
+using Distill.Mesh.Training.Teachers;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace Distill.Mesh.Teacher.Caching;
+
+/// <summary>
+/// The signal cache in Redis. Values over <see cref="ChunkBytes"/> are split; the data keys are
+/// written before the index key, and an index whose chunks are missing or do not hash to the
+/// recorded SHA-256 is a miss. Every Redis error is a miss (logged once): with Redis down the
+/// teacher recomputes and runs go on.
+/// </summary>
+public sealed class RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl, ILogger<RedisSignalCache> logger) : ISignalCache
+{
+    public const int ChunkBytes = 1 << 20;
+
+    private int _failing;
+
+    public async Task<EncodedSignal?> GetAsync(string key, CancellationToken cancellationToken)
+    {
+        using var activity = MeshTelemetry.Source.StartActivity("redis GET", ActivityKind.Client);
+        activity?.SetTag("db.system", "redis");
+        try
+        {
+            var db = redis.GetDatabase();
+            var index = (string?)await db.StringGetAsync(key);
+            if (index is null || !TryParseIndex(index, out var chunks, out var length, out var hash))
+                return Miss(activity);
+            var parts = await db.StringGetAsync(Enumerable.Range(0, chunks).Select(i => (RedisKey)$"{key}:c{i}").ToArray());
+            if (parts.Any(p => p.IsNull))
+                return Miss(activity);
+            var bytes = parts.SelectMany(p => (byte[])p!).ToArray();
+            if (bytes.Length != length || Convert.ToHexStringLower(SHA256.HashData(bytes)) != hash)
+                return Miss(activity);
+            Recovered();
+            SignalCacheMetrics.Hits.Add(1);
+            SignalCacheMetrics.BytesRead.Add(bytes.Length);
+            activity?.SetTag("distill.cache.hit", true);
+            return EncodedSignalSerializer.FromBytes(bytes);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            Failed(e);
+            return Miss(activity);
+        }
+    }
+
+    public async Task SetAsync(string key, EncodedSignal signal, CancellationToken cancellationToken)
+    {
+        using var activity = MeshTelemetry.Source.StartActivity("redis SET", ActivityKind.Client);
+        activity?.SetTag("db.system", "redis");
+        try
+        {
+            var db = redis.GetDatabase();
+            var bytes = EncodedSignalSerializer.ToBytes(signal);
+            var chunks = (bytes.Length + ChunkBytes - 1) / ChunkBytes;
+            for (var i = 0; i < chunks; i++)
+            {
+                var slice = bytes.AsMemory(i * ChunkBytes, Math.Min(ChunkBytes, bytes.Length - i * ChunkBytes)).ToArray();
+                await db.StringSetAsync($"{key}:c{i}", slice, ttl);
+            }
+
+            // The index last: a reader that finds it finds the data.
+            await db.StringSetAsync(key, $"v1:{chunks}:{bytes.Length}:{Convert.ToHexStringLower(SHA256.HashData(bytes))}", ttl);
+            Recovered();
+            SignalCacheMetrics.BytesWritten.Add(bytes.Length);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            Failed(e);
+        }
+    }
+
+    private static EncodedSignal? Miss(Activity? activity)
+    {
+        SignalCacheMetrics.Misses.Add(1);
+        activity?.SetTag("distill.cache.hit", false);
+        return null;
+    }
+
+    private static bool TryParseIndex(string index, out int chunks, out int length, out string hash)
+    {
+        var parts = index.Split(':');
+        chunks = length = 0;
+        hash = "";
+        if (parts.Length != 4 || parts[0] != "v1" || !int.TryParse(parts[1], out chunks) || !int.TryParse(parts[2], out length) || chunks < 1)
+            return false;
+        hash = parts[3];
+        return true;
+    }
+
+    private void Failed(Exception e)
+    {
+        if (Interlocked.Exchange(ref _failing, 1) == 0)
+            logger.LogWarning(e, "Redis is unavailable; serving without the cache until it returns");
+    }
+
+    private void Recovered()
+    {
+        if (Interlocked.Exchange(ref _failing, 0) == 1)
+            logger.LogInformation("Redis is reachable again; cache restored");
+    }
+}

@@ -1,0 +1,47 @@
+using Distill.Mesh.ServiceDefaults;
+using Distill.Mesh.Teacher.Caching;
+using Distill.Mesh.Teacher.Grpc;
+using Distill.Mesh.Teacher.Scoring;
+using Distill.Mesh.Training.Recipes;
+using Distill.Mesh.Training.Teachers;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Distill.Mesh.Teacher.Extensions;
+
+/// <summary>The teacher service's library surface, so one host can compose every service.</summary>
+public static class TeacherServiceExtensions
+{
+    /// <summary>Registers the teacher (loaded from Teacher:Model, or the one given), its queue and cache.</summary>
+    public static IHostApplicationBuilder AddTeacherService(this IHostApplicationBuilder builder, InProcessTeacher? teacher = null)
+    {
+        builder.AddServiceDefaults("distill-teacher");
+        builder.Services.Configure<TeacherOptions>(builder.Configuration.GetSection("Teacher"));
+        builder.Services.AddSingleton(sp =>
+        {
+            if (teacher is not null)
+                return teacher;
+            var options = sp.GetRequiredService<IOptions<TeacherOptions>>().Value;
+            if (string.IsNullOrEmpty(options.Model))
+                throw new InvalidOperationException("Teacher:Model must name an HF model folder");
+            return InProcessTeacher.Load(options.Model, RecipeRun.DType(options.Dtype));
+        });
+        builder.Services.AddSingleton<ScoringQueue>();
+        builder.Services.AddSingleton<ISignalCache>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<TeacherOptions>>().Value;
+            if (string.IsNullOrWhiteSpace(options.Redis))
+                return new InMemorySignalCache(options.CacheBytes);
+            var configuration = ConfigurationOptions.Parse(options.Redis);
+            configuration.AbortOnConnectFail = false; // Redis may come later or go away: the cache is optional
+            return new RedisSignalCache(ConnectionMultiplexer.Connect(configuration), options.CacheTtl, sp.GetRequiredService<ILogger<RedisSignalCache>>());
+        });
+        return builder;
+    }
+
+    public static WebApplication MapTeacherService(this WebApplication app)
+    {
+        app.MapGrpcService<TeacherGrpcService>();
+        return app;
+    }
+}

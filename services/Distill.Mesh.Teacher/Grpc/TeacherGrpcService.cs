@@ -1,0 +1,147 @@
+using Distill.Mesh.Contracts.Teacher.V1;
+using Distill.Mesh.Modeling.Generation;
+using Distill.Mesh.Teacher.Scoring;
+using Distill.Mesh.Training.Teachers;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+
+namespace Distill.Mesh.Teacher.Grpc;
+
+/// <summary>Thin handlers: validate, look up the cache, queue the scoring, stream the packed signal.</summary>
+public sealed class TeacherGrpcService(InProcessTeacher teacher, ScoringQueue queue, ISignalCache cache, IOptions<TeacherOptions> options) : TeacherService.TeacherServiceBase
+{
+    public override Task<TeacherInfo> Describe(DescribeRequest request, ServerCallContext context)
+    {
+        var description = teacher.Describe();
+        return Task.FromResult(new TeacherInfo
+        {
+            Fingerprint = description.Fingerprint,
+            TokenizerHash = description.TokenizerHash,
+            VocabSize = description.VocabSize,
+            TokenizerVocabSize = description.TokenizerVocabSize,
+            Dtype = teacher.Model.DType.ToString().ToLowerInvariant(),
+            MaxContext = description.MaxContext,
+            ModelType = teacher.Model.Config.ModelType,
+        });
+    }
+
+    public override async Task Score(IAsyncStreamReader<ScoreRequest> requestStream, IServerStreamWriter<ScoreResponse> responseStream, ServerCallContext context)
+    {
+        var cancellation = context.CancellationToken;
+        using var writeLock = new SemaphoreSlim(1);
+        var pending = new List<Task>();
+        await foreach (var request in requestStream.ReadAllAsync(cancellation))
+        {
+            var (ids, signal, precision) = Validate(request);
+            pending.Add(Handle(request.RequestId, ids, signal, precision));
+        }
+
+        await Task.WhenAll(pending);
+
+        async Task Handle(string requestId, int[] ids, SignalRequest signal, SignalPrecision precision)
+        {
+            var key = SignalCacheKey.For(teacher.Describe(), ids, signal, precision);
+            var cached = await cache.GetAsync(key, cancellation);
+            EncodedSignal encoded;
+            if (cached is not null)
+            {
+                encoded = cached;
+            }
+            else
+            {
+                try
+                {
+                    encoded = await queue.ScoreAsync(ids, signal, precision, cancellation);
+                }
+                catch (QueueFullException e)
+                {
+                    throw new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
+                }
+
+                await cache.SetAsync(key, encoded, cancellation);
+            }
+
+            var response = SignalMapping.ToResponse(requestId, encoded, cached is not null);
+            await writeLock.WaitAsync(cancellation);
+            try
+            {
+                await responseStream.WriteAsync(response, cancellation);
+            }
+            finally
+            {
+                writeLock.Release();
+            }
+        }
+    }
+
+    public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
+    {
+        var ids = SignalMapping.UnpackIds(request.PromptIds, "prompt_ids");
+        var vocab = teacher.Model.Config.VocabSize;
+        if (ids.Length == 0 || ids.Any(i => i < 0 || i >= vocab))
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"prompt_ids must be non-empty ids in [0, {vocab})"));
+        if (ids.Length + request.MaxNewTokens > Math.Min(teacher.Describe().MaxContext, options.Value.MaxSequenceTokens))
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, "prompt plus max_new_tokens exceeds the teacher's context"));
+        var stop = GenerationConfig.Load(options.Value.Model).StopTokens(teacher.Model.Config).Concat(request.StopTokenIds).ToHashSet();
+        var generation = new GenerationOptions
+        {
+            MaxNewTokens = request.MaxNewTokens,
+            Greedy = request.Greedy,
+            Temperature = request.Temperature > 0 ? request.Temperature : 1.0,
+            TopP = request.TopP > 0 ? request.TopP : 1.0,
+            TopK = request.TopK,
+            Seed = (long)request.Seed,
+            StopTokenIds = stop,
+        };
+        // The whole continuation is generated on a worker thread, then streamed token by token.
+        var result = await Task.Run(() => TextGenerator.Generate(teacher.Model, [ids], generation)[0], context.CancellationToken);
+        for (var i = 0; i < result.Tokens.Count; i++)
+        {
+            var last = i == result.Tokens.Count - 1;
+            await responseStream.WriteAsync(new GenerateResponse
+            {
+                TokenId = result.Tokens[i],
+                FinishReason = last ? (result.Reason == StopReason.StopToken ? "stop_token" : "max_new_tokens") : "",
+            }, context.CancellationToken);
+        }
+    }
+
+    private (int[] Ids, SignalRequest Signal, SignalPrecision Precision) Validate(ScoreRequest request)
+    {
+        var description = teacher.Describe();
+        if (!string.IsNullOrEmpty(request.Fingerprint) && request.Fingerprint != description.Fingerprint)
+            throw new RpcException(new Status(StatusCode.NotFound, $"this teacher serves model {description.Fingerprint[..12]}…, not {request.Fingerprint}"));
+        var ids = SignalMapping.UnpackIds(request.TokenIds, "token_ids");
+        if (ids.Length == 0)
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "token_ids is empty"));
+        if (ids.Length > Math.Min(description.MaxContext, options.Value.MaxSequenceTokens))
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"{ids.Length} tokens exceed the limit of {Math.Min(description.MaxContext, options.Value.MaxSequenceTokens)} per sequence"));
+        if (ids.Any(i => i < 0 || i >= description.VocabSize))
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"token id {ids.First(i => i < 0 || i >= description.VocabSize)} is outside the teacher's vocabulary [0, {description.VocabSize})"));
+        var spec = request.Signal ?? throw new RpcException(new Status(StatusCode.InvalidArgument, "signal is required"));
+        var vocabulary = spec.Vocabulary == 0 ? description.VocabSize : spec.Vocabulary;
+        if (vocabulary < 1 || vocabulary > description.VocabSize)
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.vocabulary {spec.Vocabulary} must be in [1, {description.VocabSize}]"));
+        if (spec.K < 1 || spec.K > vocabulary)
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.k must be in [1, {vocabulary}] (got {spec.K})"));
+        if (!(spec.Temperature > 0))
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.temperature must be > 0 (got {spec.Temperature})"));
+        var format = spec.Format switch
+        {
+            Contracts.Teacher.V1.SignalFormat.TopK => Training.Teachers.SignalFormat.TopK,
+            Contracts.Teacher.V1.SignalFormat.Sampled => Training.Teachers.SignalFormat.Sampled,
+            _ => throw new RpcException(new Status(StatusCode.InvalidArgument, "signal.format must be TOP_K or SAMPLED")),
+        };
+        SignalPrecision precision;
+        try
+        {
+            precision = SignalMapping.ToPrecision(spec.Precision);
+        }
+        catch (ArgumentException e)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
+        }
+
+        return (ids, new SignalRequest(format, vocabulary, spec.Temperature, spec.K, Modeling.Losses.TopKMode.Tail, spec.K, (long)spec.Seed), precision);
+    }
+}

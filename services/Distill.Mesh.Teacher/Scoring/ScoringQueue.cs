@@ -1,0 +1,125 @@
+using System.Threading.Channels;
+using Distill.Mesh.ServiceDefaults;
+using Distill.Mesh.Training.Datasets;
+using Distill.Mesh.Training.Teachers;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Distill.Mesh.Teacher.Scoring;
+
+/// <summary>The scoring queue is full: the client should back off and retry.</summary>
+public sealed class QueueFullException(string message) : Exception(message);
+
+/// <summary>
+/// Dynamic batching: concurrent requests wait in a bounded queue; one worker packs as many as fit
+/// the token budget into a forward pass, then encodes each sequence's signal. Tensor work runs on
+/// the worker's own thread, never on a request's.
+/// </summary>
+public sealed class ScoringQueue : IAsyncDisposable
+{
+    private sealed record Job(int[] Ids, SignalRequest Request, SignalPrecision Precision, TaskCompletionSource<EncodedSignal> Done, CancellationToken Cancellation);
+
+    private readonly Channel<Job> _channel;
+    private readonly InProcessTeacher _teacher;
+    private readonly TeacherOptions _options;
+    private readonly ILogger<ScoringQueue> _logger;
+    private readonly Task _worker;
+
+    public ScoringQueue(InProcessTeacher teacher, IOptions<TeacherOptions> options, ILogger<ScoringQueue> logger)
+    {
+        _teacher = teacher;
+        _options = options.Value;
+        _logger = logger;
+        _channel = Channel.CreateBounded<Job>(new BoundedChannelOptions(_options.MaxQueue) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        _worker = Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap();
+    }
+
+    /// <summary>Forward passes run so far and sequences they held (batching efficiency).</summary>
+    public long Batches { get; private set; }
+
+    public long Sequences { get; private set; }
+
+    public Task<EncodedSignal> ScoreAsync(int[] ids, SignalRequest request, SignalPrecision precision, CancellationToken cancellationToken)
+    {
+        var job = new Job(ids, request, precision, new TaskCompletionSource<EncodedSignal>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
+        if (!_channel.Writer.TryWrite(job))
+            throw new QueueFullException($"the teacher's queue is full ({_options.MaxQueue} requests waiting); retry later");
+        return job.Done.Task.WaitAsync(cancellationToken);
+    }
+
+    private async Task Work()
+    {
+        var reader = _channel.Reader;
+        Job? carried = null;
+        while (carried is not null || await reader.WaitToReadAsync())
+        {
+            var jobs = new List<Job>();
+            var tokens = 0;
+            if (carried is not null)
+            {
+                jobs.Add(carried);
+                tokens = carried.Ids.Length;
+                carried = null;
+            }
+
+            while (reader.TryRead(out var next))
+            {
+                if (next.Cancellation.IsCancellationRequested)
+                {
+                    next.Done.TrySetCanceled(next.Cancellation);
+                    continue;
+                }
+
+                if (jobs.Count > 0 && tokens + next.Ids.Length > _options.MaxBatchTokens)
+                {
+                    carried = next;
+                    break;
+                }
+
+                jobs.Add(next);
+                tokens += next.Ids.Length;
+            }
+
+            if (jobs.Count > 0)
+                Run(jobs);
+        }
+    }
+
+    private void Run(List<Job> jobs)
+    {
+        using var activity = MeshTelemetry.Source.StartActivity("teacher.forward");
+        activity?.SetTag("distill.sequences", jobs.Count);
+        try
+        {
+            // One forward pass per request signature (usually one: a run asks for one format).
+            // Sampled requests carry their own seeds, so each is scored alone.
+            foreach (var group in jobs.GroupBy(j => (j.Request.Format == SignalFormat.Sampled ? (object)j : j.Request, j.Precision)))
+            {
+                var members = group.ToList();
+                using var batch = Batching.Collate(members.Select(j => new TokenizedExample(j.Ids, j.Ids.Select(i => (long)i).ToArray())).ToList(), padTokenId: 0);
+                var rows = _teacher.Score(batch, members[0].Request);
+                var stride = batch.InputIds.shape[1] - 1;
+                for (var i = 0; i < members.Count; i++)
+                {
+                    var target = rows.Block(i * stride, members[i].Ids.Length - 1);
+                    members[i].Done.TrySetResult(SignalCodec.Encode(target, members[i].Precision, members[i].Request.Vocabulary));
+                }
+            }
+
+            Batches++;
+            Sequences += jobs.Count;
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "Scoring a batch of {Count} sequences failed", jobs.Count);
+            foreach (var job in jobs)
+                job.Done.TrySetException(e);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _channel.Writer.TryComplete();
+        await _worker;
+    }
+}

@@ -1,0 +1,29 @@
+namespace Distill.Mesh.Teacher;
+
+/// <summary>Teacher service settings (configuration section "Teacher").</summary>
+public sealed class TeacherOptions
+{
+    /// <summary>HF model folder of the teacher.</summary>
+    public string Model { get; set; } = "";
+
+    /// <summary>float32 or bfloat16.</summary>
+    public string Dtype { get; set; } = "float32";
+
+    /// <summary>Redis connection string; empty uses the in-process cache.</summary>
+    public string? Redis { get; set; }
+
+    /// <summary>Bytes the in-process cache may hold.</summary>
+    public long CacheBytes { get; set; } = 512L << 20;
+
+    /// <summary>How long cached signals live in Redis.</summary>
+    public TimeSpan CacheTtl { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Requests waiting to be scored before new ones are refused (RESOURCE_EXHAUSTED).</summary>
+    public int MaxQueue { get; set; } = 256;
+
+    /// <summary>Tokens packed into one forward pass.</summary>
+    public int MaxBatchTokens { get; set; } = 8192;
+
+    /// <summary>Longest sequence one request may carry.</summary>
+    public int MaxSequenceTokens { get; set; } = 8192;
+}

@@ -1,0 +1,134 @@
+using Distill.Mesh.Contracts.Teacher.V1;
+using Distill.Mesh.Modeling.Generation;
+using Distill.Mesh.Modeling.Losses;
+using Distill.Mesh.Teacher.Grpc;
+using Distill.Mesh.Testing;
+using Distill.Mesh.Training.Datasets;
+using Distill.Mesh.Training.Teachers;
+using Grpc.Core;
+using TorchSharp;
+using static TorchSharp.torch;
+using ContractFormat = Distill.Mesh.Contracts.Teacher.V1.SignalFormat;
+
+namespace Distill.Mesh.Teacher.Tests;
+
+public class TeacherServiceTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    private static ScoreRequest Request(string id, int[] ids, int k = 8, ValuePrecision precision = ValuePrecision.Fp32, ContractFormat format = ContractFormat.TopK) => new()
+    {
+        RequestId = id,
+        TokenIds = SignalMapping.PackIds(ids),
+        Signal = new SignalSpec { Format = format, K = k, Temperature = 1.0, Precision = precision, Seed = 3 },
+    };
+
+    private static async Task<List<ScoreResponse>> Score(TeacherHost host, params ScoreRequest[] requests)
+    {
+        var client = new TeacherService.TeacherServiceClient(host.Channel);
+        using var call = client.Score(deadline: DateTime.UtcNow + Timeout);
+        foreach (var request in requests)
+            await call.RequestStream.WriteAsync(request);
+        await call.RequestStream.CompleteAsync();
+        var responses = new List<ScoreResponse>();
+        await foreach (var response in call.ResponseStream.ReadAllAsync())
+            responses.Add(response);
+        return responses;
+    }
+
+    [Fact]
+    public async Task Describe_ReportsTheModelAndTokenizer()
+    {
+        await using var host = await TeacherHost.StartAsync();
+
+        var info = await new TeacherService.TeacherServiceClient(host.Channel).DescribeAsync(new DescribeRequest(), deadline: DateTime.UtcNow + Timeout);
+
+        Assert.Equal(host.Teacher.Describe().TokenizerHash, info.TokenizerHash);
+        Assert.Equal(262, info.VocabSize);
+        Assert.Equal("llama", info.ModelType);
+        Assert.Equal(64, info.Fingerprint.Length);
+    }
+
+    [Fact]
+    public async Task Score_TopK_EqualsTheInProcessSignal_AndRepeatsComeFromTheCache()
+    {
+        await using var host = await TeacherHost.StartAsync();
+        int[] ids = [256, 72, 101, 108, 108, 111, 32, 119];
+
+        var first = await Score(host, Request("a", ids), Request("b", [256, 50, 51]));
+        var again = await Score(host, Request("a2", ids));
+
+        var response = first.Single(r => r.RequestId == "a");
+        Assert.False(response.FromCache);
+        Assert.True(again[0].FromCache);
+        Assert.Equal(response.Ids, again[0].Ids);
+        var decoded = (TopKTeacherSignal)SignalCodec.Decode(SignalMapping.FromResponse(response, sampled: false));
+        using var batch = Batching.Collate([new TokenizedExample(ids, ids.Select(i => (long)i).ToArray())], 0);
+        var expected = (TopKTeacherSignal)host.Teacher.Score(batch, new SignalRequest(Training.Teachers.SignalFormat.TopK, 262, 1.0, 8)).Block(0, ids.Length - 1);
+        Assert.Equal(ids.Length - 1, response.Positions);
+        TensorAssert.Equal(expected.Ids, decoded.Ids);
+        TensorAssert.Close(expected.LogProbs, decoded.LogProbs, atol: 1e-6);
+        Assert.Equal(2, first.Single(r => r.RequestId == "b").Positions);
+    }
+
+    [Fact]
+    public async Task Score_ConcurrentStreams_AreBatchedIntoSharedForwardPasses()
+    {
+        await using var host = await TeacherHost.StartAsync();
+        var streams = Enumerable.Range(0, 8).Select(i => Score(host, Enumerable.Range(0, 4).Select(j => Request($"{i}-{j}", [256, 10 + i, 20 + j, 30])).ToArray())).ToList();
+
+        var results = await Task.WhenAll(streams);
+
+        Assert.All(results, r => Assert.Equal(4, r.Count));
+        var queue = (Scoring.ScoringQueue)host.Services.GetService(typeof(Scoring.ScoringQueue))!;
+        Assert.Equal(32, queue.Sequences);
+        Assert.True(queue.Batches < 32, $"{queue.Batches} forward passes for 32 sequences");
+    }
+
+    [Theory]
+    [InlineData("id-too-large", StatusCode.InvalidArgument, "outside the teacher's vocabulary")]
+    [InlineData("k-zero", StatusCode.InvalidArgument, "signal.k must be in")]
+    [InlineData("unknown-model", StatusCode.NotFound, "this teacher serves model")]
+    [InlineData("oversized", StatusCode.ResourceExhausted, "exceed the limit")]
+    [InlineData("no-format", StatusCode.InvalidArgument, "signal.format")]
+    public async Task Score_InvalidRequests_GetPreciseStatusCodes(string problem, StatusCode code, string message)
+    {
+        await using var host = await TeacherHost.StartAsync(new() { ["Teacher:MaxSequenceTokens"] = "16" });
+        var request = problem switch
+        {
+            "id-too-large" => Request("x", [256, 5000]),
+            "k-zero" => Request("x", [256, 5], k: 0),
+            "unknown-model" => Request("x", [256, 5]).Clone(),
+            "oversized" => Request("x", Enumerable.Repeat(5, 17).ToArray()),
+            _ => Request("x", [256, 5], format: ContractFormat.Unspecified),
+        };
+        if (problem == "unknown-model")
+            request.Fingerprint = "0123456789abcdef";
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Score(host, request));
+
+        Assert.Equal(code, error.StatusCode);
+        Assert.Contains(message, error.Status.Detail);
+    }
+
+    [Fact]
+    public async Task Generate_StreamsTheGreedyContinuation()
+    {
+        await using var host = await TeacherHost.StartAsync();
+        int[] prompt = [256, 72, 105];
+
+        var client = new TeacherService.TeacherServiceClient(host.Channel);
+        using var call = client.Generate(new GenerateRequest { PromptIds = SignalMapping.PackIds(prompt), MaxNewTokens = 6, Greedy = true }, deadline: DateTime.UtcNow + Timeout);
+        var tokens = new List<int>();
+        var finish = "";
+        await foreach (var message in call.ResponseStream.ReadAllAsync())
+        {
+            tokens.Add(message.TokenId);
+            finish = message.FinishReason;
+        }
+
+        var expected = TextGenerator.Generate(host.Teacher.Model, [prompt], new GenerationOptions { Greedy = true, MaxNewTokens = 6, StopTokenIds = new HashSet<int> { 257, 259 } })[0];
+        Assert.Equal(expected.Tokens, tokens);
+        Assert.NotEmpty(finish);
+    }
+}
