@@ -48,7 +48,7 @@ internal static class EvalCommand
                 {
                     var records = await DatasetFile.ReadAsync(path, cancellationToken);
                     var builder = new ExampleBuilder(tokenizer, DatasetLayouts.Detect(records), new ExampleOptions { MaxLength = parse.GetValue(maxLength) });
-                    report["dataset"] = Evaluator.Evaluate(student, records.Select(builder.Build).ToList(), reference, vocabulary, tokenizer.PadTokenId ?? 0);
+                    report["dataset"] = await Evaluator.EvaluateAsync(student, records.Select(builder.Build).ToList(), reference, vocabulary, tokenizer.PadTokenId ?? 0, cancellationToken: cancellationToken);
                 }
 
                 if (parse.GetValue(choices) is { } choiceFile)

@@ -3,8 +3,11 @@ using static TorchSharp.torch;
 
 namespace Distill.Mesh.Modeling.Losses;
 
-/// <summary>The teacher's target for a block of positions, produced on demand (so a block at a time).</summary>
-public interface ITeacherRows
+/// <summary>
+/// The teacher's target for a block of positions, produced on demand (so a block at a time).
+/// Disposing frees the tensors the rows own (not those a caller lent them).
+/// </summary>
+public interface ITeacherRows : IDisposable
 {
     /// <summary>Positions covered.</summary>
     long Rows { get; }
@@ -14,11 +17,19 @@ public interface ITeacherRows
 }
 
 /// <summary>Blocks of an existing target (dense logits, top-k or sampled signal).</summary>
-public sealed class TargetRows(TeacherTarget target) : ITeacherRows
+/// <param name="target">The target.</param>
+/// <param name="owns">Dispose the target's tensors with the rows.</param>
+public sealed class TargetRows(TeacherTarget target, bool owns = false) : ITeacherRows
 {
     public long Rows => target.Rows;
 
     public TeacherTarget Block(long start, long length) => target.Slice(start, length);
+
+    public void Dispose()
+    {
+        if (owns)
+            target.DisposeTensors();
+    }
 }
 
 /// <summary>
@@ -26,7 +37,11 @@ public sealed class TargetRows(TeacherTarget target) : ITeacherRows
 /// weight [V, H_T], so the teacher's [N × V] logits never exist whole either. The weight may be a
 /// narrowed view (a padded vocabulary sliced to the ids both models share).
 /// </summary>
-public sealed class ProjectedTeacherRows(Tensor hidden, Tensor outputWeight) : ITeacherRows
+/// <param name="hidden">Teacher final hidden states [N, H_T].</param>
+/// <param name="outputWeight">Teacher output weight [V, H_T], usually a narrowed view.</param>
+/// <param name="owns">Dispose the hidden states and the weight handle with the rows (pass a view
+/// of the weight then, never the parameter itself: disposing a view leaves the weight intact).</param>
+public sealed class ProjectedTeacherRows(Tensor hidden, Tensor outputWeight, bool owns = false) : ITeacherRows
 {
     public long Rows => hidden.shape[0];
 
@@ -34,5 +49,13 @@ public sealed class ProjectedTeacherRows(Tensor hidden, Tensor outputWeight) : I
     {
         using var noGrad = torch.no_grad();
         return new DenseTeacherLogits(hidden.narrow(0, start, length).matmul(outputWeight.t()));
+    }
+
+    public void Dispose()
+    {
+        if (!owns)
+            return;
+        hidden.Dispose();
+        outputWeight.Dispose();
     }
 }

@@ -11,6 +11,24 @@ public abstract record TeacherTarget
 
     /// <summary>The rows [start, start + length).</summary>
     public abstract TeacherTarget Slice(long start, long length);
+
+    /// <summary>The tensors the target holds.</summary>
+    protected abstract IEnumerable<Tensor?> Tensors { get; }
+
+    /// <summary>Frees the target's tensors.</summary>
+    public void DisposeTensors()
+    {
+        foreach (var tensor in Tensors)
+            tensor?.Dispose();
+    }
+
+    /// <summary>Takes the target's tensors out of the current dispose scope (the target then owns them).</summary>
+    public TeacherTarget Detached()
+    {
+        foreach (var tensor in Tensors)
+            tensor?.DetachFromDisposeScope();
+        return this;
+    }
 }
 
 /// <summary>Full teacher logits [N, V] (raw, before temperature).</summary>
@@ -19,6 +37,8 @@ public sealed record DenseTeacherLogits(Tensor Logits) : TeacherTarget
     public override long Rows => Logits.shape[0];
 
     public override TeacherTarget Slice(long start, long length) => new DenseTeacherLogits(Logits.narrow(0, start, length));
+
+    protected override IEnumerable<Tensor?> Tensors => [Logits];
 }
 
 /// <summary>How a top-k signal treats the mass outside the k tokens.</summary>
@@ -43,6 +63,8 @@ public sealed record TopKTeacherSignal(Tensor Ids, Tensor LogProbs, TopKMode Mod
     public override TeacherTarget Slice(long start, long length) =>
         new TopKTeacherSignal(Ids.narrow(0, start, length), LogProbs.narrow(0, start, length), Mode, TailMass?.narrow(0, start, length));
 
+    protected override IEnumerable<Tensor?> Tensors => [Ids, LogProbs, TailMass];
+
     /// <summary>Top-k of full teacher logits at temperature <paramref name="temperature"/>.</summary>
     public static TopKTeacherSignal FromLogits(Tensor logits, int k, double temperature, TopKMode mode)
     {
@@ -64,6 +86,8 @@ public sealed record SampledTeacherSignal(Tensor Ids, Tensor Weights, Tensor Log
 
     public override TeacherTarget Slice(long start, long length) =>
         new SampledTeacherSignal(Ids.narrow(0, start, length), Weights.narrow(0, start, length), LogProbs.narrow(0, start, length));
+
+    protected override IEnumerable<Tensor?> Tensors => [Ids, Weights, LogProbs];
 
     /// <summary>Draws <paramref name="samples"/> tokens per position from the teacher itself (r = p, w = 1/s).</summary>
     public static SampledTeacherSignal FromLogits(Tensor logits, int samples, double temperature, Generator generator)

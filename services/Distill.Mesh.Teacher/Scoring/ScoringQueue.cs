@@ -97,7 +97,7 @@ public sealed class ScoringQueue : IAsyncDisposable
             {
                 var members = group.ToList();
                 using var batch = Batching.Collate(members.Select(j => new TokenizedExample(j.Ids, j.Ids.Select(i => (long)i).ToArray())).ToList(), padTokenId: 0);
-                var rows = _teacher.Score(batch, members[0].Request);
+                using var rows = _teacher.Score(batch, members[0].Request);
                 var stride = batch.InputIds.shape[1] - 1;
                 for (var i = 0; i < members.Count; i++)
                 {

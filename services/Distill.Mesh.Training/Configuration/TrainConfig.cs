@@ -94,6 +94,9 @@ public sealed class SignalConfig
     public string Mode { get; set; } = "tail";
 
     public int Samples { get; set; } = 16;
+
+    /// <summary>How a remote teacher packs values: fp32, fp16, bf16 or q8.</summary>
+    public string Precision { get; set; } = "fp32";
 }
 
 public sealed class LossConfig

@@ -62,7 +62,7 @@ public static class DistillationDemo
         using var reference = InProcessTeacher.Load(teacher);
         var rows = new List<Row>();
         foreach (var (name, folder) in new[] { ("teacher", teacher), ("student before", student), ("student SFT", sft.ModelPath!), ("student KD", kd.ModelPath!) })
-            rows.Add(Evaluate(name, folder, heldout, name == "teacher" ? null : reference));
+            rows.Add(await EvaluateAsync(name, folder, heldout, name == "teacher" ? null : reference, cancellationToken));
         log.WriteLine($"demo finished in {watch.Elapsed.TotalSeconds:F0} s");
         return rows;
     }
@@ -82,13 +82,13 @@ public static class DistillationDemo
         return string.Join("\n", lines);
     }
 
-    private static Row Evaluate(string name, string folder, IReadOnlyList<DatasetRecord> heldout, ITeacherSignal? teacher)
+    private static async Task<Row> EvaluateAsync(string name, string folder, IReadOnlyList<DatasetRecord> heldout, ITeacherSignal? teacher, CancellationToken cancellationToken)
     {
         using var model = CausalLanguageModel.FromPretrained(folder);
         var tokenizer = TokenizerLoader.Load(folder);
         var builder = new ExampleBuilder(tokenizer, DatasetLayout.Text, new ExampleOptions { MaxLength = 128 });
         var examples = heldout.Select(builder.Build).ToList();
-        var metrics = Evaluator.Evaluate(model, examples, teacher, model.Config.VocabSize, tokenizer.PadTokenId ?? 0);
+        var metrics = await Evaluator.EvaluateAsync(model, examples, teacher, model.Config.VocabSize, tokenizer.PadTokenId ?? 0, cancellationToken: cancellationToken);
         var probes = DemoGrammar.AgreementProbes().Select(p => new ChoiceItem(p.Context, [p.Right, p.Wrong], 0)).ToList();
         var agreement = MultipleChoice.Evaluate(model, tokenizer, probes);
         return new Row(name, metrics.Perplexity, metrics.KlToTeacher, metrics.Top1Agreement, agreement.Accuracy);

@@ -14,11 +14,10 @@ namespace Distill.Mesh.Training.Evaluation;
 /// </summary>
 public static class Evaluator
 {
-    public static EvalResult Evaluate(CausalLanguageModel model, IReadOnlyList<TokenizedExample> examples, ITeacherSignal? teacher, int vocabulary, int padTokenId, int batchSize = 8)
+    public static async Task<EvalResult> EvaluateAsync(CausalLanguageModel model, IReadOnlyList<TokenizedExample> examples, ITeacherSignal? teacher, int vocabulary, int padTokenId, int batchSize = 8, CancellationToken cancellationToken = default)
     {
         if (examples.Count == 0)
             throw new ArgumentException("no examples to evaluate");
-        using var noGrad = torch.no_grad();
         var wasTraining = model.training;
         model.eval();
         double nll = 0, kl = 0, agree = 0;
@@ -27,15 +26,17 @@ public static class Evaluator
         {
             foreach (var chunk in examples.Chunk(batchSize))
             {
-                using var scope = torch.NewDisposeScope();
                 using var batch = Batching.Collate(chunk, padTokenId, model.Device);
                 var length = batch.InputIds.shape[1];
                 if (length < 2)
                     continue;
+                // Awaited before no_grad and the dispose scope: both are thread-local.
+                using var teacherRows = teacher is null ? null : await teacher.ScoreAsync(batch, new SignalRequest(SignalFormat.Dense, vocabulary), cancellationToken);
+                using var noGrad = torch.no_grad();
+                using var scope = torch.NewDisposeScope();
                 var hidden = model.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds);
                 var rows = hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]);
                 var labels = batch.Labels.narrow(1, 1, length - 1).reshape(-1);
-                var teacherRows = teacher?.Score(batch, new SignalRequest(SignalFormat.Dense, vocabulary));
                 var block = ChunkedDistillationLoss.DefaultBlockSize(vocabulary);
                 for (long start = 0; start < rows.shape[0]; start += block)
                 {

@@ -18,7 +18,7 @@ namespace Distill.Mesh.Training.Recipes;
 /// </summary>
 public static class GkdRecipe
 {
-    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
+    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
     {
         if (config.Teachers.Count == 0)
             throw new ConfigException("the gkd recipe needs a teacher");
@@ -27,7 +27,7 @@ public static class GkdRecipe
 
         // Setup
         using var run = RecipeRun.Start(config, resolved);
-        using var teacher = KdRecipe.LoadTeachers(config);
+        using var teacher = KdRecipe.LoadTeachers(config, connect);
         var vocabulary = TeacherCompatibility.Check(teacher.Describe(), run.Tokenizer, run.Student.Config.VocabSize);
         await run.LoadDataAsync(vocabulary, cancellationToken);
         var lossOptions = TrainingFactory.Loss(config.Loss);
@@ -74,9 +74,10 @@ public static class GkdRecipe
             double loss = 0, kd = 0, ce = 0;
             for (var m = 0; m < batches.Count; m++)
             {
-                using var scope = torch.NewDisposeScope();
                 var seed = config.Seed * 1_000_003L + (step - 1) * accumulation + m;
-                using var parts = KdRecipe.MicroBatchLoss(run, teacher, batches[m], lossOptions, vocabulary, stepTokens, seed);
+                using var teacherRows = await teacher.ScoreAsync(batches[m], TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed), cancellationToken);
+                using var scope = torch.NewDisposeScope();
+                using var parts = KdRecipe.MicroBatchLoss(run, teacherRows, batches[m], lossOptions, vocabulary, stepTokens);
                 parts.Total.backward();
                 loss += parts.Total.to_type(ScalarType.Float64).item<double>();
                 kd += parts.Kd.to_type(ScalarType.Float64).item<double>();
@@ -88,7 +89,7 @@ public static class GkdRecipe
                 batch.Dispose();
 
             var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
-                run.EvalDue(step, totalSteps) ? Evaluator.Evaluate(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId) : null,
+                run.EvalDue(step, totalSteps) ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken) : null,
                 onPolicy > 0 ? $"{onPolicy}/{accumulation} micro-batches on-policy" : null);
             run.Record(e, history, progress, optimizer);
         }
@@ -96,7 +97,7 @@ public static class GkdRecipe
         // Outputs (a last checkpoint lets a rerun with more steps continue from here)
         if (resumed?.Step != step)
             TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
-        var final = run.Eval.Count > 0 ? Evaluator.Evaluate(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId) : null;
+        var final = run.Eval.Count > 0 ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken) : null;
         return run.Finish(step, completed: true, history, final);
     }
 }

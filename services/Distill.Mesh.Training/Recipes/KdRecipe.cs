@@ -17,14 +17,19 @@ namespace Distill.Mesh.Training.Recipes;
 /// </summary>
 public static class KdRecipe
 {
-    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
+    /// <param name="config">The run.</param>
+    /// <param name="resolved">The resolved config to write with the outputs, if any.</param>
+    /// <param name="progress">Receives step events.</param>
+    /// <param name="cancellationToken">Stops the run at the next step boundary, with a checkpoint.</param>
+    /// <param name="connect">Reaches a teacher some other way than loading it here (the trainer service: over gRPC).</param>
+    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
     {
         if (config.Teachers.Count == 0)
             throw new ConfigException("the kd recipe needs at least one entry under 'teachers'");
 
         // Setup
         using var run = RecipeRun.Start(config, resolved);
-        using var teacher = LoadTeachers(config);
+        using var teacher = LoadTeachers(config, connect);
         var vocabulary = TeacherCompatibility.Check(teacher.Describe(), run.Tokenizer, run.Student.Config.VocabSize);
         await run.LoadDataAsync(vocabulary, cancellationToken);
         var lossOptions = TrainingFactory.Loss(config.Loss);
@@ -58,9 +63,11 @@ public static class KdRecipe
             double loss = 0, kd = 0, ce = 0;
             for (var m = 0; m < batches.Count; m++)
             {
-                using var scope = torch.NewDisposeScope();
+                // The teacher is awaited before the dispose scope opens: scopes are thread-static.
                 var seed = config.Seed * 1_000_003L + (step - 1) * accumulation + m;
-                using var parts = MicroBatchLoss(run, teacher, batches[m], lossOptions, vocabulary, stepTokens, seed);
+                using var teacherRows = await teacher.ScoreAsync(batches[m], TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed), cancellationToken);
+                using var scope = torch.NewDisposeScope();
+                using var parts = MicroBatchLoss(run, teacherRows, batches[m], lossOptions, vocabulary, stepTokens);
                 parts.Total.backward();
                 loss += parts.Total.to_type(ScalarType.Float64).item<double>();
                 kd += parts.Kd.to_type(ScalarType.Float64).item<double>();
@@ -72,28 +79,25 @@ public static class KdRecipe
                 batch.Dispose();
 
             var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
-                run.EvalDue(step, totalSteps) ? Evaluator.Evaluate(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId) : null);
+                run.EvalDue(step, totalSteps) ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken) : null);
             run.Record(e, history, progress, optimizer);
         }
 
         // Outputs (a last checkpoint lets a rerun with more steps continue from here)
         if (resumed?.Step != step)
             TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
-        var final = run.Eval.Count > 0 ? Evaluator.Evaluate(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId) : null;
+        var final = run.Eval.Count > 0 ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken) : null;
         if (final is not null)
             progress?.Report(history[^1] with { Eval = final, Message = "final evaluation" });
         return run.Finish(step, completed: true, history, final);
     }
 
     /// <summary>
-    /// The distillation loss of one micro-batch: the teacher scores it, the student's shifted hidden
-    /// states meet the teacher's rows through the chunked (or plain) loss, normalised by the step's tokens.
+    /// The distillation loss of one micro-batch: the student's shifted hidden states meet the teacher's rows through the chunked (or plain) loss, normalised by the step's tokens.
     /// </summary>
-    internal static LossParts MicroBatchLoss(RecipeRun run, ITeacherSignal teacher, Batch batch, DistillationLossOptions lossOptions, int vocabulary, long stepTokens, long seed)
+    internal static LossParts MicroBatchLoss(RecipeRun run, ITeacherRows teacherRows, Batch batch, DistillationLossOptions lossOptions, int vocabulary, long stepTokens)
     {
         var config = run.Config;
-        var request = TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed);
-        var teacherRows = teacher.Score(batch, request);
         var (hidden, labels) = Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
         return config.Loss.Chunked
             ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
@@ -107,9 +111,9 @@ public static class KdRecipe
         return (hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]), labels.narrow(1, 1, length - 1).reshape(-1));
     }
 
-    internal static ITeacherSignal LoadTeachers(TrainConfig config)
+    internal static ITeacherSignal LoadTeachers(TrainConfig config, Func<TeacherConfig, ITeacherSignal>? connect)
     {
-        var teachers = config.Teachers.Select(t => (ITeacherSignal)InProcessTeacher.Load(t.Model, RecipeRun.DType(t.Dtype))).ToList();
+        var teachers = config.Teachers.Select(t => connect?.Invoke(t) ?? InProcessTeacher.Load(t.Model, RecipeRun.DType(t.Dtype))).ToList();
         return teachers.Count == 1 ? teachers[0] : new MixtureTeacher(teachers, config.Teachers.Select(t => t.Weight).ToList());
     }
 }

@@ -44,6 +44,6 @@ public static class SeqKdRecipe
         }
 
         // Train, checkpoint, outputs: plain fine-tuning on the teacher's sequences.
-        return SftRecipe.Train(run, progress, cancellationToken);
+        return await SftRecipe.TrainAsync(run, progress, cancellationToken);
     }
 }

@@ -17,11 +17,11 @@ public static class SftRecipe
         // Setup
         using var run = RecipeRun.Start(config, resolved);
         await run.LoadDataAsync(run.Student.Config.VocabSize, cancellationToken);
-        return Train(run, progress, cancellationToken);
+        return await TrainAsync(run, progress, cancellationToken);
     }
 
     /// <summary>The fine-tuning loop over <see cref="RecipeRun.Train"/> (also sequence-level KD's, on the teacher's completions).</summary>
-    internal static TrainResult Train(RecipeRun run, IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
+    internal static async Task<TrainResult> TrainAsync(RecipeRun run, IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
     {
         var config = run.Config;
         var lossOptions = TrainingFactory.Loss(config.Loss);
@@ -64,14 +64,14 @@ public static class SftRecipe
                 batch.Dispose();
 
             var e = new TrainEvent(step, totalSteps, loss, 0, loss, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
-                run.EvalDue(step, totalSteps) ? Evaluator.Evaluate(run.Student, run.Eval, null, run.Student.Config.VocabSize, run.PadTokenId) : null);
+                run.EvalDue(step, totalSteps) ? await Evaluator.EvaluateAsync(run.Student, run.Eval, null, run.Student.Config.VocabSize, run.PadTokenId, cancellationToken: cancellationToken) : null);
             run.Record(e, history, progress, optimizer);
         }
 
         // Outputs (a last checkpoint lets a rerun with more steps continue from here)
         if (resumed?.Step != step)
             TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
-        var final = run.Eval.Count > 0 ? Evaluator.Evaluate(run.Student, run.Eval, null, run.Student.Config.VocabSize, run.PadTokenId) : null;
+        var final = run.Eval.Count > 0 ? await Evaluator.EvaluateAsync(run.Student, run.Eval, null, run.Student.Config.VocabSize, run.PadTokenId, cancellationToken: CancellationToken.None) : null;
         return run.Finish(step, completed: true, history, final);
     }
 }

@@ -74,7 +74,15 @@ public static class TrainingFactory
             _ => throw new ConfigException($"signal.mode '{config.Mode}' is not one of tail, zero"),
         },
         config.Samples,
-        seed);
+        seed,
+        config.Precision.ToLowerInvariant() switch
+        {
+            "fp32" => Teachers.SignalPrecision.Fp32,
+            "fp16" => Teachers.SignalPrecision.Fp16,
+            "bf16" => Teachers.SignalPrecision.Bf16,
+            "q8" => Teachers.SignalPrecision.Q8,
+            _ => throw new ConfigException($"signal.precision '{config.Precision}' is not one of fp32, fp16, bf16, q8"),
+        });
 
     public static ChatFormat? ChatFormat(string? name) =>
         name is null ? null

@@ -31,7 +31,8 @@ public enum SignalFormat
 /// <param name="Mode">Top-k tail handling.</param>
 /// <param name="Samples">Tokens sampled per position.</param>
 /// <param name="Seed">Seed of the sampling (so a resumed run draws the same tokens).</param>
-public sealed record SignalRequest(SignalFormat Format, int Vocabulary, double Temperature = 1.0, int K = 64, TopKMode Mode = TopKMode.Tail, int Samples = 16, long Seed = 0);
+/// <param name="Precision">How a remote teacher packs values (in process, signals are exact).</param>
+public sealed record SignalRequest(SignalFormat Format, int Vocabulary, double Temperature = 1.0, int K = 64, TopKMode Mode = TopKMode.Tail, int Samples = 16, long Seed = 0, SignalPrecision Precision = SignalPrecision.Fp32);
 
 /// <summary>
 /// "Give me the teacher's signal for these sequences." For inputs [B, T] the result has B·(T − 1)
@@ -45,5 +46,7 @@ public interface ITeacherSignal : IDisposable
 
     /// <param name="batch">Ids [B, T], attention mask, and for packed sequences document and position ids.</param>
     /// <param name="request">What signal to produce.</param>
-    ITeacherRows Score(Batch batch, SignalRequest request);
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <returns>Rows that own their tensors: dispose them after use.</returns>
+    Task<ITeacherRows> ScoreAsync(Batch batch, SignalRequest request, CancellationToken cancellationToken = default);
 }

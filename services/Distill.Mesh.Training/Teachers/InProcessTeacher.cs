@@ -46,20 +46,24 @@ public sealed class InProcessTeacher : ITeacherSignal
 
     public TeacherDescription Describe() => _description;
 
+    public Task<ITeacherRows> ScoreAsync(Batch batch, SignalRequest request, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Score(batch, request));
+
+    /// <summary>Scores synchronously (for callers already on a worker thread); the rows own their tensors.</summary>
     public ITeacherRows Score(Batch batch, SignalRequest request)
     {
         using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
         var hidden = Model.Hidden(batch.InputIds.to(Model.Device), batch.AttentionMask.to(Model.Device), batch.PositionIds?.to(Model.Device), null, batch.DocumentIds?.to(Model.Device));
         // Position t predicts token t + 1: the last position predicts nothing in the batch.
-        var rows = hidden.narrow(1, 0, hidden.shape[1] - 1).reshape(-1, hidden.shape[^1]);
-        hidden.Dispose();
+        var rows = hidden.narrow(1, 0, hidden.shape[1] - 1).reshape(-1, hidden.shape[^1]).contiguous();
         var head = Model.OutputWeight.narrow(0, 0, request.Vocabulary);
         var dense = new ProjectedTeacherRows(rows, head);
         return request.Format switch
         {
-            SignalFormat.Dense => dense,
-            SignalFormat.TopK => new TargetRows(Sparse(dense, request, logits => TopKTeacherSignal.FromLogits(logits, request.K, request.Temperature, request.Mode))),
-            SignalFormat.Sampled => new TargetRows(SampledSignal(dense, request)),
+            SignalFormat.Dense => new ProjectedTeacherRows(rows.DetachFromDisposeScope(), head.DetachFromDisposeScope(), owns: true),
+            SignalFormat.TopK => new TargetRows(Sparse(dense, request, logits => TopKTeacherSignal.FromLogits(logits, request.K, request.Temperature, request.Mode)).Detached(), owns: true),
+            SignalFormat.Sampled => new TargetRows(SampledSignal(dense, request).Detached(), owns: true),
             _ => throw new ArgumentOutOfRangeException(nameof(request)),
         };
     }

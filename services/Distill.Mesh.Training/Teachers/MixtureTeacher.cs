@@ -40,11 +40,12 @@ public sealed class MixtureTeacher : ITeacherSignal
         };
     }
 
-    public ITeacherRows Score(Batch batch, SignalRequest request)
+    public async Task<ITeacherRows> ScoreAsync(Batch batch, SignalRequest request, CancellationToken cancellationToken = default)
     {
         if (request.Format != SignalFormat.Dense)
             throw new ArgumentException("a teacher mixture produces dense signals only");
-        return new MixtureRows(_teachers.Select(t => t.Score(batch, request)).ToList(), _weights, request.Temperature);
+        var rows = await Task.WhenAll(_teachers.Select(t => t.ScoreAsync(batch, request, cancellationToken)));
+        return new MixtureRows(rows, _weights, request.Temperature);
     }
 
     /// <summary>
@@ -64,6 +65,12 @@ public sealed class MixtureTeacher : ITeacherSignal
             }).ToList();
             var mixture = torch.stack(weighted, 0).logsumexp(0);
             return new DenseTeacherLogits((mixture * temperature).MoveToOuterDisposeScope());
+        }
+
+        public void Dispose()
+        {
+            foreach (var rows in teachers)
+                rows.Dispose();
         }
     }
 

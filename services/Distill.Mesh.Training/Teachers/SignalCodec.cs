@@ -26,7 +26,9 @@ public static class SignalCodec
                 var tail = topK.TailMass?.to_type(ScalarType.Float32).data<float>().ToArray()
                     ?? Enumerable.Range(0, positions).Select(p => (float)Math.Max(0, 1 - logProbs.Skip(p * k).Take(k).Sum(v => Math.Exp(v)))).ToArray();
                 var (values, scales) = EncodeValues(logProbs, positions, k, precision);
-                return new EncodedSignal(false, positions, k, bits, PackIds(topK.Ids, bits), precision, values, scales, Halves(tail), []);
+                // With fp32 values the tail is fp32 too, so an fp32 signal reproduces in-process numbers.
+                var tailBytes = precision == SignalPrecision.Fp32 ? EncodeValues(tail, positions, 1, SignalPrecision.Fp32).Values : Halves(tail);
+                return new EncodedSignal(false, positions, k, bits, PackIds(topK.Ids, bits), precision, values, scales, tailBytes, []);
             }
 
             case SampledTeacherSignal sampled:
@@ -60,7 +62,7 @@ public static class SignalCodec
         }
 
         var values = DecodeValues(signal.Values, signal.ValueScales, signal.Positions, signal.K, signal.Precision);
-        var tail = FromHalves(signal.TailMass);
+        var tail = signal.Precision == SignalPrecision.Fp32 ? DecodeValues(signal.TailMass, [], signal.Positions, 1, SignalPrecision.Fp32) : FromHalves(signal.TailMass);
         return new TopKTeacherSignal(idTensor, Tensor(values, signal, device), TopKMode.Tail, torch.tensor(tail, device: device));
     }
 

@@ -153,7 +153,7 @@ public sealed class RecipeTests : IDisposable
     }
 
     [Fact]
-    public void Mixture_IsTheWeightedAverageOfTheTeachersDistributions()
+    public async Task Mixture_IsTheWeightedAverageOfTheTeachersDistributions()
     {
         using var a = InProcessTeacher.Load(Teacher("llama", 11));
         using var b = InProcessTeacher.Load(Teacher("llama", 12));
@@ -162,7 +162,8 @@ public sealed class RecipeTests : IDisposable
         using var batch = new Training.Datasets.Batch(ids, ids.clone(), torch.ones_like(ids));
         var request = new SignalRequest(SignalFormat.Dense, 262, Temperature: 2);
 
-        var mixed = ((DenseTeacherLogits)mixture.Score(batch, request).Block(0, 4)).Logits;
+        using var mixedRows = await mixture.ScoreAsync(batch, request);
+        var mixed = ((DenseTeacherLogits)mixedRows.Block(0, 4)).Logits;
         var pa = ((DenseTeacherLogits)a.Score(batch, request).Block(0, 4)).Logits.div(2).softmax(-1);
         var pb = ((DenseTeacherLogits)b.Score(batch, request).Block(0, 4)).Logits.div(2).softmax(-1);
 
