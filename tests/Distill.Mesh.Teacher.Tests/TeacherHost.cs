@@ -26,6 +26,9 @@ internal sealed class TeacherHost : IAsyncDisposable
 
     public InProcessTeacher Teacher { get; }
 
+    /// <summary>The teacher's HF folder.</summary>
+    public string TeacherFolder => _dir.Combine("teacher");
+
     public GrpcChannel Channel { get; }
 
     public IServiceProvider Services => _app.Services;

@@ -1,0 +1,186 @@
+using Distill.Mesh.Contracts.Teacher.V1;
+using Distill.Mesh.Modeling.Losses;
+using Distill.Mesh.Teacher.Grpc;
+using Distill.Mesh.Training.Datasets;
+using Distill.Mesh.Training.Teachers;
+using Grpc.Core;
+using TorchSharp;
+using static TorchSharp.torch;
+using ContractFormat = Distill.Mesh.Contracts.Teacher.V1.SignalFormat;
+using EngineFormat = Distill.Mesh.Training.Teachers.SignalFormat;
+
+namespace Distill.Mesh.Teacher.Client;
+
+/// <summary>
+/// A teacher reached over gRPC, as the engine sees teachers (<see cref="ITeacherSignal"/>). Each
+/// micro-batch is one Score stream carrying its sequences' real tokens; responses are decoded and
+/// laid out like the in-process teacher's rows. A transient failure (the teacher restarting, the
+/// queue full) retries the whole micro-batch with exponential backoff, so a training step is never
+/// skipped or counted twice. Requests carry the teacher's fingerprint: a different model behind the
+/// same address is refused, not silently used.
+/// </summary>
+public sealed class RemoteTeacher : ITeacherSignal
+{
+    private static readonly StatusCode[] Transient =
+        [StatusCode.Unavailable, StatusCode.DeadlineExceeded, StatusCode.ResourceExhausted, StatusCode.Aborted, StatusCode.Unknown, StatusCode.Internal];
+
+    private readonly TeacherService.TeacherServiceClient _client;
+    private readonly TeacherDescription _description;
+    private readonly RetryPolicy _retry;
+
+    private RemoteTeacher(TeacherService.TeacherServiceClient client, TeacherDescription description, RetryPolicy retry)
+    {
+        _client = client;
+        _description = description;
+        _retry = retry;
+    }
+
+    /// <summary>How failed calls are retried.</summary>
+    public sealed record RetryPolicy(int MaxAttempts = 6, TimeSpan? FirstDelay = null, TimeSpan? CallTimeout = null)
+    {
+        public TimeSpan Delay(int attempt) => (FirstDelay ?? TimeSpan.FromMilliseconds(200)) * Math.Pow(2, attempt);
+    }
+
+    /// <summary>Calls retried so far.</summary>
+    public int Retries { get; private set; }
+
+    /// <summary>Connects and reads the teacher's description (retrying while it starts up).</summary>
+    public static async Task<RemoteTeacher> ConnectAsync(CallInvoker invoker, RetryPolicy? retry = null, CancellationToken cancellationToken = default)
+    {
+        retry ??= new RetryPolicy();
+        var client = new TeacherService.TeacherServiceClient(invoker);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                var info = await client.DescribeAsync(new DescribeRequest(), deadline: DateTime.UtcNow + (retry.CallTimeout ?? TimeSpan.FromMinutes(2)), cancellationToken: cancellationToken);
+                return new RemoteTeacher(client, new TeacherDescription(info.Fingerprint, info.TokenizerHash, info.VocabSize, info.TokenizerVocabSize, info.MaxContext), retry);
+            }
+            catch (RpcException e) when (Transient.Contains(e.StatusCode) && attempt + 1 < retry.MaxAttempts)
+            {
+                await Task.Delay(retry.Delay(attempt), cancellationToken);
+            }
+        }
+    }
+
+    public TeacherDescription Describe() => _description;
+
+    public async Task<ITeacherRows> ScoreAsync(Batch batch, SignalRequest request, CancellationToken cancellationToken = default)
+    {
+        if (batch.DocumentIds is not null)
+            throw new NotSupportedException("packed sequences are scored in process only; turn dataset.packing off for a remote teacher");
+        if (request.Format == EngineFormat.Dense)
+            throw new ArgumentException("a remote teacher sends top-k or sampled signals (full logits never cross the network): set signal.format to topk or sampled");
+        var sequences = Sequences(batch);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                var responses = await ScoreOnceAsync(sequences, request, cancellationToken);
+                return Assemble(batch, sequences, responses, request);
+            }
+            catch (RpcException e) when (Transient.Contains(e.StatusCode) && attempt + 1 < _retry.MaxAttempts && !cancellationToken.IsCancellationRequested)
+            {
+                Retries++;
+                await Task.Delay(_retry.Delay(attempt), cancellationToken);
+            }
+        }
+    }
+
+    private async Task<ScoreResponse[]> ScoreOnceAsync(int[][] sequences, SignalRequest request, CancellationToken cancellationToken)
+    {
+        var spec = new SignalSpec
+        {
+            Format = request.Format == EngineFormat.TopK ? ContractFormat.TopK : ContractFormat.Sampled,
+            K = request.Format == EngineFormat.TopK ? request.K : request.Samples,
+            Temperature = request.Temperature,
+            Precision = SignalMapping.FromPrecision(request.Precision),
+            Vocabulary = request.Vocabulary,
+            Seed = unchecked((ulong)request.Seed),
+        };
+        using var call = _client.Score(deadline: DateTime.UtcNow + (_retry.CallTimeout ?? TimeSpan.FromMinutes(10)), cancellationToken: cancellationToken);
+        for (var i = 0; i < sequences.Length; i++)
+        {
+            await call.RequestStream.WriteAsync(new ScoreRequest
+            {
+                RequestId = i.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                TokenIds = SignalMapping.PackIds(sequences[i]),
+                Signal = spec,
+                Fingerprint = _description.Fingerprint,
+            }, cancellationToken);
+        }
+
+        await call.RequestStream.CompleteAsync();
+        var responses = new ScoreResponse[sequences.Length];
+        await foreach (var response in call.ResponseStream.ReadAllAsync(cancellationToken))
+            responses[int.Parse(response.RequestId, System.Globalization.CultureInfo.InvariantCulture)] = response;
+        if (responses.Any(r => r is null))
+            throw new RpcException(new Status(StatusCode.Aborted, "the teacher closed the stream before answering every sequence"));
+        return responses;
+    }
+
+    /// <summary>Each row's real tokens (batches are right-padded: the mask is a prefix of ones).</summary>
+    private static int[][] Sequences(Batch batch)
+    {
+        var ids = batch.InputIds.cpu().data<long>().ToArray();
+        var mask = batch.AttentionMask.cpu().data<long>().ToArray();
+        var (rows, width) = ((int)batch.InputIds.shape[0], (int)batch.InputIds.shape[1]);
+        return Enumerable.Range(0, rows).Select(b =>
+        {
+            var length = Enumerable.Range(0, width).Count(t => mask[b * width + t] != 0);
+            return Enumerable.Range(0, length).Select(t => (int)ids[b * width + t]).ToArray();
+        }).ToArray();
+    }
+
+    /// <summary>
+    /// Rows b·(T − 1) + t as the in-process teacher lays them out. Padding rows get a valid dummy
+    /// distribution (uniform over k, no tail; zero weights when sampled): their labels are ignored,
+    /// but they must not produce NaN.
+    /// </summary>
+    private static TargetRows Assemble(Batch batch, int[][] sequences, ScoreResponse[] responses, SignalRequest request)
+    {
+        var stride = batch.InputIds.shape[1] - 1;
+        var k = request.Format == EngineFormat.TopK ? request.K : request.Samples;
+        var sampled = request.Format == EngineFormat.Sampled;
+        var rows = sequences.Length * stride;
+        var ids = torch.arange(k, dtype: ScalarType.Int64).expand(rows, k).contiguous();
+        var values = sampled ? torch.zeros(rows, k) : torch.full(rows, k, -Math.Log(k));
+        var extra = torch.zeros(rows, sampled ? k : 1);
+        using (var scope = torch.NewDisposeScope())
+        {
+            for (var b = 0; b < sequences.Length; b++)
+            {
+                var positions = Math.Max(0, sequences[b].Length - 1);
+                if (positions == 0)
+                    continue;
+                var target = SignalCodec.Decode(SignalMapping.FromResponse(responses[b], sampled));
+                if (target.Rows != positions)
+                    throw new RpcException(new Status(StatusCode.Internal, $"the teacher scored {target.Rows} positions of a {positions + 1}-token sequence"));
+                var start = b * stride;
+                switch (target)
+                {
+                    case TopKTeacherSignal topK:
+                        ids.narrow(0, start, positions).copy_(topK.Ids);
+                        values.narrow(0, start, positions).copy_(topK.LogProbs);
+                        extra.narrow(0, start, positions).copy_(topK.TailMass!.unsqueeze(-1));
+                        break;
+                    case SampledTeacherSignal draw:
+                        ids.narrow(0, start, positions).copy_(draw.Ids);
+                        values.narrow(0, start, positions).copy_(draw.Weights);
+                        extra.narrow(0, start, positions).copy_(draw.LogProbs);
+                        break;
+                }
+            }
+        }
+
+        var device = batch.InputIds.device;
+        TeacherTarget assembled = sampled
+            ? new SampledTeacherSignal(ids.to(device), values.to(device), extra.to(device))
+            : new TopKTeacherSignal(ids.to(device), values.to(device), request.Mode, extra.squeeze(-1).to(device));
+        return new TargetRows(assembled, owns: true);
+    }
+
+    public void Dispose()
+    {
+    }
+}

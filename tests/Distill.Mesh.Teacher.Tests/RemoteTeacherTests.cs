@@ -1,0 +1,114 @@
+using Distill.Mesh.Modeling.Losses;
+using Distill.Mesh.Teacher.Client;
+using Distill.Mesh.Testing;
+using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Training.Datasets;
+using Distill.Mesh.Training.Recipes;
+using Distill.Mesh.Training.Teachers;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace Distill.Mesh.Teacher.Tests;
+
+public sealed class RemoteTeacherTests : IDisposable
+{
+    private readonly TempFolder _dir = new();
+
+    /// <summary>Fails the first calls to Score as a restarting teacher would (UNAVAILABLE).</summary>
+    private sealed class FailFirst(int failures) : Interceptor
+    {
+        private int _left = failures;
+
+        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(ClientInterceptorContext<TRequest, TResponse> context, AsyncDuplexStreamingCallContinuation<TRequest, TResponse> continuation)
+        {
+            if (Interlocked.Decrement(ref _left) >= 0)
+                throw new RpcException(new Status(StatusCode.Unavailable, "teacher restarting"));
+            return continuation(context);
+        }
+    }
+
+    private static readonly RemoteTeacher.RetryPolicy FastRetry = new(FirstDelay: TimeSpan.FromMilliseconds(1));
+
+    [Fact]
+    public async Task Rows_EqualTheInProcessTeachersForAPaddedBatch()
+    {
+        await using var host = await TeacherHost.StartAsync();
+        var remote = await RemoteTeacher.ConnectAsync(host.Channel.CreateCallInvoker(), FastRetry);
+        using var batch = Batching.Collate([new TokenizedExample([256, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]), new TokenizedExample([256, 9, 8], [0, 9, 8])], 0);
+        var request = new SignalRequest(SignalFormat.TopK, 262, 1.0, 16);
+
+        using var remoteRows = await remote.ScoreAsync(batch, request);
+        using var localRows = host.Teacher.Score(batch, request);
+
+        Assert.Equal(host.Teacher.Describe(), remote.Describe());
+        Assert.Equal(10, remoteRows.Rows);
+        foreach (var (start, count) in new[] { (0L, 5L), (5L, 2L) })
+        {
+            var a = (TopKTeacherSignal)localRows.Block(start, count);
+            var b = (TopKTeacherSignal)remoteRows.Block(start, count);
+            TensorAssert.Equal(a.Ids, b.Ids);
+            TensorAssert.Close(a.LogProbs, b.LogProbs, atol: 1e-6);
+        }
+    }
+
+    private TrainConfig Config(string name, string teacherModel) => new()
+    {
+        Recipe = "kd",
+        Seed = 3,
+        OutputDir = _dir.Combine(name),
+        Student = new StudentConfig { Model = Student() },
+        Teachers = [new TeacherConfig { Model = teacherModel }],
+        Signal = new SignalConfig { Format = "topk", K = 16, Precision = "fp32" },
+        Loss = new LossConfig { Kind = "fkl", KdRatio = 0.8 },
+        Dataset = new DatasetConfig { Path = Dataset(), MaxLength = 32, EvalFraction = 0 },
+        Training = new TrainingConfig { MaxSteps = 5, BatchSize = 4, Optimizer = new OptimizerConfig { Lr = 3e-3 } },
+    };
+
+    private string Student()
+    {
+        var folder = _dir.Combine("student");
+        if (!Directory.Exists(folder))
+        {
+            using var model = TinyModels.Create("qwen2", 4);
+            TinyModels.SaveWithByteTokenizer(model, folder);
+        }
+
+        return folder;
+    }
+
+    private string Dataset()
+    {
+        var path = _dir.Combine("data.jsonl");
+        File.WriteAllLines(path, Enumerable.Range(0, 20).Select(i => $"{{\"text\": \"row {i} says {new string((char)('a' + i % 26), i % 7 + 1)}\"}}"));
+        return path;
+    }
+
+    private static List<double> Losses(TrainConfig config) =>
+        File.ReadAllLines(Path.Combine(config.OutputDir, "metrics.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToList();
+
+    [Fact]
+    public async Task KdRun_ThroughTheTeacherService_GivesTheInProcessLosses_EvenWhenTheTeacherRestarts()
+    {
+        await using var host = await TeacherHost.StartAsync();
+        var teacherModel = host.TeacherFolder;
+        var local = Config("local", teacherModel);
+        var remote = Config("remote", teacherModel);
+        var flaky = Config("flaky", teacherModel);
+
+        await KdRecipe.RunAsync(local, null, null, default);
+        var connected = await RemoteTeacher.ConnectAsync(host.Channel.CreateCallInvoker(), FastRetry);
+        await KdRecipe.RunAsync(remote, null, null, default, _ => connected);
+        var restarting = await RemoteTeacher.ConnectAsync(host.Channel.Intercept(new FailFirst(2)), FastRetry);
+        await KdRecipe.RunAsync(flaky, null, null, default, _ => restarting);
+
+        var expected = Losses(local);
+        Assert.Equal(5, expected.Count);
+        Assert.Equal(expected.Count, Losses(remote).Count);
+        for (var i = 0; i < expected.Count; i++)
+            Assert.Equal(expected[i], Losses(remote)[i], 5);
+        Assert.Equal(Losses(remote), Losses(flaky));
+        Assert.Equal(2, restarting.Retries);
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
