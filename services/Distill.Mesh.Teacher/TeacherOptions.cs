@@ -24,6 +24,12 @@ public sealed class TeacherOptions
     /// <summary>Tokens packed into one forward pass.</summary>
     public int MaxBatchTokens { get; set; } = 8192;
 
+    /// <summary>
+    /// After the first waiting request, how long the batcher waits for more before a forward pass
+    /// that is not yet full (a client sends a micro-batch's sequences one after another).
+    /// </summary>
+    public TimeSpan BatchWindow { get; set; } = TimeSpan.FromMilliseconds(2);
+
     /// <summary>Longest sequence one request may carry.</summary>
     public int MaxSequenceTokens { get; set; } = 8192;
 }

@@ -22,6 +22,15 @@ public abstract record TeacherTarget
             tensor?.Dispose();
     }
 
+    /// <summary>A copy whose tensors are its own (a slice of a batch's rows outlives the batch).</summary>
+    public TeacherTarget Copy() => this switch
+    {
+        DenseTeacherLogits d => new DenseTeacherLogits(d.Logits.clone()),
+        TopKTeacherSignal t => new TopKTeacherSignal(t.Ids.clone(), t.LogProbs.clone(), t.Mode, t.TailMass?.clone()),
+        SampledTeacherSignal s => new SampledTeacherSignal(s.Ids.clone(), s.Weights.clone(), s.LogProbs.clone()),
+        _ => throw new InvalidOperationException($"cannot copy {GetType().Name}"),
+    };
+
     /// <summary>Takes the target's tensors out of the current dispose scope (the target then owns them).</summary>
     public TeacherTarget Detached()
     {

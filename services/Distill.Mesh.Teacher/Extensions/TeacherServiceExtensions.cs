@@ -17,15 +17,22 @@ public static class TeacherServiceExtensions
     {
         builder.AddServiceDefaults("distill-teacher");
         builder.Services.Configure<TeacherOptions>(builder.Configuration.GetSection("Teacher"));
-        builder.Services.AddSingleton(sp =>
+        // A teacher handed in stays the caller's (registered as an instance, the container does not
+        // dispose it); one loaded here belongs to the host.
+        if (teacher is not null)
         {
-            if (teacher is not null)
-                return teacher;
-            var options = sp.GetRequiredService<IOptions<TeacherOptions>>().Value;
-            if (string.IsNullOrEmpty(options.Model))
-                throw new InvalidOperationException("Teacher:Model must name an HF model folder");
-            return InProcessTeacher.Load(options.Model, RecipeRun.DType(options.Dtype));
-        });
+            builder.Services.AddSingleton(teacher);
+        }
+        else
+        {
+            builder.Services.AddSingleton(sp =>
+            {
+                var options = sp.GetRequiredService<IOptions<TeacherOptions>>().Value;
+                if (string.IsNullOrEmpty(options.Model))
+                    throw new InvalidOperationException("Teacher:Model must name an HF model folder");
+                return InProcessTeacher.Load(options.Model, RecipeRun.DType(options.Dtype));
+            });
+        }
         builder.Services.AddSingleton<ScoringQueue>();
         builder.Services.AddSingleton<ISignalCache>(sp =>
         {

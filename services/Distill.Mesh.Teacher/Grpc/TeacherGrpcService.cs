@@ -49,13 +49,23 @@ public sealed class TeacherGrpcService(InProcessTeacher teacher, ScoringQueue qu
             }
             else
             {
+                Modeling.Losses.TeacherTarget target;
                 try
                 {
-                    encoded = await queue.ScoreAsync(ids, signal, precision, cancellation);
+                    target = await queue.ScoreAsync(ids, signal, cancellation);
                 }
                 catch (QueueFullException e)
                 {
                     throw new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
+                }
+
+                try
+                {
+                    encoded = SignalCodec.Encode(target, precision, signal.Vocabulary);
+                }
+                finally
+                {
+                    target.DisposeTensors();
                 }
 
                 await cache.SetAsync(key, encoded, cancellation);

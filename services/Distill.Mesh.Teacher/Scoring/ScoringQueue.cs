@@ -1,9 +1,11 @@
 using System.Threading.Channels;
+using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.ServiceDefaults;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Teachers;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using TorchSharp;
 
 namespace Distill.Mesh.Teacher.Scoring;
 
@@ -17,7 +19,7 @@ public sealed class QueueFullException(string message) : Exception(message);
 /// </summary>
 public sealed class ScoringQueue : IAsyncDisposable
 {
-    private sealed record Job(int[] Ids, SignalRequest Request, SignalPrecision Precision, TaskCompletionSource<EncodedSignal> Done, CancellationToken Cancellation);
+    private sealed record Job(int[] Ids, SignalRequest Request, TaskCompletionSource<TeacherTarget> Done, CancellationToken Cancellation);
 
     private readonly Channel<Job> _channel;
     private readonly InProcessTeacher _teacher;
@@ -39,9 +41,14 @@ public sealed class ScoringQueue : IAsyncDisposable
 
     public long Sequences { get; private set; }
 
-    public Task<EncodedSignal> ScoreAsync(int[] ids, SignalRequest request, SignalPrecision precision, CancellationToken cancellationToken)
+    /// <summary>
+    /// The signal of one sequence (B·(T−1) rows of the teacher's forward, sliced to it). The caller
+    /// owns the returned tensors: it encodes them (on its own thread, so encodes run in parallel
+    /// while this queue's worker moves on) and disposes them.
+    /// </summary>
+    public Task<TeacherTarget> ScoreAsync(int[] ids, SignalRequest request, CancellationToken cancellationToken)
     {
-        var job = new Job(ids, request, precision, new TaskCompletionSource<EncodedSignal>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
+        var job = new Job(ids, request, new TaskCompletionSource<TeacherTarget>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
         if (!_channel.Writer.TryWrite(job))
             throw new QueueFullException($"the teacher's queue is full ({_options.MaxQueue} requests waiting); retry later");
         return job.Done.Task.WaitAsync(cancellationToken);
@@ -62,8 +69,21 @@ public sealed class ScoringQueue : IAsyncDisposable
                 carried = null;
             }
 
-            while (reader.TryRead(out var next))
+            var window = System.Diagnostics.Stopwatch.StartNew();
+            while (true)
             {
+                if (!reader.TryRead(out var next))
+                {
+                    // Not full yet: give the rest of a micro-batch a moment to arrive.
+                    var left = _options.BatchWindow - window.Elapsed;
+                    if (jobs.Count == 0 || tokens >= _options.MaxBatchTokens || left <= TimeSpan.Zero)
+                        break;
+                    var wait = reader.WaitToReadAsync().AsTask();
+                    if (await Task.WhenAny(wait, Task.Delay(left)) != wait)
+                        break;
+                    continue;
+                }
+
                 if (next.Cancellation.IsCancellationRequested)
                 {
                     next.Done.TrySetCanceled(next.Cancellation);
@@ -93,16 +113,17 @@ public sealed class ScoringQueue : IAsyncDisposable
         {
             // One forward pass per request signature (usually one: a run asks for one format).
             // Sampled requests carry their own seeds, so each is scored alone.
-            foreach (var group in jobs.GroupBy(j => (j.Request.Format == SignalFormat.Sampled ? (object)j : j.Request, j.Precision)))
+            foreach (var group in jobs.GroupBy(j => j.Request.Format == SignalFormat.Sampled ? (object)j : j.Request with { Precision = SignalPrecision.Fp32 }))
             {
+                using var scope = torch.NewDisposeScope();
                 var members = group.ToList();
                 using var batch = Batching.Collate(members.Select(j => new TokenizedExample(j.Ids, j.Ids.Select(i => (long)i).ToArray())).ToList(), padTokenId: 0);
                 using var rows = _teacher.Score(batch, members[0].Request);
                 var stride = batch.InputIds.shape[1] - 1;
                 for (var i = 0; i < members.Count; i++)
                 {
-                    var target = rows.Block(i * stride, members[i].Ids.Length - 1);
-                    members[i].Done.TrySetResult(SignalCodec.Encode(target, members[i].Precision, members[i].Request.Vocabulary));
+                    var target = rows.Block(i * stride, members[i].Ids.Length - 1).Copy().Detached();
+                    members[i].Done.TrySetResult(target);
                 }
             }
 

@@ -23,8 +23,7 @@ public static class SignalCodec
             {
                 var (positions, k) = ((int)topK.Ids.shape[0], (int)topK.Ids.shape[1]);
                 var logProbs = topK.LogProbs.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
-                var tail = topK.TailMass?.to_type(ScalarType.Float32).data<float>().ToArray()
-                    ?? Enumerable.Range(0, positions).Select(p => (float)Math.Max(0, 1 - logProbs.Skip(p * k).Take(k).Sum(v => Math.Exp(v)))).ToArray();
+                var tail = topK.TailMass?.to_type(ScalarType.Float32).data<float>().ToArray() ?? TailOf(logProbs, positions, k);
                 var (values, scales) = EncodeValues(logProbs, positions, k, precision);
                 // With fp32 values the tail is fp32 too, so an fp32 signal reproduces in-process numbers.
                 var tailBytes = precision == SignalPrecision.Fp32 ? EncodeValues(tail, positions, 1, SignalPrecision.Fp32).Values : Halves(tail);
@@ -66,25 +65,47 @@ public static class SignalCodec
         return new TopKTeacherSignal(idTensor, Tensor(values, signal, device), TopKMode.Tail, torch.tensor(tail, device: device));
     }
 
+    private static float[] TailOf(float[] logProbs, int positions, int k)
+    {
+        var tail = new float[positions];
+        for (var p = 0; p < positions; p++)
+        {
+            double mass = 0;
+            for (var j = 0; j < k; j++)
+                mass += Math.Exp(logProbs[p * k + j]);
+            tail[p] = (float)Math.Max(0, 1 - mass);
+        }
+
+        return tail;
+    }
+
     private static Tensor Tensor(float[] values, EncodedSignal signal, Device? device) =>
         torch.tensor(values, device: device).reshape(signal.Positions, signal.K);
 
+    /// <summary>Little-endian bit packing through a 64-bit accumulator (ids are at most 32 bits).</summary>
     private static byte[] PackIds(Tensor ids, int bits)
     {
         var values = ids.to_type(ScalarType.Int64).contiguous().data<long>().ToArray();
         var bytes = new byte[(values.LongLength * bits + 7) / 8];
-        long bit = 0;
+        ulong buffer = 0;
+        var held = 0;
+        var at = 0;
         foreach (var value in values)
         {
             if (value < 0 || value >= 1L << bits)
                 throw new ArgumentException($"token id {value} does not fit in {bits} bits");
-            for (var b = 0; b < bits; b++, bit++)
+            buffer |= (ulong)value << held;
+            held += bits;
+            while (held >= 8)
             {
-                if ((value >> b & 1) != 0)
-                    bytes[bit >> 3] |= (byte)(1 << (int)(bit & 7));
+                bytes[at++] = (byte)buffer;
+                buffer >>= 8;
+                held -= 8;
             }
         }
 
+        if (held > 0)
+            bytes[at] = (byte)buffer;
         return bytes;
     }
 
@@ -93,13 +114,21 @@ public static class SignalCodec
         if ((long)count * bits > bytes.LongLength * 8)
             throw new ArgumentException($"packed ids hold {bytes.Length} bytes, too few for {count} ids of {bits} bits");
         var ids = new long[count];
-        long bit = 0;
+        var mask = (1UL << bits) - 1;
+        ulong buffer = 0;
+        var held = 0;
+        var at = 0;
         for (var i = 0; i < count; i++)
         {
-            long value = 0;
-            for (var b = 0; b < bits; b++, bit++)
-                value |= (long)(bytes[bit >> 3] >> (int)(bit & 7) & 1) << b;
-            ids[i] = value;
+            while (held < bits)
+            {
+                buffer |= (ulong)bytes[at++] << held;
+                held += 8;
+            }
+
+            ids[i] = (long)(buffer & mask);
+            buffer >>= bits;
+            held -= bits;
         }
 
         return ids;
@@ -135,7 +164,10 @@ public static class SignalCodec
                 for (var p = 0; p < positions; p++)
                 {
                     // The scale is stored as float16: quantise against the value it decodes to.
-                    var min = (float)(Half)Math.Min(0f, values.Skip(p * k).Take(k).Min());
+                    var min = 0f;
+                    for (var j = 0; j < k; j++)
+                        min = Math.Min(min, values[p * k + j]);
+                    min = (float)(Half)min;
                     minima[p] = min;
                     for (var j = 0; j < k; j++)
                     {
