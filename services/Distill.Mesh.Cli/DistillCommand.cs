@@ -18,6 +18,7 @@ public static class DistillCommand
             InitCommand.Create(),
             TrainCommand.Create(),
             DemoCommand.Create(),
+            TeacherCommand.Create(),
             EvalCommand.Create(),
             KdLossCommand.Create(),
             BenchCommand.Create(),

@@ -2,6 +2,7 @@ using Distill.Mesh.Contracts.Teacher.V1;
 using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.Teacher.Caching;
 using Distill.Mesh.Teacher.Grpc;
+using Distill.Mesh.Testing;
 using Distill.Mesh.Training.Teachers;
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -113,7 +113,7 @@ public sealed class ScoringQueue : IAsyncDisposable
         {
             // One forward pass per request signature (usually one: a run asks for one format).
             // Sampled requests carry their own seeds, so each is scored alone.
-            foreach (var group in jobs.GroupBy(j => j.Request.Format == SignalFormat.Sampled ? (object)j : j.Request with { Precision = SignalPrecision.Fp32 }))
+            foreach (var group in jobs.GroupBy(j => j.Request.Format == SignalFormat.Sampled ? (object)j : j.Request with { Precision = SignalPrecision.Fp32, Seed = 0 }))
             {
                 using var scope = torch.NewDisposeScope();
                 var members = group.ToList();

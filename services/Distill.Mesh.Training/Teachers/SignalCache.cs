@@ -22,7 +22,10 @@ public static class SignalCacheKey
     public static string For(TeacherDescription teacher, ReadOnlySpan<int> tokenIds, SignalRequest request, SignalPrecision precision)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        sha.AppendData(Encoding.UTF8.GetBytes($"{teacher.Fingerprint}\n{teacher.TokenizerHash}\n{request.Format}\n{request.K}\n{request.Temperature:R}\n{request.Mode}\n{request.Vocabulary}\n{request.Seed}\n{precision}\n"));
+        // The seed and sample count shape only sampled signals: a top-k signal is the same whatever
+        // seed a run passes, and must hit what `teacher precompute` stored.
+        var sampling = request.Format == SignalFormat.Sampled ? $"{request.Samples}\n{request.Seed}" : "-";
+        sha.AppendData(Encoding.UTF8.GetBytes($"{teacher.Fingerprint}\n{teacher.TokenizerHash}\n{request.Format}\n{request.K}\n{request.Temperature:R}\n{request.Mode}\n{request.Vocabulary}\n{sampling}\n{precision}\n"));
         Span<byte> id = stackalloc byte[4];
         foreach (var token in tokenIds)
         {

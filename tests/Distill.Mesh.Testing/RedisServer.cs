@@ -3,13 +3,13 @@ using System.Net;
 using System.Net.Sockets;
 using StackExchange.Redis;
 
-namespace Distill.Mesh.Teacher.Tests;
+namespace Distill.Mesh.Testing;
 
 /// <summary>
 /// A real redis-server on a free loopback port, started for a test (installed by scripts/setup.sh),
 /// which a test may stop and start again to play an outage.
 /// </summary>
-internal sealed class RedisServer : IDisposable
+public sealed class RedisServer : IDisposable
 {
     private Process? _process;
 
