@@ -74,15 +74,24 @@ public class RedisSignalCacheTests
 
         server.Start();
         await WaitConnected(redis);
-        await cache.SetAsync("k3", Signal(4), default);
-        Assert.NotNull(await cache.GetAsync("k3", default));
+        // Recovery: within a few seconds writes and reads work again (each try may still time out under load).
+        EncodedSignal? recovered = null;
+        for (var attempt = 0; attempt < 20 && recovered is null; attempt++)
+        {
+            await cache.SetAsync("k3", Signal(4), default);
+            recovered = await cache.GetAsync("k3", default);
+            if (recovered is null)
+                await Task.Delay(250);
+        }
+
+        Assert.NotNull(recovered);
     }
 
     [Fact]
     public async Task TeacherService_WithRedis_ServesRepeatsFromRedis_AndKeepsServingWhenRedisStops()
     {
         using var server = new RedisServer();
-        await using var host = await TeacherHost.StartAsync(new() { ["Teacher:Redis"] = server.ConnectionString });
+        await using var host = await TeacherHost.StartAsync(new() { ["Teacher:Redis"] = server.RelaxedConnectionString });
         var client = new TeacherService.TeacherServiceClient(host.Channel);
         async Task<ScoreResponse> Score(int[] ids)
         {
@@ -96,7 +105,7 @@ public class RedisSignalCacheTests
         Assert.False((await Score([256, 1, 2, 3])).FromCache);
         Assert.True((await Score([256, 1, 2, 3])).FromCache);
         using (var redis = server.Connect())
-            Assert.NotEmpty(redis.GetServer(redis.GetEndPoints()[0]).Keys(pattern: "distill:signal:v1:*").ToList());
+            Assert.True((long)await redis.GetDatabase().ExecuteAsync("DBSIZE") >= 2, "the signal and its chunk should be in Redis");
 
         server.Stop();
         var computed = await Score([256, 7, 8, 9]);

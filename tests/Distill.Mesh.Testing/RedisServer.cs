@@ -27,6 +27,9 @@ public sealed class RedisServer : IDisposable
     /// <summary>Connection string that fails fast while the server is down.</summary>
     public string ConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=500,syncTimeout=500,asyncTimeout=500,connectRetry=1";
 
+    /// <summary>Connection string with ordinary timeouts (for tests that must not miss under load).</summary>
+    public string RelaxedConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=5000,syncTimeout=5000,asyncTimeout=5000";
+
     public void Start()
     {
         var start = new ProcessStartInfo("redis-server", ["--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
