@@ -22,14 +22,7 @@ internal static class TrainCommand
             {
                 var (settings, resolved) = TrainConfigLoader.Load(parse.GetValue(config)!, parse.GetValue(overrides) ?? []);
                 var progress = new ProgressLine(error, Console.IsErrorRedirected || !ReferenceEquals(error, Console.Error));
-                var result = settings.Recipe.ToLowerInvariant() switch
-                {
-                    "kd" => await KdRecipe.RunAsync(settings, resolved, progress, cancellationToken),
-                    "sft" => await SftRecipe.RunAsync(settings, resolved, progress, cancellationToken),
-                    "seq_kd" => await SeqKdRecipe.RunAsync(settings, resolved, progress, cancellationToken),
-                    "gkd" => await GkdRecipe.RunAsync(settings, resolved, progress, cancellationToken),
-                    _ => throw new ConfigException($"recipe '{settings.Recipe}' is not one of kd, sft, seq_kd, gkd"),
-                };
+                var result = await RecipeRunner.RunAsync(settings, resolved, progress, cancellationToken);
                 progress.Finish();
                 output.WriteLine(result.Completed
                     ? $"done: {result.Steps} steps; {(result.AdapterPath is not null ? $"adapter {result.AdapterPath}" : $"model {result.ModelPath}")}; metrics {Path.Combine(result.OutputDir, "metrics.jsonl")}; plot {Path.Combine(result.OutputDir, "loss.svg")}"

@@ -1,0 +1,30 @@
+using Distill.Mesh.ServiceDefaults;
+using Distill.Mesh.Trainer.Grpc;
+using Distill.Mesh.Trainer.Runs;
+
+namespace Distill.Mesh.Trainer.Extensions;
+
+/// <summary>The trainer service's library surface, so one host can compose every service.</summary>
+public static class TrainerServiceExtensions
+{
+    /// <summary>Registers the run manager (a hosted service: it resumes runs at start, checkpoints them at stop).</summary>
+    public static IHostApplicationBuilder AddTrainerService(this IHostApplicationBuilder builder, ITeacherConnector? connector = null)
+    {
+        builder.AddServiceDefaults("distill-trainer");
+        builder.Services.Configure<TrainerOptions>(builder.Configuration.GetSection("Trainer"));
+        if (connector is not null)
+            builder.Services.AddSingleton(connector);
+        else
+            builder.Services.AddSingleton<ITeacherConnector, GrpcTeacherConnector>();
+        builder.Services.AddSingleton<RunManager>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RunManager>());
+        return builder;
+    }
+
+    public static WebApplication MapTrainerService(this WebApplication app)
+    {
+        app.Services.GetRequiredService<MutatingMethods>().Add(TrainerGrpcService.StartMethod, TrainerGrpcService.CancelMethod);
+        app.MapGrpcService<TrainerGrpcService>();
+        return app;
+    }
+}

@@ -1,0 +1,125 @@
+using Distill.Mesh.Contracts.Trainer.V1;
+using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Training.Recipes;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Distill.Mesh.Trainer.Tests;
+
+public class TrainerServiceTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
+
+    private static async Task<List<Contracts.Trainer.V1.TrainEvent>> WatchAll(GrpcChannel channel, string runId, Func<Contracts.Trainer.V1.TrainEvent, Task>? onEvent = null)
+    {
+        var client = new TrainerService.TrainerServiceClient(channel);
+        using var call = client.Watch(new WatchRequest { RunId = runId }, deadline: DateTime.UtcNow + Timeout);
+        var events = new List<Contracts.Trainer.V1.TrainEvent>();
+        await foreach (var e in call.ResponseStream.ReadAllAsync())
+        {
+            events.Add(e);
+            if (onEvent is not null)
+                await onEvent(e);
+        }
+
+        return events;
+    }
+
+    private static List<double> Losses(string folder) =>
+        File.ReadAllLines(Path.Combine(folder, "metrics.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToList();
+
+    [Fact]
+    public async Task Run_ThroughTrainerAndTeacherServices_GivesTheInProcessLosses()
+    {
+        await using var mesh = await MeshFixture.StartAsync();
+        var (_, channel) = await mesh.StartTrainerAsync();
+        var client = new TrainerService.TrainerServiceClient(channel);
+
+        var started = await client.StartAsync(new StartRequest { RunId = "kd-1", ConfigYaml = mesh.Yaml(5), TeacherEndpoint = "http://teacher" }, deadline: DateTime.UtcNow + Timeout);
+        var events = await WatchAll(channel, "kd-1");
+        var again = await client.StartAsync(new StartRequest { RunId = "kd-1", ConfigYaml = mesh.Yaml(5) }, deadline: DateTime.UtcNow + Timeout);
+
+        Assert.Equal(RunState.Succeeded, events[^1].State);
+        Assert.Equal(5, events.Where(e => e.Message == "").Select(e => e.Step).Distinct().Count());
+        Assert.Equal(RunState.Succeeded, again.State); // idempotent: the existing run, not a second one
+
+        // The same config in process, teacher loaded locally.
+        var yamlPath = mesh.Dir.Combine("local.yaml");
+        File.WriteAllText(yamlPath, mesh.Yaml(5));
+        var (config, _) = TrainConfigLoader.Load(yamlPath, [$"output_dir={mesh.Dir.Combine("local")}"]);
+        await KdRecipe.RunAsync(config, null, null, default);
+        var expected = Losses(mesh.Dir.Combine("local"));
+        var actual = Losses(started.OutputDir);
+        Assert.Equal(expected.Count, actual.Count);
+        for (var i = 0; i < expected.Count; i++)
+            Assert.Equal(expected[i], actual[i], 5);
+        var list = await client.ListAsync(new ListRequest(), deadline: DateTime.UtcNow + Timeout);
+        Assert.Single(list.Runs, r => r.RunId == "kd-1");
+    }
+
+    [Fact]
+    public async Task Cancel_StopsTheRunWithACheckpoint()
+    {
+        await using var mesh = await MeshFixture.StartAsync();
+        var (_, channel) = await mesh.StartTrainerAsync();
+        var client = new TrainerService.TrainerServiceClient(channel);
+        await client.StartAsync(new StartRequest { RunId = "long", ConfigYaml = mesh.Yaml(500) }, deadline: DateTime.UtcNow + Timeout);
+
+        var cancelled = false;
+        var events = await WatchAll(channel, "long", async e =>
+        {
+            if (!cancelled && e.Step >= 2)
+            {
+                cancelled = true;
+                await client.CancelAsync(new CancelRequest { RunId = "long" }, deadline: DateTime.UtcNow + Timeout);
+            }
+        });
+
+        Assert.Equal(RunState.Cancelled, events[^1].State);
+        Assert.True(events[^1].Step < 500);
+        Assert.NotEmpty(Directory.GetDirectories(Path.Combine(mesh.RunsDirectory, "long", "checkpoints")));
+    }
+
+    [Fact]
+    public async Task RestartedTrainer_ResumesInterruptedRuns_WithNoStepSkippedOrRepeated()
+    {
+        await using var mesh = await MeshFixture.StartAsync();
+        var (first, channel) = await mesh.StartTrainerAsync();
+        await new TrainerService.TrainerServiceClient(channel).StartAsync(new StartRequest { RunId = "resume", ConfigYaml = mesh.Yaml(40), TeacherEndpoint = "http://teacher" }, deadline: DateTime.UtcNow + Timeout);
+        await WatchAll(channel, "resume", async e =>
+        {
+            if (e.Step == 5)
+                await Task.Run(() => mesh.StopAsync(first)); // the trainer goes down mid-run
+        }).ContinueWith(_ => { });
+
+        var state = System.Text.Json.JsonSerializer.Deserialize<Runs.RunRecord>(File.ReadAllText(Path.Combine(mesh.RunsDirectory, "resume", "state.json")))!;
+        Assert.Equal(Runs.RunStatus.Interrupted, state.Status); // the first trainer really stopped mid-run
+
+        var (_, restarted) = await mesh.StartTrainerAsync();
+        var events = await WatchAll(restarted, "resume");
+
+        Assert.Equal(RunState.Succeeded, events[^1].State);
+        var steps = File.ReadAllLines(Path.Combine(mesh.RunsDirectory, "resume", "metrics.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToList();
+        Assert.Equal(Enumerable.Range(1, 40).Select(i => (long)i), steps);
+    }
+
+    [Fact]
+    public async Task MutatingCalls_NeedTheBearerTokenWhenConfigured()
+    {
+        await using var mesh = await MeshFixture.StartAsync();
+        var (_, channel) = await mesh.StartTrainerAsync(new() { ["Mesh:AuthToken"] = "s3cret" });
+        var client = new TrainerService.TrainerServiceClient(channel);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.StartAsync(new StartRequest { RunId = "x", ConfigYaml = mesh.Yaml(1) }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+        var list = await client.ListAsync(new ListRequest(), deadline: DateTime.UtcNow + Timeout);
+        var started = await client.StartAsync(new StartRequest { RunId = "y", ConfigYaml = mesh.Yaml(1) }, new Metadata { { "authorization", "Bearer s3cret" } }, DateTime.UtcNow + Timeout);
+        var bad = await Assert.ThrowsAsync<RpcException>(() => client.StartAsync(new StartRequest { RunId = "Bad Id", ConfigYaml = "x: 1" }, new Metadata { { "authorization", "Bearer s3cret" } }, DateTime.UtcNow + Timeout).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.Empty(list.Runs);
+        Assert.Equal("y", started.RunId);
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+        await WatchAll(channel, "y");
+    }
+}
