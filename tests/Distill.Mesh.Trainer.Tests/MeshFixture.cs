@@ -53,6 +53,20 @@ internal sealed class MeshFixture : IAsyncDisposable
         return (app, Channel(app));
     }
 
+    /// <summary>A controller whose service addresses map to the given in-memory channels.</summary>
+    public async Task<GrpcChannel> StartControllerAsync(IReadOnlyDictionary<string, GrpcChannel> services)
+    {
+        var app = await HostAsync(b => Distill.Mesh.Controller.Extensions.ControllerServiceExtensions.AddControllerService(b, new MappedChannels(services)),
+            a => Distill.Mesh.Controller.Extensions.ControllerServiceExtensions.MapControllerService(a), []);
+        return Channel(app);
+    }
+
+    private sealed class MappedChannels(IReadOnlyDictionary<string, GrpcChannel> services) : Distill.Mesh.Controller.Runs.IServiceChannels
+    {
+        public global::Grpc.Core.CallInvoker For(string endpoint) =>
+            services.TryGetValue(endpoint, out var channel) ? channel.CreateCallInvoker() : throw new KeyNotFoundException($"no service at {endpoint}");
+    }
+
     public string Yaml(int steps) => $"""
         recipe: kd
         seed: 5
