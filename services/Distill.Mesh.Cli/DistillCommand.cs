@@ -19,6 +19,8 @@ public static class DistillCommand
             TrainCommand.Create(),
             DemoCommand.Create(),
             TeacherCommand.Create(),
+            UpCommand.Create(),
+            RunCommand.Create(),
             EvalCommand.Create(),
             KdLossCommand.Create(),
             BenchCommand.Create(),

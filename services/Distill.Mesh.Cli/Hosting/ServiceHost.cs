@@ -12,27 +12,38 @@ using Microsoft.Extensions.Logging;
 
 namespace Distill.Mesh.Cli.Hosting;
 
-/// <summary>Hosts mesh services on Kestrel (HTTP/2 without TLS) from the CLI.</summary>
+/// <summary>Hosts mesh services on Kestrel (HTTP/2 without TLS, loopback) from the CLI.</summary>
 internal static class ServiceHost
 {
-    /// <summary>Starts the teacher service; port 0 picks a free port. Returns the app and its address.</summary>
-    public static async Task<(WebApplication App, string Address)> StartTeacherAsync(string modelFolder, InProcessTeacher? teacher, int port, string? redis, bool quiet, CancellationToken cancellationToken)
+    /// <summary>Starts one service; port 0 picks a free port. Returns the app and its address.</summary>
+    public static async Task<(WebApplication App, string Address)> StartAsync(int port, Action<WebApplicationBuilder> add, Action<WebApplication> map, IDictionary<string, string?> settings, bool quiet, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateBuilder();
         builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http2));
         if (quiet)
             builder.Logging.ClearProviders();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Teacher:Model"] = modelFolder,
-            ["Teacher:Redis"] = redis ?? "",
-        });
-        builder.AddTeacherService(teacher);
+        // The CLI owns Ctrl-C: a host's own console lifetime would take the signal and leave the
+        // command waiting.
+        builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, CommandLifetime>();
+        builder.Configuration.AddInMemoryCollection(settings);
+        add(builder);
         var app = builder.Build();
         app.MapDefaultEndpoints();
-        app.MapTeacherService();
+        map(app);
         await app.StartAsync(cancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return (app, address);
     }
+
+    private sealed class CommandLifetime : Microsoft.Extensions.Hosting.IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    /// <summary>Starts the teacher service.</summary>
+    public static Task<(WebApplication App, string Address)> StartTeacherAsync(string modelFolder, InProcessTeacher? teacher, int port, string? redis, bool quiet, CancellationToken cancellationToken) =>
+        StartAsync(port, b => b.AddTeacherService(teacher), a => a.MapTeacherService(),
+            new Dictionary<string, string?> { ["Teacher:Model"] = modelFolder, ["Teacher:Redis"] = redis ?? "" }, quiet, cancellationToken);
 }

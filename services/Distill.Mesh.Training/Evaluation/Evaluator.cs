@@ -14,8 +14,23 @@ namespace Distill.Mesh.Training.Evaluation;
 /// </summary>
 public static class Evaluator
 {
-    public static async Task<EvalResult> EvaluateAsync(CausalLanguageModel model, IReadOnlyList<TokenizedExample> examples, ITeacherSignal? teacher, int vocabulary, int padTokenId, int batchSize = 8, CancellationToken cancellationToken = default)
+    /// <param name="model">The student.</param>
+    /// <param name="examples">Held-out examples.</param>
+    /// <param name="teacher">The teacher, if any.</param>
+    /// <param name="vocabulary">Ids teacher and student share.</param>
+    /// <param name="padTokenId">Padding id.</param>
+    /// <param name="batchSize">Sequences per forward pass.</param>
+    /// <param name="cancellationToken">Cancels teacher calls.</param>
+    /// <param name="denseTeacher">
+    /// The teacher can send full logits (in process). A remote teacher sends top-64 with tail: KL is
+    /// then measured over those k + 1 buckets (a lower bound of the full KL) and top-1 agreement
+    /// against the teacher's first id.
+    /// </param>
+    public static async Task<EvalResult> EvaluateAsync(CausalLanguageModel model, IReadOnlyList<TokenizedExample> examples, ITeacherSignal? teacher, int vocabulary, int padTokenId, int batchSize = 8, CancellationToken cancellationToken = default, bool denseTeacher = true)
     {
+        var request = denseTeacher
+            ? new SignalRequest(SignalFormat.Dense, vocabulary)
+            : new SignalRequest(SignalFormat.TopK, vocabulary, 1.0, Math.Min(64, vocabulary));
         if (examples.Count == 0)
             throw new ArgumentException("no examples to evaluate");
         var wasTraining = model.training;
@@ -31,7 +46,7 @@ public static class Evaluator
                 if (length < 2)
                     continue;
                 // Awaited before no_grad and the dispose scope: both are thread-local.
-                using var teacherRows = teacher is null ? null : await teacher.ScoreAsync(batch, new SignalRequest(SignalFormat.Dense, vocabulary), cancellationToken);
+                using var teacherRows = teacher is null ? null : await teacher.ScoreAsync(batch, request, cancellationToken);
                 using var noGrad = torch.no_grad();
                 using var scope = torch.NewDisposeScope();
                 var hidden = model.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds);
@@ -52,10 +67,11 @@ public static class Evaluator
                     tokens += n;
                     if (teacherRows is null)
                         continue;
-                    var teacherLogits = ((DenseTeacherLogits)teacherRows.Block(start, count)).Logits.to_type(ScalarType.Float32);
-                    var perPosition = Divergences.Kl(teacherLogits.log_softmax(-1), logits.log_softmax(-1));
+                    var target = teacherRows.Block(start, count);
+                    var perPosition = DistillationLoss.PerPosition(logits, target, new DistillationLossOptions { Kind = DivergenceKind.ForwardKl });
+                    var teacherTop = target is TopKTeacherSignal topK ? topK.Ids.select(-1, 0) : ((DenseTeacherLogits)target).Logits.argmax(-1);
                     kl += perPosition.masked_select(valid).sum().item<float>();
-                    agree += logits.argmax(-1).eq(teacherLogits.argmax(-1)).logical_and(valid).sum().item<long>();
+                    agree += logits.argmax(-1).eq(teacherTop).logical_and(valid).sum().item<long>();
                 }
             }
         }

@@ -89,7 +89,7 @@ public static class GkdRecipe
                 batch.Dispose();
 
             var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
-                run.EvalDue(step, totalSteps) ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken) : null,
+                run.EvalDue(step, totalSteps) ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: connect is null) : null,
                 onPolicy > 0 ? $"{onPolicy}/{accumulation} micro-batches on-policy" : null);
             run.Record(e, history, progress, optimizer);
         }
@@ -97,7 +97,7 @@ public static class GkdRecipe
         // Outputs (a last checkpoint lets a rerun with more steps continue from here)
         if (resumed?.Step != step)
             TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
-        var final = run.Eval.Count > 0 ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken) : null;
+        var final = run.Eval.Count > 0 ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: connect is null) : null;
         return run.Finish(step, completed: true, history, final);
     }
 }

@@ -79,14 +79,14 @@ public static class KdRecipe
                 batch.Dispose();
 
             var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
-                run.EvalDue(step, totalSteps) ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken) : null);
+                run.EvalDue(step, totalSteps) ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: connect is null) : null);
             run.Record(e, history, progress, optimizer);
         }
 
         // Outputs (a last checkpoint lets a rerun with more steps continue from here)
         if (resumed?.Step != step)
             TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
-        var final = run.Eval.Count > 0 ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken) : null;
+        var final = run.Eval.Count > 0 ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: connect is null) : null;
         if (final is not null)
             progress?.Report(history[^1] with { Eval = final, Message = "final evaluation" });
         return run.Finish(step, completed: true, history, final);
