@@ -36,7 +36,7 @@ public static class Extensions
 
         var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService(serviceName))
-            .WithTracing(t => t.AddSource(MeshTelemetry.Name).AddAspNetCoreInstrumentation().AddHttpClientInstrumentation())
+            .WithTracing(t => t.AddSource(MeshTelemetry.Name, "Grpc.Net.Client").AddAspNetCoreInstrumentation().AddHttpClientInstrumentation())
             .WithMetrics(m => m.AddMeter(MeshTelemetry.Name).AddMeter("Distill.Mesh.*").AddAspNetCoreInstrumentation());
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
             telemetry.UseOtlpExporter();

@@ -59,6 +59,8 @@ internal static class RunCommand
                     ["trainer"] = mesh["trainer"]?.GetValue<string>() ?? parse.GetValue(trainer),
                     ["teacher"] = mesh["teacher"]?.GetValue<string>() ?? parse.GetValue(teacher),
                 };
+                // The root of the run's trace: controller, trainer, teacher and Redis spans hang below it.
+                using var activity = ServiceDefaults.MeshTelemetry.Source.StartActivity("cli.run.submit");
                 using var channel = GrpcChannel.ForAddress(parse.GetValue(controller)!);
                 var client = new RunsService.RunsServiceClient(channel);
                 var run = await client.SubmitAsync(new SubmitRequest { RunId = parse.GetValue(runId) ?? "", SpecYaml = resolved.ToJsonString() }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
