@@ -110,5 +110,22 @@ public sealed class RemoteTeacherTests : IDisposable
         Assert.Equal(2, restarting.Retries);
     }
 
+    [Fact]
+    public async Task SecondEpoch_IsServedFromTheCache()
+    {
+        await using var host = await TeacherHost.StartAsync();
+        var config = Config("epochs", host.TeacherFolder);
+        config.Training = new TrainingConfig { Epochs = 2, BatchSize = 4, Optimizer = new OptimizerConfig { Lr = 1e-3 } };
+        var remote = await RemoteTeacher.ConnectAsync(host.Channel.CreateCallInvoker(), FastRetry);
+
+        var result = await KdRecipe.RunAsync(config, null, null, default, _ => remote);
+
+        // 20 rows, batch 4: 5 steps per epoch, every sequence scored once per epoch.
+        Assert.Equal(10, result.Steps);
+        Assert.Equal(40, remote.ScoredSequences);
+        Assert.Equal(20, remote.CachedSequences);
+        Assert.Equal(0.5, remote.CacheHitRatio);
+    }
+
     public void Dispose() => _dir.Dispose();
 }

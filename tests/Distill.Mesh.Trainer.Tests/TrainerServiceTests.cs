@@ -41,6 +41,7 @@ public class TrainerServiceTests
 
         Assert.Equal(RunState.Succeeded, events[^1].State);
         Assert.Equal(5, events.Where(e => e.Message == "").Select(e => e.Step).Distinct().Count());
+        Assert.Contains("teacher cache hits", events[^1].Message);
         Assert.Equal(RunState.Succeeded, again.State); // idempotent: the existing run, not a second one
 
         // The same config in process, teacher loaded locally.

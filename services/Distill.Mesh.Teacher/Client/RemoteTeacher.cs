@@ -44,6 +44,15 @@ public sealed class RemoteTeacher : ITeacherSignal
     /// <summary>Calls retried so far.</summary>
     public int Retries { get; private set; }
 
+    /// <summary>Sequences scored so far, and how many of them the teacher served from its cache.</summary>
+    public long ScoredSequences { get; private set; }
+
+    /// <inheritdoc cref="ScoredSequences"/>
+    public long CachedSequences { get; private set; }
+
+    /// <summary>Share of sequences served from the teacher's cache.</summary>
+    public double CacheHitRatio => ScoredSequences == 0 ? 0 : (double)CachedSequences / ScoredSequences;
+
     /// <summary>Connects and reads the teacher's description (retrying while it starts up).</summary>
     public static async Task<RemoteTeacher> ConnectAsync(CallInvoker invoker, RetryPolicy? retry = null, CancellationToken cancellationToken = default)
     {
@@ -77,6 +86,8 @@ public sealed class RemoteTeacher : ITeacherSignal
             try
             {
                 var responses = await ScoreOnceAsync(sequences, request, cancellationToken);
+                ScoredSequences += responses.Length;
+                CachedSequences += responses.Count(r => r.FromCache);
                 return Assemble(batch, sequences, responses, request);
             }
             catch (RpcException e) when (Transient.Contains(e.StatusCode) && attempt + 1 < _retry.MaxAttempts && !cancellationToken.IsCancellationRequested)

@@ -69,7 +69,7 @@ public sealed partial class RunManager(IOptions<TrainerOptions> options, ITeache
             }
         }
 
-        public void Finish(RunStatus status, string? error)
+        public void Finish(RunStatus status, string? error, string? note = null)
         {
             lock (_lock)
             {
@@ -78,7 +78,7 @@ public sealed partial class RunManager(IOptions<TrainerOptions> options, ITeache
                 var last = _history.Count > 0 ? _history[^1] : new TrainEvent(0, 0, 0, 0, 0, 0, 0, 0, 0);
                 foreach (var watcher in _watchers)
                 {
-                    watcher.Writer.TryWrite((last with { Message = error ?? status.ToString().ToLowerInvariant() }, status));
+                    watcher.Writer.TryWrite((last with { Message = error ?? note ?? status.ToString().ToLowerInvariant() }, status));
                     watcher.Writer.TryComplete();
                 }
 
@@ -177,16 +177,20 @@ public sealed partial class RunManager(IOptions<TrainerOptions> options, ITeache
             var (config, resolved) = TrainConfigLoader.Load(configPath, [.. run.Spec.Overrides, $"output_dir={run.Folder}"]);
             run.Recipe = config.Recipe;
             Func<TeacherConfig, ITeacherSignal>? connect = null;
+            ITeacherSignal? remote = null;
             if (!string.IsNullOrEmpty(run.Spec.TeacherEndpoint))
             {
-                var remote = await connector.ConnectAsync(run.Spec.TeacherEndpoint, cancellation);
+                remote = await connector.ConnectAsync(run.Spec.TeacherEndpoint, cancellation);
                 connect = _ => remote;
             }
 
             var result = await RecipeRunner.RunAsync(config, resolved, new Progress(run), cancellation, connect);
             var status = result.Completed ? RunStatus.Succeeded : run.CancelledByUser ? RunStatus.Cancelled : RunStatus.Interrupted;
             SaveState(run, status);
-            run.Finish(status, null);
+            var note = remote is Teacher.Client.RemoteTeacher client
+                ? $"{status.ToString().ToLowerInvariant()}; teacher cache hits {client.CacheHitRatio:P1} of {client.ScoredSequences} sequences"
+                : null;
+            run.Finish(status, null, note);
         }
         catch (Exception) when (run.Cancellation.IsCancellationRequested)
         {
