@@ -1,5 +1,13 @@
 using System.CommandLine;
+using System.Text.Json;
+using Distill.Mesh.Cli.Hosting;
+using Distill.Mesh.Contracts.Runs.V1;
+using Distill.Mesh.Controller.Extensions;
+using Distill.Mesh.Trainer.Extensions;
+using Distill.Mesh.Training.Configuration;
 using Distill.Mesh.Training.Demo;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
 
 namespace Distill.Mesh.Cli.Commands;
 
@@ -12,20 +20,87 @@ internal static class DemoCommand
     public static Command Create()
     {
         var workdir = new Option<string>("--workdir") { Description = "where data, models and runs go", DefaultValueFactory = _ => Path.Combine(".distill", "demo") };
-        var command = new Command("demo", "Distil a teacher into a student (KD vs. plain fine-tuning) on generated data; prints the comparison") { workdir };
+        var mesh = new Option<bool>("--mesh") { Description = "train the students through the services (controller → trainer → teacher over gRPC)" };
+        var command = new Command("demo", "Distil a teacher into a student (KD vs. plain fine-tuning) on generated data; prints the comparison") { workdir, mesh };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
             var folder = Path.GetFullPath(parse.GetValue(workdir)!);
-            var rows = await DistillationDemo.RunAsync(folder, parse.InvocationConfiguration.Error, cancellationToken);
+            var apps = new List<WebApplication>();
+            DistillationDemo.StudentTrainer? trainStudent = null;
+            if (parse.GetValue(mesh))
+                trainStudent = await StartMeshAsync(folder, apps, parse.InvocationConfiguration.Error, cancellationToken);
+            IReadOnlyList<DistillationDemo.Row> rows;
+            try
+            {
+                rows = await DistillationDemo.RunAsync(folder, parse.InvocationConfiguration.Error, cancellationToken, trainStudent);
+            }
+            finally
+            {
+                foreach (var app in Enumerable.Reverse(apps))
+                {
+                    await app.StopAsync(CancellationToken.None);
+                    await app.DisposeAsync();
+                }
+            }
+
             var table = DistillationDemo.Table(rows);
             output.WriteLine(table);
-            File.WriteAllText(Path.Combine(folder, "demo_results.md"), table + "\n");
+            File.WriteAllText(Path.Combine(folder, parse.GetValue(mesh) ? "demo_results_mesh.md" : "demo_results.md"), table + "\n");
             var kd = rows.Single(r => r.Model == "student KD");
             var sft = rows.Single(r => r.Model == "student SFT");
             output.WriteLine($"KD vs SFT on held-out data: perplexity {kd.Perplexity:F3} vs {sft.Perplexity:F3}, KL to teacher {kd.KlToTeacher:F4} vs {sft.KlToTeacher:F4}, agreement {kd.AgreementAccuracy:P1} vs {sft.AgreementAccuracy:P1}");
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Starts controller, trainer and (once the demo's teacher exists) teacher on free loopback
+    /// ports, and returns a trainer that submits each student run through the controller. The KD
+    /// run asks the teacher service for top-64 signals with tail (dense logits never cross the network).
+    /// </summary>
+    private static async Task<DistillationDemo.StudentTrainer> StartMeshAsync(string folder, List<WebApplication> apps, TextWriter log, CancellationToken cancellationToken)
+    {
+        var (trainer, trainerAddress) = await ServiceHost.StartAsync(0, b => b.AddTrainerService(), a => a.MapTrainerService(),
+            new Dictionary<string, string?> { ["Trainer:RunsDirectory"] = Path.Combine(folder, "mesh-runs") }, quiet: true, cancellationToken);
+        apps.Add(trainer);
+        var (controller, controllerAddress) = await ServiceHost.StartAsync(0, b => b.AddControllerService(), a => a.MapControllerService(), new Dictionary<string, string?>(), quiet: true, cancellationToken);
+        apps.Add(controller);
+        log.WriteLine($"mesh: controller {controllerAddress}, trainer {trainerAddress}");
+        string? teacherAddress = null;
+        return async (config, token) =>
+        {
+            var spec = JsonSerializer.SerializeToNode(config, TrainConfigLoader.Json)!.AsObject();
+            var mesh = new System.Text.Json.Nodes.JsonObject { ["trainer"] = trainerAddress };
+            if (config.Teachers.Count > 0)
+            {
+                if (teacherAddress is null)
+                {
+                    var (teacher, address) = await ServiceHost.StartTeacherAsync(config.Teachers[0].Model, null, 0, null, quiet: true, token);
+                    apps.Add(teacher);
+                    teacherAddress = address;
+                    log.WriteLine($"mesh: teacher {teacherAddress}");
+                }
+
+                mesh["teacher"] = teacherAddress;
+                spec["signal"] = new System.Text.Json.Nodes.JsonObject { ["format"] = "topk", ["k"] = 64, ["precision"] = "fp32" };
+            }
+
+            spec["mesh"] = mesh;
+            using var channel = GrpcChannel.ForAddress(controllerAddress);
+            var client = new RunsService.RunsServiceClient(channel);
+            var runId = $"demo-{config.Recipe.Replace('_', '-')}-{DateTime.UtcNow:HHmmss}-{Guid.NewGuid().ToString("N")[..4]}";
+            var run = await client.SubmitAsync(new SubmitRequest { RunId = runId, SpecYaml = spec.ToJsonString() }, cancellationToken: token);
+            using var call = client.Watch(new WatchRunRequest { RunId = run.RunId }, cancellationToken: token);
+            var state = Contracts.Trainer.V1.RunState.Unspecified;
+            var message = "";
+            while (await call.ResponseStream.MoveNext(token))
+                (state, message) = (call.ResponseStream.Current.Train.State, call.ResponseStream.Current.Train.Message);
+            if (state != Contracts.Trainer.V1.RunState.Succeeded)
+                throw new InvalidOperationException($"mesh run {run.RunId} ended {state}: {message}");
+            log.WriteLine($"mesh: run {run.RunId} {message}");
+            return Path.Combine(run.OutputDir, "model");
+        };
     }
 }

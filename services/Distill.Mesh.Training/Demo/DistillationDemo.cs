@@ -22,8 +22,16 @@ public static class DistillationDemo
 
     public sealed record Row(string Model, double Perplexity, double? KlToTeacher, double? Top1Agreement, double AgreementAccuracy);
 
-    public static async Task<IReadOnlyList<Row>> RunAsync(string workdir, TextWriter log, CancellationToken cancellationToken)
+    /// <summary>Trains a student run to completion and returns its model folder.</summary>
+    public delegate Task<string> StudentTrainer(TrainConfig config, CancellationToken cancellationToken);
+
+    /// <param name="workdir">Where data, models and runs go.</param>
+    /// <param name="log">Progress lines.</param>
+    /// <param name="cancellationToken">Stops the demo.</param>
+    /// <param name="trainStudent">How the student runs are trained (default: in this process; `demo --mesh`: through the services).</param>
+    public static async Task<IReadOnlyList<Row>> RunAsync(string workdir, TextWriter log, CancellationToken cancellationToken, StudentTrainer? trainStudent = null)
     {
+        trainStudent ??= async (config, token) => (await RecipeRunner.RunAsync(config, null, null, token)).ModelPath!;
         var watch = Stopwatch.StartNew();
         Directory.CreateDirectory(workdir);
         var data = Path.Combine(workdir, "data");
@@ -50,18 +58,18 @@ public static class DistillationDemo
 
         var student = Initialize(Path.Combine(workdir, "student-init"), hidden: 64, layers: 2, intermediate: 128, seed: 12);
         log.WriteLine("student: fine-tuning on 160 sentences (hard labels)…");
-        var sft = await SftRecipe.RunAsync(Train("sft", student, Path.Combine(data, "student.jsonl"), Path.Combine(workdir, "runs", "sft"), steps: StudentSteps, batch: 16, lr: 3e-3), null, null, cancellationToken);
+        var sftModel = await trainStudent(Train("sft", student, Path.Combine(data, "student.jsonl"), Path.Combine(workdir, "runs", "sft"), steps: StudentSteps, batch: 16, lr: 3e-3), cancellationToken);
         log.WriteLine("student: distilling on the same 160 sentences (teacher's distributions, forward KL)…");
         var kdConfig = Train("kd", student, Path.Combine(data, "student.jsonl"), Path.Combine(workdir, "runs", "kd"), steps: StudentSteps, batch: 16, lr: 3e-3);
         kdConfig.Teachers = [new TeacherConfig { Model = teacher }];
         kdConfig.Loss = new LossConfig { Kind = "fkl", KdRatio = 1.0, Temperature = 1.0 };
-        var kd = await KdRecipe.RunAsync(kdConfig, null, null, cancellationToken);
+        var kdModel = await trainStudent(kdConfig, cancellationToken);
 
         log.WriteLine("evaluating on 300 held-out sentences and 96 agreement probes…");
         var heldout = await DatasetFile.ReadAsync(Path.Combine(data, "heldout.jsonl"), cancellationToken);
         using var reference = InProcessTeacher.Load(teacher);
         var rows = new List<Row>();
-        foreach (var (name, folder) in new[] { ("teacher", teacher), ("student before", student), ("student SFT", sft.ModelPath!), ("student KD", kd.ModelPath!) })
+        foreach (var (name, folder) in new[] { ("teacher", teacher), ("student before", student), ("student SFT", sftModel), ("student KD", kdModel) })
             rows.Add(await EvaluateAsync(name, folder, heldout, name == "teacher" ? null : reference, cancellationToken));
         log.WriteLine($"demo finished in {watch.Elapsed.TotalSeconds:F0} s");
         return rows;
