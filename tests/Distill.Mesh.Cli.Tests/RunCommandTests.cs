@@ -34,12 +34,15 @@ public sealed class RunCommandTests : IDisposable
             var (code, output, error) = await CliRunner.Run("run", "submit", _dir.Combine("run.yaml"), "training.max_steps=4", "--controller", controllerAddress,
                 "--trainer", trainerAddress, "--teacher", teacherAddress, "--run-id", "cli-run", "--watch");
             var (_, listing, _) = await CliRunner.Run("run", "ls", "--controller", controllerAddress);
+            var (cancelCode, _, cancelError) = await CliRunner.Run("run", "cancel", "no-such-run", "--controller", controllerAddress);
 
             Assert.True(code == 0, error + output);
             Assert.Contains("submitted cli-run", output);
             Assert.Contains("cli-run: Succeeded", output);
             Assert.Contains("step 4/4", error);
             Assert.Contains("cli-run", listing);
+            Assert.Equal(1, cancelCode);
+            Assert.Contains("NotFound", cancelError);
             Assert.Equal(4, File.ReadAllLines(_dir.Combine("runs", "cli-run", "metrics.jsonl")).Length);
         }
         finally

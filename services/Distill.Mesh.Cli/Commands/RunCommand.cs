@@ -10,14 +10,14 @@ using EngineEval = Distill.Mesh.Training.Recipes.EvalResult;
 
 namespace Distill.Mesh.Cli.Commands;
 
-/// <summary><c>distill run submit|watch|ls</c>: runs through the controller's runs API.</summary>
+/// <summary><c>distill run submit|watch|ls|cancel</c>: runs through the controller's runs API.</summary>
 internal static class RunCommand
 {
     private static Option<string> Controller() => new("--controller") { Description = "controller address", DefaultValueFactory = _ => $"http://127.0.0.1:{UpCommand.ControllerPort}" };
 
     private static Option<string?> Token() => new("--token") { Description = "bearer token for mutating calls" };
 
-    public static Command Create() => new("run", "Submit and follow runs on the mesh (see `distill up`)") { Submit(), Watch(), List() };
+    public static Command Create() => new("run", "Submit and follow runs on the mesh (see `distill up`)") { Submit(), Watch(), List(), Cancel() };
 
     private static Metadata Auth(string? token) => string.IsNullOrEmpty(token) ? [] : new Metadata { { "authorization", $"Bearer {token}" } };
 
@@ -114,16 +114,43 @@ internal static class RunCommand
         return command;
     }
 
+    private static Command Cancel()
+    {
+        var runId = new Argument<string>("run-id");
+        var controller = Controller();
+        var token = Token();
+        var command = new Command("cancel", "Cancel a run (it stops at the next step and keeps its checkpoints)") { runId, controller, token };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var channel = GrpcChannel.ForAddress(parse.GetValue(controller)!);
+            try
+            {
+                var run = await new RunsService.RunsServiceClient(channel).CancelAsync(new CancelRunRequest { RunId = parse.GetValue(runId)! },
+                    Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
+                parse.InvocationConfiguration.Output.WriteLine($"{run.RunId} {run.State}");
+                return 0;
+            }
+            catch (RpcException e)
+            {
+                parse.InvocationConfiguration.Error.WriteLine($"error: {e.StatusCode}: {e.Status.Detail}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
     private static async Task<int> Follow(RunsService.RunsServiceClient client, string runId, ParseResult parse, CancellationToken cancellationToken)
     {
         var error = parse.InvocationConfiguration.Error;
         var progress = new ProgressLine(error, Console.IsErrorRedirected || !ReferenceEquals(error, Console.Error));
         Contracts.Trainer.V1.RunState state = Contracts.Trainer.V1.RunState.Unspecified;
+        var message = "";
         using var call = client.Watch(new WatchRunRequest { RunId = runId }, cancellationToken: cancellationToken);
         await foreach (var e in call.ResponseStream.ReadAllAsync(cancellationToken))
         {
             var t = e.Train;
             state = t.State;
+            message = t.Message;
             if (t.Step > 0)
             {
                 progress.Report(new EngineEvent(t.Step, t.TotalSteps, t.Loss, t.KdLoss, t.CeLoss, t.LearningRate, t.GradNorm, t.TokensPerSecond, t.Tokens,
@@ -133,7 +160,7 @@ internal static class RunCommand
         }
 
         progress.Finish();
-        parse.InvocationConfiguration.Output.WriteLine($"{runId}: {state}");
+        parse.InvocationConfiguration.Output.WriteLine(string.IsNullOrEmpty(message) ? $"{runId}: {state}" : $"{runId}: {state}: {message}");
         return state == Contracts.Trainer.V1.RunState.Succeeded ? 0 : 1;
     }
 }
