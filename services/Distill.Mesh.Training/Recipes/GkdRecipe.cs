@@ -1,12 +1,9 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Distill.Mesh.Modeling.Generation;
 using Distill.Mesh.Training.Configuration;
 using Distill.Mesh.Training.Datasets;
-using Distill.Mesh.Training.Evaluation;
 using Distill.Mesh.Training.Teachers;
 using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Distill.Mesh.Training.Recipes;
 
@@ -30,29 +27,11 @@ public static class GkdRecipe
         using var teacher = KdRecipe.LoadTeachers(config, connect);
         var vocabulary = TeacherCompatibility.Check(teacher.Describe(), run.Tokenizer, run.Student.Config.VocabSize);
         await run.LoadDataAsync(vocabulary, cancellationToken);
-        var lossOptions = TrainingFactory.Loss(config.Loss);
         var stop = GenerationConfig.Load(config.Student.Model).StopTokens(run.Student.Config);
-        var order = new DataOrder(run.Train, config.Training.BatchSize, config.Seed);
-        var totalSteps = run.TotalSteps(order);
         var accumulation = Math.Max(1, config.Training.GradientAccumulation);
-        using var optimizer = TrainingFactory.Optimizer(config.Training.Optimizer, run.Student.named_parameters().Select(p => (p.name, p.parameter)));
-        var schedule = TrainingFactory.Schedule(config.Training.Scheduler, config.Training.Optimizer.Lr, totalSteps);
-        var resumed = TrainingCheckpoint.TryResume(config.OutputDir, run.Student, optimizer);
-        var history = resumed?.History ?? [];
-        var step = resumed?.Step ?? 0;
 
-        // Train
-        while (step < totalSteps)
+        (List<Batch>, string?) StepBatches(DataOrder order, long step)
         {
-            if (cancellationToken.IsCancellationRequested)
-            {
-                TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
-                return run.Finish(step, completed: false, history, null);
-            }
-
-            var watch = Stopwatch.StartNew();
-            step++;
-            optimizer.LearningRate = schedule.At(step);
             var batches = new List<Batch>();
             var onPolicy = 0;
             for (var m = 0; m < accumulation; m++)
@@ -70,34 +49,10 @@ public static class GkdRecipe
                 batches.Add(Batching.Collate(examples, run.PadTokenId, run.Student.Device));
             }
 
-            var stepTokens = batches.Sum(b => b.TrainedTokens);
-            double loss = 0, kd = 0, ce = 0;
-            for (var m = 0; m < batches.Count; m++)
-            {
-                var seed = config.Seed * 1_000_003L + (step - 1) * accumulation + m;
-                using var teacherRows = await teacher.ScoreAsync(batches[m], TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed), cancellationToken);
-                using var scope = torch.NewDisposeScope();
-                using var parts = KdRecipe.MicroBatchLoss(run, teacherRows, batches[m], lossOptions, vocabulary, stepTokens);
-                parts.Total.backward();
-                loss += parts.Total.to_type(ScalarType.Float64).item<double>();
-                kd += parts.Kd.to_type(ScalarType.Float64).item<double>();
-                ce += parts.Ce.to_type(ScalarType.Float64).item<double>();
-            }
-
-            var gradNorm = run.ClipAndStep(optimizer);
-            foreach (var batch in batches)
-                batch.Dispose();
-
-            var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
-                run.EvalDue(step, totalSteps) ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: connect is null) : null,
-                onPolicy > 0 ? $"{onPolicy}/{accumulation} micro-batches on-policy" : null);
-            run.Record(e, history, progress, optimizer);
+            return (batches, onPolicy > 0 ? $"{onPolicy}/{accumulation} micro-batches on-policy" : null);
         }
 
-        // Outputs (a last checkpoint lets a rerun with more steps continue from here)
-        if (resumed?.Step != step)
-            TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
-        var final = run.Eval.Count > 0 ? await Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: connect is null) : null;
-        return run.Finish(step, completed: true, history, final);
+        // Train, checkpoint, outputs
+        return await TrainingLoop.RunAsync(run, teacher, vocabulary, denseTeacher: connect is null, StepBatches, progress, cancellationToken);
     }
 }

@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using Distill.Mesh.Modeling.Losses;
+using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Training.Datasets;
+using Distill.Mesh.Training.Evaluation;
+using Distill.Mesh.Training.Teachers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Training.Recipes;
+
+/// <summary>
+/// The optimizer-step loop the recipes share: resume → per step, micro-batches scored by the
+/// teacher (if any) and learned with (1 − kd_ratio)·CE + kd_ratio·KD normalised over the step's
+/// trained tokens → clip, step, event, periodic evaluation → checkpoint on cancellation and at
+/// the end → final evaluation. Without a teacher the loss is plain cross-entropy.
+/// </summary>
+internal static class TrainingLoop
+{
+    /// <summary>One optimizer step's micro-batches, and a note for the step's event.</summary>
+    public delegate (List<Batch> Batches, string? Message) StepBatches(DataOrder order, long step);
+
+    /// <param name="run">The started run with its data loaded.</param>
+    /// <param name="teacher">The teacher signal, or null for fine-tuning on hard labels.</param>
+    /// <param name="vocabulary">The ids student and teacher share (the student's vocabulary without a teacher).</param>
+    /// <param name="denseTeacher">Whether evaluation may ask the teacher for dense rows (false for remote teachers).</param>
+    /// <param name="stepBatches">Where a step's micro-batches come from; null: the data order's next ones.</param>
+    /// <param name="progress">Receives step events.</param>
+    /// <param name="cancellationToken">Stops the run at the next step boundary, with a checkpoint.</param>
+    public static async Task<TrainResult> RunAsync(RecipeRun run, ITeacherSignal? teacher, int vocabulary, bool denseTeacher, StepBatches? stepBatches,
+        IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
+    {
+        var config = run.Config;
+        var lossOptions = TrainingFactory.Loss(config.Loss);
+        if (config.Loss.Chunked && run.Student.LmHead?.Lora is not null)
+            throw new ConfigException("loss.chunked uses the output weight directly; it cannot train a LoRA on lm_head (set loss.chunked=false)");
+        var order = new DataOrder(run.Train, config.Training.BatchSize, config.Seed);
+        stepBatches ??= (o, step) => (run.MicroBatches(o, step), null);
+        var totalSteps = run.TotalSteps(order);
+        var accumulation = Math.Max(1, config.Training.GradientAccumulation);
+        using var optimizer = TrainingFactory.Optimizer(config.Training.Optimizer, run.Student.named_parameters().Select(p => (p.name, p.parameter)));
+        var schedule = TrainingFactory.Schedule(config.Training.Scheduler, config.Training.Optimizer.Lr, totalSteps);
+        var resumed = TrainingCheckpoint.TryResume(config.OutputDir, run.Student, optimizer);
+        var history = resumed?.History ?? [];
+        var step = resumed?.Step ?? 0;
+        if (resumed is not null)
+            progress?.Report(history[^1] with { Message = $"resumed from step {step}" });
+
+        Task<EvalResult> Evaluate() => Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: denseTeacher);
+
+        while (step < totalSteps)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
+                return run.Finish(step, completed: false, history, null);
+            }
+
+            var watch = Stopwatch.StartNew();
+            step++;
+            optimizer.LearningRate = schedule.At(step);
+            var (batches, message) = stepBatches(order, step);
+            var stepTokens = batches.Sum(b => b.TrainedTokens);
+            double loss = 0, kd = 0, ce = 0;
+            for (var m = 0; m < batches.Count; m++)
+            {
+                // The teacher is awaited before the dispose scope opens: scopes are thread-static.
+                var seed = config.Seed * 1_000_003L + (step - 1) * accumulation + m;
+                using var teacherRows = teacher is null ? null
+                    : await teacher.ScoreAsync(batches[m], TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed), cancellationToken);
+                using var scope = torch.NewDisposeScope();
+                using var parts = MicroBatchLoss(run, teacherRows, batches[m], lossOptions, vocabulary, stepTokens);
+                parts.Total.backward();
+                loss += parts.Total.to_type(ScalarType.Float64).item<double>();
+                kd += parts.Kd.to_type(ScalarType.Float64).item<double>();
+                ce += parts.Ce.to_type(ScalarType.Float64).item<double>();
+            }
+
+            var gradNorm = run.ClipAndStep(optimizer);
+            foreach (var batch in batches)
+                batch.Dispose();
+
+            var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
+                run.EvalDue(step, totalSteps) ? await Evaluate() : null, message);
+            run.Record(e, history, progress, optimizer);
+        }
+
+        // Outputs (a last checkpoint lets a rerun with more steps continue from here)
+        if (resumed?.Step != step)
+            TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
+        var final = run.Eval.Count > 0 ? await Evaluate() : null;
+        if (final is not null && history.Count > 0)
+            progress?.Report(history[^1] with { Eval = final, Message = "final evaluation" });
+        return run.Finish(step, completed: true, history, final);
+    }
+
+    /// <summary>
+    /// The loss of one micro-batch: the student's shifted hidden states meet the teacher's rows (or
+    /// only the labels) through the chunked (or plain) loss, normalised by the step's tokens.
+    /// </summary>
+    private static LossParts MicroBatchLoss(RecipeRun run, ITeacherRows? teacherRows, Batch batch, DistillationLossOptions lossOptions, int vocabulary, long stepTokens)
+    {
+        var (hidden, labels) = Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
+        return run.Config.Loss.Chunked
+            ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
+            : DistillationLoss.Compute(run.Student.Logits(hidden).narrow(-1, 0, vocabulary), teacherRows?.Block(0, teacherRows.Rows), labels, lossOptions, stepTokens);
+    }
+
+    /// <summary>Position t predicts token t + 1: hidden states of positions 0..T−2 against labels 1..T−1, flattened.</summary>
+    private static (Tensor Hidden, Tensor Labels) Shifted(Tensor hidden, Tensor labels)
+    {
+        var length = hidden.shape[1];
+        return (hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]), labels.narrow(1, 1, length - 1).reshape(-1));
+    }
+}
