@@ -103,9 +103,9 @@ internal static class TeacherBenchCommand
             output.WriteLine("|---|---:|---:|");
             foreach (var precision in Enum.GetValues<SignalPrecision>())
             {
+                using var scope = torch.NewDisposeScope();
                 var encoded = SignalCodec.Encode(exact, precision, vocab);
                 var decoded = (TopKTeacherSignal)SignalCodec.Decode(encoded);
-                using var scope = torch.NewDisposeScope();
                 // Both sides normalised over the k + 1 buckets (quantised values need not sum to exactly 1).
                 var p = Buckets(exact.LogProbs, exact.LogProbs.exp().sum(-1).neg().add(1).clamp_min(1e-30)).log_softmax(-1);
                 var q = Buckets(decoded.LogProbs, decoded.TailMass!.clamp_min(1e-30)).log_softmax(-1);

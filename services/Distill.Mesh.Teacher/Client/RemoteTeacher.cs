@@ -154,40 +154,40 @@ public sealed class RemoteTeacher : ITeacherSignal
         var k = request.Format == EngineFormat.TopK ? request.K : request.Samples;
         var sampled = request.Format == EngineFormat.Sampled;
         var rows = sequences.Length * stride;
+        // Everything but the assembled tensors (on the batch's device) is freed with this scope.
+        using var scope = torch.NewDisposeScope();
         var ids = torch.arange(k, dtype: ScalarType.Int64).expand(rows, k).contiguous();
         var values = sampled ? torch.zeros(rows, k) : torch.full(rows, k, -Math.Log(k));
         var extra = torch.zeros(rows, sampled ? k : 1);
-        using (var scope = torch.NewDisposeScope())
+        for (var b = 0; b < sequences.Length; b++)
         {
-            for (var b = 0; b < sequences.Length; b++)
+            var positions = Math.Max(0, sequences[b].Length - 1);
+            if (positions == 0)
+                continue;
+            var target = SignalCodec.Decode(SignalMapping.FromResponse(responses[b], sampled));
+            if (target.Rows != positions)
+                throw new RpcException(new Status(StatusCode.Internal, $"the teacher scored {target.Rows} positions of a {positions + 1}-token sequence"));
+            var start = b * stride;
+            switch (target)
             {
-                var positions = Math.Max(0, sequences[b].Length - 1);
-                if (positions == 0)
-                    continue;
-                var target = SignalCodec.Decode(SignalMapping.FromResponse(responses[b], sampled));
-                if (target.Rows != positions)
-                    throw new RpcException(new Status(StatusCode.Internal, $"the teacher scored {target.Rows} positions of a {positions + 1}-token sequence"));
-                var start = b * stride;
-                switch (target)
-                {
-                    case TopKTeacherSignal topK:
-                        ids.narrow(0, start, positions).copy_(topK.Ids);
-                        values.narrow(0, start, positions).copy_(topK.LogProbs);
-                        extra.narrow(0, start, positions).copy_(topK.TailMass!.unsqueeze(-1));
-                        break;
-                    case SampledTeacherSignal draw:
-                        ids.narrow(0, start, positions).copy_(draw.Ids);
-                        values.narrow(0, start, positions).copy_(draw.Weights);
-                        extra.narrow(0, start, positions).copy_(draw.LogProbs);
-                        break;
-                }
+                case TopKTeacherSignal topK:
+                    ids.narrow(0, start, positions).copy_(topK.Ids);
+                    values.narrow(0, start, positions).copy_(topK.LogProbs);
+                    extra.narrow(0, start, positions).copy_(topK.TailMass!.unsqueeze(-1));
+                    break;
+                case SampledTeacherSignal draw:
+                    ids.narrow(0, start, positions).copy_(draw.Ids);
+                    values.narrow(0, start, positions).copy_(draw.Weights);
+                    extra.narrow(0, start, positions).copy_(draw.LogProbs);
+                    break;
             }
         }
 
         var device = batch.InputIds.device;
+        Tensor OnDevice(Tensor t) => t.to(device).MoveToOuterDisposeScope();
         TeacherTarget assembled = sampled
-            ? new SampledTeacherSignal(ids.to(device), values.to(device), extra.to(device))
-            : new TopKTeacherSignal(ids.to(device), values.to(device), request.Mode, extra.squeeze(-1).to(device));
+            ? new SampledTeacherSignal(OnDevice(ids), OnDevice(values), OnDevice(extra))
+            : new TopKTeacherSignal(OnDevice(ids), OnDevice(values), request.Mode, OnDevice(extra.squeeze(-1)));
         return new TargetRows(assembled, owns: true);
     }
 

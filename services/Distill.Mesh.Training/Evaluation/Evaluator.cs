@@ -49,9 +49,7 @@ public static class Evaluator
                 using var teacherRows = teacher is null ? null : await teacher.ScoreAsync(batch, request, cancellationToken);
                 using var noGrad = torch.no_grad();
                 using var scope = torch.NewDisposeScope();
-                var hidden = model.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds);
-                var rows = hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]);
-                var labels = batch.Labels.narrow(1, 1, length - 1).reshape(-1);
+                var (rows, labels) = TrainingLoop.Shifted(model.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
                 var block = ChunkedDistillationLoss.DefaultBlockSize(vocabulary);
                 for (long start = 0; start < rows.shape[0]; start += block)
                 {

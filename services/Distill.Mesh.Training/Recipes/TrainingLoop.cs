@@ -107,7 +107,7 @@ internal static class TrainingLoop
     }
 
     /// <summary>Position t predicts token t + 1: hidden states of positions 0..T−2 against labels 1..T−1, flattened.</summary>
-    private static (Tensor Hidden, Tensor Labels) Shifted(Tensor hidden, Tensor labels)
+    internal static (Tensor Hidden, Tensor Labels) Shifted(Tensor hidden, Tensor labels)
     {
         var length = hidden.shape[1];
         return (hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]), labels.narrow(1, 1, length - 1).reshape(-1));
