@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Configuration;
@@ -14,8 +15,9 @@ public static class Extensions
 {
     /// <summary>
     /// OpenTelemetry traces and metrics (OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set),
-    /// gRPC with the exception and bearer-token interceptors and message limits, health checks and
-    /// reflection. Safe to call once per host even when several services share it.
+    /// gRPC with the exception and bearer-token interceptors and message limits, health checks,
+    /// reflection, the shared client channels and, when Mesh:TlsCertificate is set, the certificate
+    /// Kestrel's https endpoints present. Safe to call once per host even when several services share it.
     /// </summary>
     public static IHostApplicationBuilder AddServiceDefaults(this IHostApplicationBuilder builder, string serviceName)
     {
@@ -24,6 +26,10 @@ public static class Extensions
         builder.Services.Configure<MeshOptions>(builder.Configuration.GetSection("Mesh"));
         var limit = builder.Configuration.GetSection("Mesh").GetValue<int?>("MaxMessageBytes") ?? new MeshOptions().MaxMessageBytes;
         builder.Services.AddSingleton(new MutatingMethods());
+        builder.Services.AddSingleton<MeshChannels>();
+        var certificate = MeshTls.LoadServerCertificate(builder.Configuration.GetSection("Mesh").Get<MeshOptions>() ?? new MeshOptions());
+        if (certificate is not null)
+            builder.Services.Configure<KestrelServerOptions>(k => k.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate));
         builder.Services.AddGrpc(options =>
         {
             options.MaxReceiveMessageSize = limit;

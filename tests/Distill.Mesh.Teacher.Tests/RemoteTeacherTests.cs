@@ -51,6 +51,41 @@ public sealed class RemoteTeacherTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Rows_EqualTheInProcessTeachersForAPackedBatch()
+    {
+        await using var host = await TeacherHost.StartAsync();
+        var remote = await RemoteTeacher.ConnectAsync(host.Channel.CreateCallInvoker(), FastRetry);
+        var packed = Packing.Pack([new TokenizedExample([256, 1, 2, 3], [0, 1, 2, 3]), new TokenizedExample([256, 9, 8, 7, 6], [0, 9, 8, 7, 6]),
+            new TokenizedExample([256, 5, 4], [0, 5, 4]), new TokenizedExample([256, 70, 71, 72, 73, 74], [0, 70, 71, 72, 73, 74])], maxLength: 12);
+        Assert.Equal(2, packed.Count);
+        using var batch = Batching.Collate(packed, 0);
+        Assert.NotNull(batch.DocumentIds);
+        var request = new SignalRequest(SignalFormat.TopK, 262, 1.0, 16);
+
+        using var remoteRows = await remote.ScoreAsync(batch, request);
+        using var localRows = host.Teacher.Score(batch, request);
+
+        // Every row a real token follows (the last real token of a row predicts padding) matches,
+        // including the rows at document boundaries.
+        var stride = batch.InputIds.shape[1] - 1;
+        for (var b = 0; b < packed.Count; b++)
+        {
+            var a = (TopKTeacherSignal)localRows.Block(b * stride, packed[b].InputIds.Length - 1);
+            var r = (TopKTeacherSignal)remoteRows.Block(b * stride, packed[b].InputIds.Length - 1);
+            TensorAssert.Equal(a.Ids, r.Ids);
+            TensorAssert.Close(a.LogProbs, r.LogProbs, atol: 1e-6);
+        }
+
+        // The check has teeth: the same row scored without document boundaries differs.
+        using var unpacked = Batching.Collate(packed.Select(e => new TokenizedExample(e.InputIds, e.Labels)).ToList(), 0);
+        using var crossRows = host.Teacher.Score(unpacked, request);
+        var packedFirst = (TopKTeacherSignal)localRows.Block(0, packed[0].InputIds.Length - 1);
+        var crossFirst = (TopKTeacherSignal)crossRows.Block(0, packed[0].InputIds.Length - 1);
+        using var gap = (packedFirst.LogProbs - crossFirst.LogProbs).abs().max();
+        Assert.True(gap.item<float>() > 1e-4, $"documents did not change the teacher's rows (gap {gap.item<float>()})");
+    }
+
     private TrainConfig Config(string name, string teacherModel) => new()
     {
         Recipe = "kd",

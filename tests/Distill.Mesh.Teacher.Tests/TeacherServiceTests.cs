@@ -120,15 +120,17 @@ public class TeacherServiceTests
         var client = new TeacherService.TeacherServiceClient(host.Channel);
         using var call = client.Generate(new GenerateRequest { PromptIds = SignalMapping.PackIds(prompt), MaxNewTokens = 6, Greedy = true }, deadline: DateTime.UtcNow + Timeout);
         var tokens = new List<int>();
-        var finish = "";
+        var reasons = new List<string>();
         await foreach (var message in call.ResponseStream.ReadAllAsync())
         {
             tokens.Add(message.TokenId);
-            finish = message.FinishReason;
+            reasons.Add(message.FinishReason);
         }
 
         var expected = TextGenerator.Generate(host.Teacher.Model, [prompt], new GenerationOptions { Greedy = true, MaxNewTokens = 6, StopTokenIds = new HashSet<int> { 257, 259 } })[0];
         Assert.Equal(expected.Tokens, tokens);
-        Assert.NotEmpty(finish);
+        // Only the last message carries the finish reason.
+        Assert.All(reasons.SkipLast(1), r => Assert.Equal("", r));
+        Assert.Equal(expected.Reason == StopReason.StopToken ? "stop_token" : "max_new_tokens", reasons[^1]);
     }
 }

@@ -58,6 +58,58 @@ public class TrainerServiceTests
         Assert.Single(list.Runs, r => r.RunId == "kd-1");
     }
 
+    /// <summary>Runs a config through trainer → teacher service and in process (teacher loaded); returns both output folders.</summary>
+    private static async Task<(string Remote, string Local)> BothWays(MeshFixture mesh, string runId, string[] overrides)
+    {
+        var (_, channel) = await mesh.StartTrainerAsync();
+        var request = new StartRequest { RunId = runId, ConfigYaml = mesh.Yaml(4), TeacherEndpoint = "http://teacher" };
+        request.Overrides.AddRange(overrides);
+        var started = await new TrainerService.TrainerServiceClient(channel).StartAsync(request, deadline: DateTime.UtcNow + Timeout);
+        var events = await WatchAll(channel, runId);
+        Assert.True(events[^1].State == RunState.Succeeded, events[^1].Message);
+
+        var yamlPath = mesh.Dir.Combine($"{runId}.yaml");
+        File.WriteAllText(yamlPath, mesh.Yaml(4));
+        var (config, _) = TrainConfigLoader.Load(yamlPath, [.. overrides, $"output_dir={mesh.Dir.Combine(runId + "-local")}"]);
+        var result = await RecipeRunner.RunAsync(config, null, null, default);
+        Assert.True(result.Completed);
+        return (started.OutputDir, mesh.Dir.Combine(runId + "-local"));
+    }
+
+    private static void AssertSameLosses(string expectedFolder, string actualFolder)
+    {
+        var expected = Losses(expectedFolder);
+        var actual = Losses(actualFolder);
+        Assert.Equal(expected.Count, actual.Count);
+        for (var i = 0; i < expected.Count; i++)
+            Assert.Equal(expected[i], actual[i], 5);
+    }
+
+    [Fact]
+    public async Task SeqKd_WithTheTeacherService_GeneratesTheInProcessSequences()
+    {
+        await using var mesh = await MeshFixture.StartAsync();
+        var prompts = mesh.Dir.Combine("prompts.jsonl");
+        File.WriteAllLines(prompts, Enumerable.Range(0, 10).Select(i => $"{{\"prompt\": \"question {i}:\", \"completion\": \" answer {i}\"}}"));
+
+        var (remote, local) = await BothWays(mesh, "seq-kd", ["recipe=seq_kd", $"dataset.path={prompts}", "generation.greedy=true", "generation.max_new_tokens=8"]);
+
+        var teacherWrote = File.ReadAllLines(Path.Combine(remote, "seq_kd_train.jsonl"));
+        Assert.Equal(10, teacherWrote.Length);
+        Assert.Equal(File.ReadAllLines(Path.Combine(local, "seq_kd_train.jsonl")), teacherWrote);
+        AssertSameLosses(local, remote);
+    }
+
+    [Fact]
+    public async Task PackedKd_WithTheTeacherService_GivesTheInProcessLosses()
+    {
+        await using var mesh = await MeshFixture.StartAsync();
+
+        var (remote, local) = await BothWays(mesh, "packed", ["dataset.packing=true"]);
+
+        AssertSameLosses(local, remote);
+    }
+
     [Fact]
     public async Task Cancel_StopsTheRunWithACheckpoint()
     {

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Distill.Mesh.Contracts.Runs.V1;
 using Distill.Mesh.Training.Configuration;
 using Grpc.Core;
+using Distill.Mesh.ServiceDefaults;
 using Grpc.Net.Client;
 using EngineEvent = Distill.Mesh.Training.Recipes.TrainEvent;
 using EngineEval = Distill.Mesh.Training.Recipes.EvalResult;
@@ -17,6 +18,11 @@ internal static class RunCommand
 
     private static Option<string?> Token() => new("--token") { Description = "bearer token for mutating calls" };
 
+    private static Option<string?> Trust() => new("--tls-trust") { Description = "PEM certificate(s) to trust for an https controller (self-signed or private CA)" };
+
+    private static GrpcChannel Open(ParseResult parse, Option<string> controller, Option<string?> trust) =>
+        MeshTls.CreateChannel(parse.GetValue(controller)!, parse.GetValue(trust));
+
     public static Command Create() => new("run", "Submit and follow runs on the mesh (see `distill up`)") { Submit(), Watch(), List(), Cancel() };
 
     private static Metadata Auth(string? token) => string.IsNullOrEmpty(token) ? [] : new Metadata { { "authorization", $"Bearer {token}" } };
@@ -26,12 +32,13 @@ internal static class RunCommand
         var file = new Argument<string>("spec") { Description = "run spec YAML: the `distill train` config plus an optional mesh: {trainer, teacher} section" };
         var overrides = new Argument<string[]>("overrides") { Arity = ArgumentArity.ZeroOrMore };
         var controller = Controller();
+        var trust = Trust();
         var token = Token();
         var runId = new Option<string?>("--run-id");
-        var trainer = new Option<string>("--trainer") { Description = "trainer address when the spec has none", DefaultValueFactory = _ => $"http://127.0.0.1:{UpCommand.TrainerPort}" };
+        var trainer = new Option<string?>("--trainer") { Description = "trainer address when the spec has none (default: the controller's host, port + 2, as `distill up` lays them out)" };
         var teacher = new Option<string?>("--teacher") { Description = "teacher service address when the spec has none (else the trainer loads the teachers)" };
         var watch = new Option<bool>("--watch") { Description = "follow the run after submitting" };
-        var command = new Command("submit", "Submit a run to the controller") { file, overrides, controller, token, runId, trainer, teacher, watch };
+        var command = new Command("submit", "Submit a run to the controller") { file, overrides, controller, trust, token, runId, trainer, teacher, watch };
         command.SetAction(async (parse, cancellationToken) =>
         {
             try
@@ -56,12 +63,12 @@ internal static class RunCommand
                 var resolved = JsonSerializer.SerializeToNode(config, TrainConfigLoader.Json)!.AsObject();
                 resolved["mesh"] = new JsonObject
                 {
-                    ["trainer"] = mesh["trainer"]?.GetValue<string>() ?? parse.GetValue(trainer),
+                    ["trainer"] = mesh["trainer"]?.GetValue<string>() ?? parse.GetValue(trainer) ?? new UriBuilder(parse.GetValue(controller)!) { Port = new Uri(parse.GetValue(controller)!).Port + UpCommand.TrainerPort - UpCommand.ControllerPort }.Uri.ToString().TrimEnd('/'),
                     ["teacher"] = mesh["teacher"]?.GetValue<string>() ?? parse.GetValue(teacher),
                 };
                 // The root of the run's trace: controller, trainer, teacher and Redis spans hang below it.
                 using var activity = ServiceDefaults.MeshTelemetry.Source.StartActivity("cli.run.submit");
-                using var channel = GrpcChannel.ForAddress(parse.GetValue(controller)!);
+                using var channel = Open(parse, controller, trust);
                 var client = new RunsService.RunsServiceClient(channel);
                 var run = await client.SubmitAsync(new SubmitRequest { RunId = parse.GetValue(runId) ?? "", SpecYaml = resolved.ToJsonString() }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
                 parse.InvocationConfiguration.Output.WriteLine($"submitted {run.RunId} ({run.State}); outputs in {run.OutputDir}");
@@ -80,10 +87,11 @@ internal static class RunCommand
     {
         var runId = new Argument<string>("run-id");
         var controller = Controller();
-        var command = new Command("watch", "Follow a run's progress") { runId, controller };
+        var trust = Trust();
+        var command = new Command("watch", "Follow a run's progress") { runId, controller, trust };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var channel = GrpcChannel.ForAddress(parse.GetValue(controller)!);
+            using var channel = Open(parse, controller, trust);
             try
             {
                 return await Follow(new RunsService.RunsServiceClient(channel), parse.GetValue(runId)!, parse, cancellationToken);
@@ -100,10 +108,11 @@ internal static class RunCommand
     private static Command List()
     {
         var controller = Controller();
-        var command = new Command("ls", "List runs") { controller };
+        var trust = Trust();
+        var command = new Command("ls", "List runs") { controller, trust };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var channel = GrpcChannel.ForAddress(parse.GetValue(controller)!);
+            using var channel = Open(parse, controller, trust);
             var runs = await new RunsService.RunsServiceClient(channel).ListAsync(new ListRunsRequest(), cancellationToken: cancellationToken);
             var output = parse.InvocationConfiguration.Output;
             output.WriteLine($"{"RUN",-32} {"STATE",-12} {"STEP",10}  OUTPUT");
@@ -118,11 +127,12 @@ internal static class RunCommand
     {
         var runId = new Argument<string>("run-id");
         var controller = Controller();
+        var trust = Trust();
         var token = Token();
-        var command = new Command("cancel", "Cancel a run (it stops at the next step and keeps its checkpoints)") { runId, controller, token };
+        var command = new Command("cancel", "Cancel a run (it stops at the next step and keeps its checkpoints)") { runId, controller, trust, token };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var channel = GrpcChannel.ForAddress(parse.GetValue(controller)!);
+            using var channel = Open(parse, controller, trust);
             try
             {
                 var run = await new RunsService.RunsServiceClient(channel).CancelAsync(new CancelRunRequest { RunId = parse.GetValue(runId)! },

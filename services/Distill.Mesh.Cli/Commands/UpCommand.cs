@@ -24,13 +24,24 @@ internal static class UpCommand
         var runs = new Option<string>("--runs") { Description = "folder the trainer keeps runs in", DefaultValueFactory = _ => Path.Combine(".distill", "mesh", "runs") };
         var portBase = new Option<int>("--port-base") { Description = "controller port; teacher +1, trainer +2 (0: free ports)", DefaultValueFactory = _ => ControllerPort };
         var token = new Option<string?>("--token") { Description = "bearer token required on mutating calls" };
-        var command = new Command("up", "Start the mesh (controller, teacher, trainer) in one process on localhost") { teacher, redis, runs, portBase, token };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "serve https with this certificate (PEM with --tls-key, or .pfx/.p12)" };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert" };
+        var tlsTrust = new Option<string?>("--tls-trust") { Description = "PEM certificate(s) the services trust when they call each other (default: --tls-cert when it is PEM)" };
+        var command = new Command("up", "Start the mesh (controller, teacher, trainer) in one process on localhost") { teacher, redis, runs, portBase, token, tlsCert, tlsKey, tlsTrust };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
             var basePort = parse.GetValue(portBase);
             int Port(int offset) => basePort == 0 ? 0 : basePort + offset;
-            var mesh = new Dictionary<string, string?> { ["Mesh:AuthToken"] = parse.GetValue(token) ?? "" };
+            var certificate = parse.GetValue(tlsCert);
+            var mesh = new Dictionary<string, string?>
+            {
+                ["Mesh:AuthToken"] = parse.GetValue(token) ?? "",
+                ["Mesh:TlsCertificate"] = certificate is null ? "" : Path.GetFullPath(certificate),
+                ["Mesh:TlsKey"] = parse.GetValue(tlsKey) is { } key ? Path.GetFullPath(key) : "",
+                ["Mesh:TlsTrust"] = parse.GetValue(tlsTrust) is { } trust ? Path.GetFullPath(trust)
+                    : certificate is not null && Path.GetExtension(certificate).Equals(".pem", StringComparison.OrdinalIgnoreCase) ? Path.GetFullPath(certificate) : "",
+            };
             var apps = new List<WebApplication>();
             try
             {
@@ -61,6 +72,11 @@ internal static class UpCommand
             }
             catch (OperationCanceledException)
             {
+            }
+            catch (Exception e) when (e is FileNotFoundException or InvalidOperationException)
+            {
+                parse.InvocationConfiguration.Error.WriteLine($"error: {e.Message}");
+                return 1;
             }
             catch (IOException e)
             {

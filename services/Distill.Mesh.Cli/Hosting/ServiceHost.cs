@@ -12,14 +12,24 @@ using Microsoft.Extensions.Logging;
 
 namespace Distill.Mesh.Cli.Hosting;
 
-/// <summary>Hosts mesh services on Kestrel (HTTP/2 without TLS, loopback) from the CLI.</summary>
+/// <summary>Hosts mesh services on Kestrel (HTTP/2 on loopback; TLS when Mesh:TlsCertificate is set) from the CLI.</summary>
 internal static class ServiceHost
 {
     /// <summary>Starts one service; port 0 picks a free port. Returns the app and its address.</summary>
     public static async Task<(WebApplication App, string Address)> StartAsync(int port, Action<WebApplicationBuilder> add, Action<WebApplication> map, IDictionary<string, string?> settings, bool quiet, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateBuilder();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http2));
+        var certificate = MeshTls.LoadServerCertificate(new MeshOptions
+        {
+            TlsCertificate = settings.TryGetValue("Mesh:TlsCertificate", out var path) ? path : null,
+            TlsKey = settings.TryGetValue("Mesh:TlsKey", out var key) ? key : null,
+        });
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l =>
+        {
+            l.Protocols = HttpProtocols.Http2;
+            if (certificate is not null)
+                l.UseHttps(certificate);
+        }));
         if (quiet)
             builder.Logging.ClearProviders();
         // The CLI owns Ctrl-C: a host's own console lifetime would take the signal and leave the

@@ -10,9 +10,14 @@ namespace Distill.Mesh.Modeling.Generation;
 /// </summary>
 public static class TextGenerator
 {
-    /// <summary>Generates continuations of <paramref name="prompts"/> (token ids), one per prompt.</summary>
+    /// <summary>
+    /// Generates continuations of <paramref name="prompts"/> (token ids), one per prompt.
+    /// <paramref name="onToken"/> (prompt index, token) hears each token as soon as it is chosen;
+    /// cancellation is checked before every step.
+    /// </summary>
     public static IReadOnlyList<GeneratedSequence> Generate(
-        CausalLanguageModel model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options)
+        CausalLanguageModel model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options,
+        Action<int, int>? onToken = null, CancellationToken cancellationToken = default)
     {
         options.Validate();
         if (prompts.Count == 0)
@@ -51,6 +56,7 @@ public static class TextGenerator
         {
             for (var step = 0; step < options.MaxNewTokens && !finished.All(f => f); step++)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 long[] next;
                 using (var scope = torch.NewDisposeScope())
                 {
@@ -68,6 +74,7 @@ public static class TextGenerator
 
                     outputs[b].Add((int)next[b]);
                     finished[b] = options.StopTokenIds.Contains((int)next[b]);
+                    onToken?.Invoke(b, (int)next[b]);
                 }
 
                 input.Dispose();

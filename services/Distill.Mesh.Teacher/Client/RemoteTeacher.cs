@@ -1,4 +1,5 @@
 using Distill.Mesh.Contracts.Teacher.V1;
+using Distill.Mesh.Modeling.Generation;
 using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.Teacher.Grpc;
 using Distill.Mesh.Training.Datasets;
@@ -19,7 +20,7 @@ namespace Distill.Mesh.Teacher.Client;
 /// skipped or counted twice. Requests carry the teacher's fingerprint: a different model behind the
 /// same address is refused, not silently used.
 /// </summary>
-public sealed class RemoteTeacher : ITeacherSignal
+public sealed class RemoteTeacher : ITeacherSignal, ITeacherGenerator
 {
     private static readonly StatusCode[] Transient =
         [StatusCode.Unavailable, StatusCode.DeadlineExceeded, StatusCode.ResourceExhausted, StatusCode.Aborted, StatusCode.Unknown, StatusCode.Internal];
@@ -76,11 +77,10 @@ public sealed class RemoteTeacher : ITeacherSignal
 
     public async Task<ITeacherRows> ScoreAsync(Batch batch, SignalRequest request, CancellationToken cancellationToken = default)
     {
-        if (batch.DocumentIds is not null)
-            throw new NotSupportedException("packed sequences are scored in process only; turn dataset.packing off for a remote teacher");
         if (request.Format == EngineFormat.Dense)
             throw new ArgumentException("a remote teacher sends top-k or sampled signals (full logits never cross the network): set signal.format to topk or sampled");
-        var sequences = Sequences(batch);
+        var segments = Segments(batch);
+        var sequences = segments.Select(s => s.Tokens).ToArray();
         for (var attempt = 0; ; attempt++)
         {
             try
@@ -88,7 +88,7 @@ public sealed class RemoteTeacher : ITeacherSignal
                 var responses = await ScoreOnceAsync(sequences, request, cancellationToken);
                 ScoredSequences += responses.Length;
                 CachedSequences += responses.Count(r => r.FromCache);
-                return Assemble(batch, sequences, responses, request);
+                return Assemble(batch, segments, responses, request);
             }
             catch (RpcException e) when (Transient.Contains(e.StatusCode) && attempt + 1 < _retry.MaxAttempts && !cancellationToken.IsCancellationRequested)
             {
@@ -96,6 +96,46 @@ public sealed class RemoteTeacher : ITeacherSignal
                 await Task.Delay(_retry.Delay(attempt), cancellationToken);
             }
         }
+    }
+
+    /// <summary>
+    /// One Generate stream per prompt, all in flight at once (the teacher runs them side by side).
+    /// A prompt whose stream breaks is generated again from the start, with the same seed.
+    /// </summary>
+    public async Task<IReadOnlyList<IReadOnlyList<int>>> GenerateAsync(IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        var results = await Task.WhenAll(prompts.Select(async (prompt, i) =>
+        {
+            var request = new GenerateRequest
+            {
+                PromptIds = SignalMapping.PackIds(prompt.ToArray()),
+                MaxNewTokens = options.MaxNewTokens,
+                Greedy = options.Greedy,
+                Temperature = options.Temperature,
+                TopP = options.TopP,
+                TopK = options.TopK,
+                Seed = unchecked((ulong)(options.Seed + i)),
+            };
+            request.StopTokenIds.AddRange(options.StopTokenIds);
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    var tokens = new List<int>();
+                    using var call = _client.Generate(request, deadline: DateTime.UtcNow + (_retry.CallTimeout ?? TimeSpan.FromMinutes(10)), cancellationToken: cancellationToken);
+                    await foreach (var message in call.ResponseStream.ReadAllAsync(cancellationToken))
+                        tokens.Add(message.TokenId);
+                    return (IReadOnlyList<int>)tokens;
+                }
+                catch (RpcException e) when (Transient.Contains(e.StatusCode) && attempt + 1 < _retry.MaxAttempts && !cancellationToken.IsCancellationRequested)
+                {
+                    Retries++;
+                    await Task.Delay(_retry.Delay(attempt), cancellationToken);
+                }
+            }
+        }));
+        return results;
     }
 
     private async Task<ScoreResponse[]> ScoreOnceAsync(int[][] sequences, SignalRequest request, CancellationToken cancellationToken)
@@ -130,17 +170,46 @@ public sealed class RemoteTeacher : ITeacherSignal
         return responses;
     }
 
-    /// <summary>Each row's real tokens (batches are right-padded: the mask is a prefix of ones).</summary>
-    private static int[][] Sequences(Batch batch)
+    /// <summary>What one Score sequence covers: its tokens and the batch row and position its first token sits at.</summary>
+    private sealed record Segment(int Row, int Start, int[] Tokens);
+
+    /// <summary>
+    /// The sequences to score. Batches are right-padded (the mask is a prefix of ones), so a row's
+    /// real tokens are one sequence. A packed row is split into its documents, each sent with
+    /// the next document's first token: the teacher sees each document alone (as the packed
+    /// forward's document-aware attention does, positions restarting at 0), and the last row
+    /// of a document still gets the distribution after the whole document, as in process.
+    /// </summary>
+    private static List<Segment> Segments(Batch batch)
     {
         var ids = batch.InputIds.cpu().data<long>().ToArray();
         var mask = batch.AttentionMask.cpu().data<long>().ToArray();
+        var documents = batch.DocumentIds?.cpu().data<long>().ToArray();
         var (rows, width) = ((int)batch.InputIds.shape[0], (int)batch.InputIds.shape[1]);
-        return Enumerable.Range(0, rows).Select(b =>
+        var segments = new List<Segment>();
+        for (var b = 0; b < rows; b++)
         {
             var length = Enumerable.Range(0, width).Count(t => mask[b * width + t] != 0);
-            return Enumerable.Range(0, length).Select(t => (int)ids[b * width + t]).ToArray();
-        }).ToArray();
+            var row = Enumerable.Range(0, length).Select(t => (int)ids[b * width + t]).ToArray();
+            if (documents is null)
+            {
+                if (length > 1)
+                    segments.Add(new Segment(b, 0, row));
+                continue;
+            }
+
+            for (var start = 0; start < length;)
+            {
+                var end = start + 1;
+                while (end < length && documents[b * width + end] == documents[b * width + start])
+                    end++;
+                if (Math.Min(end + 1, length) - start > 1)
+                    segments.Add(new Segment(b, start, row[start..Math.Min(end + 1, length)]));
+                start = end;
+            }
+        }
+
+        return segments;
     }
 
     /// <summary>
@@ -148,26 +217,26 @@ public sealed class RemoteTeacher : ITeacherSignal
     /// distribution (uniform over k, no tail; zero weights when sampled): their labels are ignored,
     /// but they must not produce NaN.
     /// </summary>
-    private static TargetRows Assemble(Batch batch, int[][] sequences, ScoreResponse[] responses, SignalRequest request)
+    private static TargetRows Assemble(Batch batch, List<Segment> segments, ScoreResponse[] responses, SignalRequest request)
     {
         var stride = batch.InputIds.shape[1] - 1;
         var k = request.Format == EngineFormat.TopK ? request.K : request.Samples;
         var sampled = request.Format == EngineFormat.Sampled;
-        var rows = sequences.Length * stride;
+        var rows = batch.InputIds.shape[0] * stride;
         // Everything but the assembled tensors (on the batch's device) is freed with this scope.
         using var scope = torch.NewDisposeScope();
         var ids = torch.arange(k, dtype: ScalarType.Int64).expand(rows, k).contiguous();
         var values = sampled ? torch.zeros(rows, k) : torch.full(rows, k, -Math.Log(k));
         var extra = torch.zeros(rows, sampled ? k : 1);
-        for (var b = 0; b < sequences.Length; b++)
+        for (var i = 0; i < segments.Count; i++)
         {
-            var positions = Math.Max(0, sequences[b].Length - 1);
+            var positions = Math.Max(0, segments[i].Tokens.Length - 1);
             if (positions == 0)
                 continue;
-            var target = SignalCodec.Decode(SignalMapping.FromResponse(responses[b], sampled));
+            var target = SignalCodec.Decode(SignalMapping.FromResponse(responses[i], sampled));
             if (target.Rows != positions)
                 throw new RpcException(new Status(StatusCode.Internal, $"the teacher scored {target.Rows} positions of a {positions + 1}-token sequence"));
-            var start = b * stride;
+            var start = segments[i].Row * stride + segments[i].Start;
             switch (target)
             {
                 case TopKTeacherSignal topK:

@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Distill.Mesh.Contracts.Teacher.V1;
 using Distill.Mesh.Modeling.Generation;
 using Distill.Mesh.Teacher.Scoring;
@@ -103,17 +104,30 @@ public sealed class TeacherGrpcService(InProcessTeacher teacher, ScoringQueue qu
             Seed = (long)request.Seed,
             StopTokenIds = stop,
         };
-        // The whole continuation is generated on a worker thread, then streamed token by token.
-        var result = await Task.Run(() => TextGenerator.Generate(teacher.Model, [ids], generation)[0], context.CancellationToken);
-        for (var i = 0; i < result.Tokens.Count; i++)
+        // Generation runs on a worker thread; each token is streamed as soon as it is chosen. The
+        // last token is known when it is chosen: a stop token or the max_new_tokens-th.
+        var tokens = Channel.CreateUnbounded<GenerateResponse>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var count = 0;
+        var worker = Task.Run(() =>
         {
-            var last = i == result.Tokens.Count - 1;
-            await responseStream.WriteAsync(new GenerateResponse
+            try
             {
-                TokenId = result.Tokens[i],
-                FinishReason = last ? (result.Reason == StopReason.StopToken ? "stop_token" : "max_new_tokens") : "",
-            }, context.CancellationToken);
-        }
+                TextGenerator.Generate(teacher.Model, [ids], generation, (_, token) =>
+                {
+                    count++;
+                    var reason = stop.Contains(token) ? "stop_token" : count == generation.MaxNewTokens ? "max_new_tokens" : "";
+                    tokens.Writer.TryWrite(new GenerateResponse { TokenId = token, FinishReason = reason });
+                }, context.CancellationToken);
+                tokens.Writer.Complete();
+            }
+            catch (Exception e)
+            {
+                tokens.Writer.Complete(e);
+            }
+        }, context.CancellationToken);
+        await foreach (var message in tokens.Reader.ReadAllAsync(context.CancellationToken))
+            await responseStream.WriteAsync(message, context.CancellationToken);
+        await worker;
     }
 
     private (int[] Ids, SignalRequest Signal, SignalPrecision Precision) Validate(ScoreRequest request)

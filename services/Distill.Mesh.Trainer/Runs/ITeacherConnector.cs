@@ -1,6 +1,6 @@
+using Distill.Mesh.ServiceDefaults;
 using Distill.Mesh.Teacher.Client;
 using Distill.Mesh.Training.Teachers;
-using Grpc.Net.Client;
 
 namespace Distill.Mesh.Trainer.Runs;
 
@@ -10,26 +10,9 @@ public interface ITeacherConnector
     Task<ITeacherSignal> ConnectAsync(string endpoint, CancellationToken cancellationToken);
 }
 
-/// <summary>Connects over a gRPC channel per endpoint (channels are shared and kept).</summary>
-public sealed class GrpcTeacherConnector : ITeacherConnector, IDisposable
+/// <summary>Connects over the mesh's shared channel for the endpoint.</summary>
+public sealed class GrpcTeacherConnector(MeshChannels channels) : ITeacherConnector
 {
-    private readonly Dictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
-
-    public async Task<ITeacherSignal> ConnectAsync(string endpoint, CancellationToken cancellationToken)
-    {
-        GrpcChannel channel;
-        lock (_channels)
-        {
-            if (!_channels.TryGetValue(endpoint, out channel!))
-                _channels[endpoint] = channel = GrpcChannel.ForAddress(endpoint);
-        }
-
-        return await RemoteTeacher.ConnectAsync(channel.CreateCallInvoker(), cancellationToken: cancellationToken);
-    }
-
-    public void Dispose()
-    {
-        foreach (var channel in _channels.Values)
-            channel.Dispose();
-    }
+    public async Task<ITeacherSignal> ConnectAsync(string endpoint, CancellationToken cancellationToken) =>
+        await RemoteTeacher.ConnectAsync(channels.For(endpoint).CreateCallInvoker(), cancellationToken: cancellationToken);
 }

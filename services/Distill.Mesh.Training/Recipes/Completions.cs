@@ -11,6 +11,7 @@ namespace Distill.Mesh.Training.Recipes;
 /// </summary>
 public static class Completions
 {
+    /// <summary>The student's (or an in-process model's) completions, batched.</summary>
     public static List<TokenizedExample> Generate(CausalLanguageModel model, IReadOnlyList<TokenizedExample> examples, GenerationSettings settings, IReadOnlySet<int> stopTokens, int padTokenId, long seed, int maxLength)
     {
         var wasTraining = model.training;
@@ -18,23 +19,8 @@ public static class Completions
         try
         {
             var prompts = examples.Select(e => (IReadOnlyList<int>)e.InputIds.Take(e.PromptLength).ToArray()).ToList();
-            var options = new GenerationOptions
-            {
-                Greedy = settings.Greedy,
-                Temperature = settings.Temperature,
-                TopP = settings.TopP,
-                MaxNewTokens = Math.Max(1, Math.Min(settings.MaxNewTokens, maxLength - prompts.Min(p => p.Count))),
-                Seed = seed,
-                StopTokenIds = stopTokens,
-                PadTokenId = padTokenId,
-            };
-            var generated = TextGenerator.Generate(model, prompts, options);
-            return prompts.Zip(generated, (prompt, completion) =>
-            {
-                var ids = prompt.Concat(completion.Tokens).Take(maxLength).ToArray();
-                var labels = ids.Select((id, i) => i < prompt.Count ? TokenizedExample.IgnoreIndex : id).ToArray();
-                return new TokenizedExample(ids, labels);
-            }).ToList();
+            var options = Options(settings, prompts, padTokenId, seed, maxLength) with { StopTokenIds = stopTokens };
+            return Join(prompts, TextGenerator.Generate(model, prompts, options).Select(g => g.Tokens).ToList(), maxLength);
         }
         finally
         {
@@ -42,4 +28,24 @@ public static class Completions
                 model.train();
         }
     }
+
+    /// <summary>Generation options for these prompts: the run's settings, capped so every prompt plus completion fits max_length.</summary>
+    public static GenerationOptions Options(GenerationSettings settings, IReadOnlyList<IReadOnlyList<int>> prompts, int padTokenId, long seed, int maxLength) => new()
+    {
+        Greedy = settings.Greedy,
+        Temperature = settings.Temperature,
+        TopP = settings.TopP,
+        MaxNewTokens = Math.Max(1, Math.Min(settings.MaxNewTokens, maxLength - prompts.Min(p => p.Count))),
+        Seed = seed,
+        PadTokenId = padTokenId,
+    };
+
+    /// <summary>Prompt + completion examples, trained on the completion only, cut at max_length.</summary>
+    public static List<TokenizedExample> Join(IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<IReadOnlyList<int>> completions, int maxLength) =>
+        prompts.Zip(completions, (prompt, completion) =>
+        {
+            var ids = prompt.Concat(completion).Take(maxLength).ToArray();
+            var labels = ids.Select((id, i) => i < prompt.Count ? TokenizedExample.IgnoreIndex : id).ToArray();
+            return new TokenizedExample(ids, labels);
+        }).ToList();
 }

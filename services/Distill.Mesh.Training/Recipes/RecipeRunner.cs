@@ -13,13 +13,13 @@ public static class RecipeRunner
     /// <param name="resolved">The resolved config to keep with the outputs.</param>
     /// <param name="progress">Step events.</param>
     /// <param name="cancellationToken">Stops the run at a step boundary, with a checkpoint.</param>
-    /// <param name="connect">Reaches teachers some other way than loading them (kd and gkd).</param>
+    /// <param name="connect">Reaches teachers some other way than loading them (kd, gkd; seq_kd when the teacher can generate).</param>
     public static Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null) =>
         config.Recipe.ToLowerInvariant() switch
         {
             "kd" => KdRecipe.RunAsync(config, resolved, progress, cancellationToken, connect),
             "gkd" => GkdRecipe.RunAsync(config, resolved, progress, cancellationToken, connect),
-            "seq_kd" => connect is null ? SeqKdRecipe.RunAsync(config, resolved, progress, cancellationToken) : throw new ConfigException("seq_kd generates with the teacher in process; it cannot use a remote teacher yet"),
+            "seq_kd" => SeqKdRecipe.RunAsync(config, resolved, progress, cancellationToken, connect),
             "sft" => SftRecipe.RunAsync(config, resolved, progress, cancellationToken),
             _ => throw new ConfigException($"recipe '{config.Recipe}' is not one of {string.Join(", ", Names)}"),
         };

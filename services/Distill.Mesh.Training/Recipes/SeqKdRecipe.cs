@@ -17,7 +17,8 @@ public static class SeqKdRecipe
 {
     private const int GenerationBatch = 16;
 
-    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
+    /// <summary>Runs the recipe; <paramref name="connect"/>, when given, reaches the teacher some other way than loading it (a teacher service) and must give a teacher that can generate.</summary>
+    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
     {
         if (config.Teachers.Count != 1)
             throw new ConfigException("the seq_kd recipe needs exactly one teacher");
@@ -32,12 +33,29 @@ public static class SeqKdRecipe
         }
         else
         {
-            using var teacher = InProcessTeacher.Load(config.Teachers[0].Model, RecipeRun.DType(config.Teachers[0].Dtype));
-            if (teacher.Describe().TokenizerHash != run.Tokenizer.Hash)
-                throw new IncompatibleTeacherException("sequence-level KD here passes token ids between the models: teacher and student need the same tokenizer");
-            var stop = GenerationConfig.Load(config.Teachers[0].Model).StopTokens(teacher.Model.Config);
-            var generated = run.Train.Chunk(GenerationBatch).SelectMany((chunk, i) =>
-                Completions.Generate(teacher.Model, chunk, config.Generation, stop, run.PadTokenId, config.Seed + i, config.Dataset.MaxLength)).ToList();
+            List<TokenizedExample> generated;
+            var loaded = connect is null ? InProcessTeacher.Load(config.Teachers[0].Model, RecipeRun.DType(config.Teachers[0].Dtype)) : null;
+            try
+            {
+                var teacher = loaded ?? connect!(config.Teachers[0]);
+                if (teacher is not ITeacherGenerator generator)
+                    throw new ConfigException("the seq_kd recipe needs a teacher that can generate");
+                if (teacher.Describe().TokenizerHash != run.Tokenizer.Hash)
+                    throw new IncompatibleTeacherException("sequence-level KD here passes token ids between the models: teacher and student need the same tokenizer");
+                generated = [];
+                var chunks = run.Train.Chunk(GenerationBatch).ToList();
+                for (var i = 0; i < chunks.Count; i++)
+                {
+                    var prompts = chunks[i].Select(e => (IReadOnlyList<int>)e.InputIds.Take(e.PromptLength).ToArray()).ToList();
+                    var options = Completions.Options(config.Generation, prompts, run.PadTokenId, config.Seed + i, config.Dataset.MaxLength);
+                    generated.AddRange(Completions.Join(prompts, await generator.GenerateAsync(prompts, options, cancellationToken), config.Dataset.MaxLength));
+                }
+            }
+            finally
+            {
+                loaded?.Dispose();
+            }
+
             AtomicFile.WriteAllText(cache, string.Concat(generated.Select(e => JsonSerializer.Serialize(e) + "\n")));
             run.UseTrainingExamples(generated);
             progress?.Report(new TrainEvent(0, 0, 0, 0, 0, 0, 0, 0, 0, Message: $"teacher wrote {generated.Count} responses ({generated.Sum(e => e.TrainedTokens)} tokens)"));

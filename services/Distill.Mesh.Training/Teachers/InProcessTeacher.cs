@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Distill.Mesh.Modeling.Checkpoints;
+using Distill.Mesh.Modeling.Generation;
 using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.Modeling.Models;
 using Distill.Mesh.Modeling.Tokenization;
@@ -11,13 +12,14 @@ using static TorchSharp.torch;
 namespace Distill.Mesh.Training.Teachers;
 
 /// <summary>A teacher model loaded in this process.</summary>
-public sealed class InProcessTeacher : ITeacherSignal
+public sealed class InProcessTeacher : ITeacherSignal, ITeacherGenerator
 {
     private readonly TeacherDescription _description;
 
-    public InProcessTeacher(CausalLanguageModel model, TextTokenizer tokenizer, string fingerprint)
+    public InProcessTeacher(CausalLanguageModel model, TextTokenizer tokenizer, string fingerprint, IReadOnlySet<int>? stopTokens = null)
     {
         Model = model;
+        StopTokens = stopTokens ?? (model.Config.EosTokenId ?? []).ToHashSet();
         Tokenizer = tokenizer;
         model.eval();
         foreach (var parameter in model.parameters())
@@ -29,9 +31,15 @@ public sealed class InProcessTeacher : ITeacherSignal
 
     public TextTokenizer Tokenizer { get; }
 
+    /// <summary>Where the teacher's own generations stop (its generation config's EOS ids).</summary>
+    public IReadOnlySet<int> StopTokens { get; }
+
     /// <summary>Loads a teacher from an HF folder (weights and tokenizer).</summary>
-    public static InProcessTeacher Load(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null) =>
-        new(CausalLanguageModel.FromPretrained(folder, dtype, device), TokenizerLoader.Load(folder), Fingerprint(folder));
+    public static InProcessTeacher Load(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    {
+        var model = CausalLanguageModel.FromPretrained(folder, dtype, device);
+        return new(model, TokenizerLoader.Load(folder), Fingerprint(folder), GenerationConfig.Load(folder).StopTokens(model.Config));
+    }
 
     /// <summary>SHA-256 of config.json and every weight's name, dtype and shape.</summary>
     public static string Fingerprint(string folder)
@@ -48,6 +56,10 @@ public sealed class InProcessTeacher : ITeacherSignal
 
     public Task<ITeacherRows> ScoreAsync(Batch batch, SignalRequest request, CancellationToken cancellationToken = default) =>
         Task.FromResult(Score(batch, request));
+
+    public Task<IReadOnlyList<IReadOnlyList<int>>> GenerateAsync(IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, CancellationToken cancellationToken = default) =>
+        Task.Run(() => (IReadOnlyList<IReadOnlyList<int>>)TextGenerator.Generate(Model, prompts, options with { StopTokenIds = StopTokens.Union(options.StopTokenIds).ToHashSet() }, cancellationToken: cancellationToken)
+            .Select(g => g.Tokens).ToList(), cancellationToken);
 
     /// <summary>Scores synchronously (for callers already on a worker thread); the rows own their tensors.</summary>
     public ITeacherRows Score(Batch batch, SignalRequest request)

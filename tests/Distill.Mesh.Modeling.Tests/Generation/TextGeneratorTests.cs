@@ -46,6 +46,28 @@ public class TextGeneratorTests
     }
 
     [Fact]
+    public void OnToken_HearsEachTokenAsChosen_CancellationStopsBetweenSteps()
+    {
+        using var model = TinyModels.Create("llama", seed: 24);
+        var options = new GenerationOptions { Greedy = true, MaxNewTokens = 6 };
+        var heard = new List<(int Prompt, int Token)>();
+
+        var result = TextGenerator.Generate(model, [PromptA, PromptB], options, (b, token) => heard.Add((b, token)));
+
+        Assert.Equal(result[0].Tokens, heard.Where(h => h.Prompt == 0).Select(h => h.Token));
+        Assert.Equal(result[1].Tokens, heard.Where(h => h.Prompt == 1).Select(h => h.Token));
+
+        using var cancellation = new CancellationTokenSource();
+        var steps = 0;
+        Assert.Throws<OperationCanceledException>(() => TextGenerator.Generate(model, [PromptA], options, (_, _) =>
+        {
+            if (++steps == 2)
+                cancellation.Cancel();
+        }, cancellation.Token));
+        Assert.Equal(2, steps);
+    }
+
+    [Fact]
     public void Sampling_SameSeedRepeats_DifferentSeedDiffers()
     {
         using var model = TinyModels.Create("qwen2", seed: 23);
