@@ -88,8 +88,12 @@ public static class LoraAdapter
             throw new InvalidOperationException("unmerge the adapters before saving them");
         Directory.CreateDirectory(folder);
         SafetensorsWriter.Write(Path.Combine(folder, WeightsFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" });
-        AtomicFile.WriteAllText(Path.Combine(folder, ConfigFileName), JsonSerializer.Serialize(config, JsonOptions) + "\n");
+        WriteConfig(config, folder);
     }
+
+    /// <summary>Writes <c>adapter_config.json</c> atomically.</summary>
+    public static void WriteConfig(LoraConfig config, string folder) =>
+        AtomicFile.WriteAllText(Path.Combine(folder, ConfigFileName), JsonSerializer.Serialize(config, JsonOptions) + "\n");
 
     /// <summary>Reads <c>adapter_config.json</c>.</summary>
     public static LoraConfig ReadConfig(string folder)

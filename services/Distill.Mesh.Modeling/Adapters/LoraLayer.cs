@@ -71,11 +71,12 @@ public sealed class LoraLayer
         return (B.forward(A.forward(input)) * Scaling).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The dense update <c>(alpha / r) · B·A</c>, [out, in], computed in float32.</summary>
+    /// <summary>The dense update <c>(alpha / r) · B·A</c>, [out, in], computed in float32 (float64 for float64 factors).</summary>
     public Tensor DeltaWeight()
     {
         using var scope = torch.NewDisposeScope();
-        var delta = B.weight!.to_type(ScalarType.Float32).matmul(A.weight!.to_type(ScalarType.Float32)) * Scaling;
+        var dtype = Arithmetic(B.weight!.dtype);
+        var delta = B.weight!.to_type(dtype).matmul(A.weight!.to_type(dtype)) * Scaling;
         return delta.MoveToOuterDisposeScope();
     }
 
@@ -97,11 +98,14 @@ public sealed class LoraLayer
         Merged = false;
     }
 
+    /// <summary>float32 for half types and float32, float64 for float64.</summary>
+    private static ScalarType Arithmetic(ScalarType dtype) => dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+
     private void Apply(Tensor weight, int sign)
     {
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var updated = weight.to_type(ScalarType.Float32) + DeltaWeight() * sign;
+        var updated = weight.to_type(Arithmetic(weight.dtype)) + DeltaWeight().to_type(Arithmetic(weight.dtype)) * sign;
         weight.copy_(updated.to_type(weight.dtype));
     }
 }

@@ -117,6 +117,20 @@ public sealed class SafetensorsCheckpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// SHA-256 of a model folder's config.json and every weight's name, dtype and shape: names the
+    /// model without reading its weights.
+    /// </summary>
+    public static string Fingerprint(string folder)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        sha.AppendData(File.ReadAllBytes(System.IO.Path.Combine(folder, "config.json")));
+        using var checkpoint = Open(folder);
+        foreach (var name in checkpoint.Names.Order(StringComparer.Ordinal))
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"\n{checkpoint.GetInfo(name)}"));
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
     /// <summary>Whether a tensor of this name exists.</summary>
     public bool Contains(string name) => _fileOf.ContainsKey(name);
 

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.Modeling.Generation;
 using Distill.Mesh.Modeling.Losses;
@@ -42,15 +40,7 @@ public sealed class InProcessTeacher : ITeacherSignal, ITeacherGenerator
     }
 
     /// <summary>SHA-256 of config.json and every weight's name, dtype and shape.</summary>
-    public static string Fingerprint(string folder)
-    {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        sha.AppendData(File.ReadAllBytes(Path.Combine(folder, "config.json")));
-        using var checkpoint = SafetensorsCheckpoint.Open(folder);
-        foreach (var name in checkpoint.Names.Order(StringComparer.Ordinal))
-            sha.AppendData(Encoding.UTF8.GetBytes($"\n{checkpoint.GetInfo(name)}"));
-        return Convert.ToHexStringLower(sha.GetHashAndReset());
-    }
+    public static string Fingerprint(string folder) => SafetensorsCheckpoint.Fingerprint(folder);
 
     public TeacherDescription Describe() => _description;
 
