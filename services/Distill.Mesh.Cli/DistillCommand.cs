@@ -22,6 +22,8 @@ public static class DistillCommand
             UpCommand.Create(),
             RunCommand.Create(),
             EvalCommand.Create(),
+            ExtractCommand.Create(),
+            AdaptersCommand.Create(),
             KdLossCommand.Create(),
             BenchCommand.Create(),
         };

@@ -16,26 +16,7 @@ public static class LoraTargets
     public static IReadOnlyList<(string Path, Projection Module)> Select(CausalLanguageModel model, LoraConfig config)
     {
         var linears = Linears(model);
-        Func<string, bool> matches;
-        if (config.TargetModules.ValueKind == JsonValueKind.String)
-        {
-            var target = config.TargetModules.GetString()!;
-            if (target == "all-linear")
-            {
-                matches = path => path != "lm_head";
-            }
-            else
-            {
-                var regex = new Regex($"^(?:{target})$", RegexOptions.CultureInvariant);
-                matches = regex.IsMatch;
-            }
-        }
-        else
-        {
-            var names = config.TargetModules.EnumerateArray().Select(e => e.GetString()!).ToList();
-            matches = path => names.Any(n => path == n || path.EndsWith("." + n, StringComparison.Ordinal));
-        }
-
+        var matches = Matcher(config);
         var selected = linears.Where(l => matches(l.Path)).OrderBy(l => l.Path, StringComparer.Ordinal).ToList();
         if (selected.Count == 0)
         {
@@ -44,6 +25,22 @@ public static class LoraTargets
         }
 
         return selected;
+    }
+
+    /// <summary>Whether target_modules selects a module path (PEFT's three forms of target_modules).</summary>
+    public static Func<string, bool> Matcher(LoraConfig config)
+    {
+        if (config.TargetModules.ValueKind == JsonValueKind.String)
+        {
+            var target = config.TargetModules.GetString()!;
+            if (target == "all-linear")
+                return path => path != "lm_head";
+            var regex = new Regex($"^(?:{target})$", RegexOptions.CultureInvariant);
+            return regex.IsMatch;
+        }
+
+        var names = config.TargetModules.EnumerateArray().Select(e => e.GetString()!).ToList();
+        return path => names.Any(n => path == n || path.EndsWith("." + n, StringComparison.Ordinal));
     }
 
     /// <summary>The rank and alpha of one module: the first matching pattern key, else r and lora_alpha.</summary>

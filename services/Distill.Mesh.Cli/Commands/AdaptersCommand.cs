@@ -1,0 +1,159 @@
+using System.CommandLine;
+using Distill.Mesh.Contracts.Registry.V1;
+using Distill.Mesh.Registry.Client;
+using Distill.Mesh.ServiceDefaults;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Distill.Mesh.Cli.Commands;
+
+/// <summary>
+/// <c>distill adapters push/pull/ls/tag/rm</c>: the registry from the command line. Push takes a
+/// PEFT adapter folder or a model folder (the kind is read from the folder); pull writes a folder
+/// PEFT and vLLM load as is.
+/// </summary>
+internal static class AdaptersCommand
+{
+    private static Option<string> Registry() => new("--registry") { Description = "registry address", DefaultValueFactory = _ => $"http://127.0.0.1:{UpCommand.RegistryPort}" };
+
+    private static Option<string?> Token() => new("--token") { Description = "bearer token for mutating calls" };
+
+    private static Option<string?> Trust() => new("--tls-trust") { Description = "PEM certificate(s) to trust for an https registry" };
+
+    public static Command Create() => new("adapters", "Push, pull, list, tag and remove adapters and student models in the registry (see `distill up`)")
+    {
+        Push(), Pull(), List(), Tag(), Remove(),
+    };
+
+    private static (RegistryService.RegistryServiceClient Client, GrpcChannel Channel) Open(ParseResult parse, Option<string> registry, Option<string?> trust)
+    {
+        var channel = MeshTls.CreateChannel(parse.GetValue(registry)!, parse.GetValue(trust));
+        return (new RegistryService.RegistryServiceClient(channel), channel);
+    }
+
+    private static Metadata Auth(string? token) => string.IsNullOrEmpty(token) ? [] : new Metadata { { "authorization", $"Bearer {token}" } };
+
+    private static Command Push()
+    {
+        var folder = new Argument<string>("folder") { Description = "PEFT adapter folder or HF model folder" };
+        var name = new Option<string>("--name") { Description = "artifact name (versions accumulate under it)", Required = true };
+        var baseModel = new Option<string?>("--base") { Description = "adapter's base model: a registry reference or a folder the registry can read (default: adapter_config.json's base_model_name_or_path)" };
+        var method = new Option<string?>("--method") { Description = "how it was made (kd, sft, lora_extract, svd, moe, ...)" };
+        var tag = new Option<string?>("--tag") { Description = "also tag the pushed version" };
+        var (registry, token, trust) = (Registry(), Token(), Trust());
+        var command = new Command("push", "Push a folder as a new version") { folder, name, baseModel, method, tag, registry, token, trust };
+        command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
+        {
+            var (client, channel) = Open(parse, registry, trust);
+            using (channel)
+            {
+                var lineage = new Lineage { BaseModel = parse.GetValue(baseModel) ?? "", Method = parse.GetValue(method) ?? "" };
+                var source = parse.GetValue(folder)!;
+                var manifest = RegistryClient.ManifestOf(source, parse.GetValue(name)!, lineage);
+                var artifact = await new RegistryClient(client, Auth(parse.GetValue(token))).PushAsync(source, manifest, cancellationToken: cancellationToken);
+                if (parse.GetValue(tag) is { } t)
+                    artifact = await client.TagAsync(new TagRequest { Ref = artifact.Id, Tag = t }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
+                output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} ({artifact.Manifest.Kind.ToString().ToLowerInvariant()}, {artifact.TotalBytes:N0} bytes, {artifact.Manifest.Files.Count} files) id {artifact.Id}");
+            }
+        }));
+        return command;
+    }
+
+    private static Command Pull()
+    {
+        var reference = new Argument<string>("ref") { Description = "name, name:VERSION, name@TAG or id" };
+        var outFolder = new Option<string>("--out") { Description = "folder to write (must not exist or be empty)", Required = true };
+        var (registry, trust) = (Registry(), Trust());
+        var command = new Command("pull", "Download a version into a folder (files verified by SHA-256)") { reference, outFolder, registry, trust };
+        command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
+        {
+            var (client, channel) = Open(parse, registry, trust);
+            using (channel)
+            {
+                var artifact = await new RegistryClient(client).PullAsync(parse.GetValue(reference)!, parse.GetValue(outFolder)!, cancellationToken: cancellationToken);
+                output.WriteLine($"pulled {artifact.Manifest.Name}:{artifact.Version} ({artifact.TotalBytes:N0} bytes) into {parse.GetValue(outFolder)}");
+            }
+        }));
+        return command;
+    }
+
+    private static Command List()
+    {
+        var name = new Argument<string?>("name") { Description = "only this name", Arity = ArgumentArity.ZeroOrOne };
+        var (registry, trust) = (Registry(), Trust());
+        var command = new Command("ls", "List artifacts, newest first") { name, registry, trust };
+        command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
+        {
+            var (client, channel) = Open(parse, registry, trust);
+            using (channel)
+            {
+                var response = await client.ListAsync(new ListArtifactsRequest { Name = parse.GetValue(name) ?? "" }, cancellationToken: cancellationToken);
+                output.WriteLine("| name:version | kind | tags | bytes | base model | method | created | id |");
+                output.WriteLine("|---|---|---|---:|---|---|---|---|");
+                foreach (var a in response.Artifacts)
+                {
+                    output.WriteLine($"| {a.Manifest.Name}:{a.Version} | {a.Manifest.Kind.ToString().ToLowerInvariant()} | {string.Join(",", a.Tags)} | {a.TotalBytes:N0} | {a.Manifest.Lineage?.BaseModel} | {a.Manifest.Lineage?.Method} | {DateTimeOffset.FromUnixTimeSeconds(a.CreatedUnix):yyyy-MM-dd HH:mm} | {a.Id[..12]} |");
+                }
+            }
+        }));
+        return command;
+    }
+
+    private static Command Tag()
+    {
+        var reference = new Argument<string>("ref") { Description = "name:VERSION, name@TAG or id" };
+        var tag = new Argument<string>("tag") { Description = "tag to point at it (e.g. prod)" };
+        var (registry, token, trust) = (Registry(), Token(), Trust());
+        var command = new Command("tag", "Point a tag at a version") { reference, tag, registry, token, trust };
+        command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
+        {
+            var (client, channel) = Open(parse, registry, trust);
+            using (channel)
+            {
+                var artifact = await client.TagAsync(new TagRequest { Ref = parse.GetValue(reference)!, Tag = parse.GetValue(tag)! }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
+                output.WriteLine($"{artifact.Manifest.Name}:{artifact.Version} tags: {string.Join(", ", artifact.Tags)}");
+            }
+        }));
+        return command;
+    }
+
+    private static Command Remove()
+    {
+        var reference = new Argument<string>("ref") { Description = "name:VERSION, name@TAG or id" };
+        var (registry, token, trust) = (Registry(), Token(), Trust());
+        var command = new Command("rm", "Remove a version (its tags go with it)") { reference, registry, token, trust };
+        command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
+        {
+            var (client, channel) = Open(parse, registry, trust);
+            using (channel)
+            {
+                var response = await client.DeleteAsync(new DeleteArtifactRequest { Ref = parse.GetValue(reference)! }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
+                output.WriteLine($"removed {response.Id}");
+            }
+        }));
+        return command;
+    }
+
+    /// <summary>Registry refusals and unreachable registries as one-line errors.</summary>
+    private static async Task<int> Guard(ParseResult parse, Func<TextWriter, Task> body)
+    {
+        var error = parse.InvocationConfiguration.Error;
+        try
+        {
+            await body(parse.InvocationConfiguration.Output);
+            return 0;
+        }
+        catch (RpcException e)
+        {
+            error.WriteLine(e.StatusCode == StatusCode.Unavailable
+                ? $"error: the registry at {parse.GetValue<string>("--registry")} is not reachable (start it with `distill up`): {e.Status.Detail}"
+                : $"error: {e.StatusCode}: {e.Status.Detail}");
+            return 1;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or Modeling.Adapters.AdapterFormatException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}

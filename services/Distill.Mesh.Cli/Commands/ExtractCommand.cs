@@ -1,0 +1,172 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Distill.Mesh.Modeling.Checkpoints;
+using Distill.Mesh.Modeling.Extraction;
+using Distill.Mesh.Training.Evaluation;
+using Distill.Mesh.Training.Teachers;
+
+namespace Distill.Mesh.Cli.Commands;
+
+/// <summary>
+/// <c>distill extract --teacher DIR --student DIR --out DIR</c>: a PEFT LoRA adapter that moves
+/// the student towards the teacher in weight space. <c>--shards N --shard-index I</c> runs one
+/// shard (one worker); <c>--consolidate</c> merges finished shards; with neither, every shard not
+/// yet finished runs here and the result is consolidated.
+/// </summary>
+internal static class ExtractCommand
+{
+    /// <summary>File the before/after evaluation goes to, beside the adapter.</summary>
+    public const string EvaluationFileName = "extraction_eval.json";
+
+    public static Command Create()
+    {
+        var teacher = new Option<string>("--teacher") { Description = "teacher HF model folder", Required = true };
+        var student = new Option<string>("--student") { Description = "student HF model folder (the adapter's base model)", Required = true };
+        var outFolder = new Option<string>("--out") { Description = "output folder: adapter_model.safetensors, adapter_config.json, extraction_report.json", Required = true };
+        var rank = new Option<int>("--rank") { Description = "LoRA rank", DefaultValueFactory = _ => 16 };
+        var rankPattern = new Option<string?>("--rank-pattern") { Description = "ranks per module type or path, e.g. q_proj=8,down_proj=32" };
+        var alpha = new Option<double?>("--alpha") { Description = "lora_alpha (default: alpha = rank for every module)" };
+        var svd = new Option<string>("--svd") { Description = "exact | randomized", DefaultValueFactory = _ => "exact" };
+        var oversample = new Option<int>("--oversample") { DefaultValueFactory = _ => 8 };
+        var powerIterations = new Option<int>("--power-iterations") { DefaultValueFactory = _ => 2 };
+        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
+        var targets = new Option<string?>("--target-modules") { Description = "module types to extract, e.g. q_proj,v_proj (default: every linear weight of the layers)" };
+        var lmHead = new Option<bool>("--include-lm-head") { Description = "also extract lm_head (embed_tokens is always left out)" };
+        var adapterDtype = new Option<string>("--adapter-dtype") { DefaultValueFactory = _ => "float32" };
+        var noOptimum = new Option<bool>("--no-optimum") { Description = "skip the Eckart–Young optimum per tensor (saves one SVD each)" };
+        var shards = new Option<int>("--shards") { Description = "shards the work is split into", DefaultValueFactory = _ => 1 };
+        var shardIndex = new Option<int?>("--shard-index") { Description = "run only this shard (a worker); consolidate later" };
+        var consolidate = new Option<bool>("--consolidate") { Description = "only merge the finished shards" };
+        var cleanup = new Option<bool>("--cleanup") { Description = "remove the shard files after a verified consolidation" };
+        var dataset = new Option<string?>("--eval-dataset") { Description = "dataset for the student's KL to the teacher and perplexity, before and after the adapter" };
+        var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 1024 };
+        var json = new Option<bool>("--json") { Description = "print the report as JSON" };
+        var command = new Command("extract", "Weight-space distillation: a LoRA adapter from teacher − student (SVD, layer map, MoE expert clustering)")
+        {
+            teacher, student, outFolder, rank, rankPattern, alpha, svd, oversample, powerIterations, seed, targets, lmHead, adapterDtype, noOptimum,
+            shards, shardIndex, consolidate, cleanup, dataset, maxLength, json,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
+            try
+            {
+                var options = new ExtractionOptions
+                {
+                    Rank = parse.GetValue(rank),
+                    RankPattern = ParsePattern(parse.GetValue(rankPattern)),
+                    Alpha = parse.GetValue(alpha),
+                    Svd = parse.GetValue(svd)!.ToLowerInvariant() switch
+                    {
+                        "exact" => SvdMethod.Exact,
+                        "randomized" => SvdMethod.Randomized,
+                        var other => throw new ArgumentException($"--svd must be exact or randomized (got '{other}')"),
+                    },
+                    Oversample = parse.GetValue(oversample),
+                    PowerIterations = parse.GetValue(powerIterations),
+                    Seed = parse.GetValue(seed),
+                    TargetModules = parse.GetValue(targets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+                    IncludeLmHead = parse.GetValue(lmHead),
+                    AdapterDtype = CommandRunner.ParseDType(parse.GetValue(adapterDtype)!),
+                    ReportOptimum = !parse.GetValue(noOptimum),
+                    Shards = parse.GetValue(shards),
+                };
+                var folder = parse.GetValue(outFolder)!;
+                using var extractor = LoraExtractor.Open(parse.GetValue(teacher)!, parse.GetValue(student)!, options);
+                void Report(ExtractionEvent e)
+                {
+                    if (e.Kind == "tensor" && e.Tensor is { } t)
+                        error.WriteLine($"[{e.Shard}] {e.Done}/{e.Total} {t.Module}: {(t.Skipped is null ? $"r {t.Rank}, {t.Projection}, error {t.RelativeError:F4}" : $"skipped ({t.Skipped})")}");
+                    else if (e.Message.Length > 0)
+                        error.WriteLine(e.Message);
+                }
+
+                if (parse.GetValue(shardIndex) is { } index)
+                {
+                    var shard = extractor.RunShard(folder, index, Report, cancellationToken);
+                    var finished = Enumerable.Range(0, options.Shards).Count(s => extractor.Finished(folder, s) is not null);
+                    output.WriteLine($"shard {index} of {options.Shards}: {shard.Tensors.Count} tensors, sha256 {shard.Sha256}; {finished}/{options.Shards} shards finished"
+                        + (finished == options.Shards ? "; now run the same command with --consolidate instead of --shard-index" : ""));
+                    return 0;
+                }
+
+                var summary = parse.GetValue(consolidate)
+                    ? extractor.Consolidate(folder, parse.GetValue(cleanup), Report)
+                    : extractor.Run(folder, parse.GetValue(cleanup), Report, cancellationToken);
+                AdapterEffect? effect = null;
+                if (parse.GetValue(dataset) is { } path)
+                {
+                    effect = await AdapterEffect.MeasureAsync(parse.GetValue(teacher)!, parse.GetValue(student)!, folder, path, parse.GetValue(maxLength), cancellationToken);
+                    AtomicFile.WriteAllText(Path.Combine(folder, EvaluationFileName), JsonSerializer.Serialize(effect, CommandRunner.Json) + "\n");
+                }
+
+                if (parse.GetValue(json))
+                {
+                    CommandRunner.WriteJson(output, new { Summary = summary, Evaluation = effect });
+                    return 0;
+                }
+
+                Print(output, summary, effect, folder);
+                return 0;
+            }
+            catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or CheckpointFormatException
+                or InvalidOperationException or IncompatibleTeacherException or Training.Datasets.DatasetFormatException
+                or Modeling.Tokenization.TokenizerFormatException or Modeling.Adapters.AdapterFormatException or Modeling.Models.ModelConfigException)
+            {
+                error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+            catch (OperationCanceledException)
+            {
+                error.WriteLine("cancelled: finished shards are kept; run the same command to resume");
+                return 130;
+            }
+        });
+        return command;
+    }
+
+    /// <summary><c>q_proj=8,down_proj=32</c> → ranks by key.</summary>
+    internal static Dictionary<string, int> ParsePattern(string? text)
+    {
+        var pattern = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var entry in (text ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = entry.Split('=', 2, StringSplitOptions.TrimEntries);
+            if (parts.Length != 2 || parts[0].Length == 0 || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var value) || value < 1)
+                throw new ArgumentException($"--rank-pattern entry '{entry}' is not module=rank with rank ≥ 1 (e.g. q_proj=8)");
+            pattern[parts[0]] = value;
+        }
+
+        return pattern;
+    }
+
+    private static void Print(TextWriter output, ExtractionSummary summary, AdapterEffect? effect, string folder)
+    {
+        output.WriteLine("layer map:");
+        foreach (var line in summary.LayerMap)
+            output.WriteLine($"  {line}");
+        foreach (var cluster in summary.Clusters.Where(c => c.Clustered))
+            output.WriteLine($"  experts of student layer {cluster.Layer}: {string.Join(" | ", cluster.Members.Select((m, i) => $"{i} ← {string.Join("+", m)}"))}");
+        output.WriteLine("| tensor | shape | source | projection | r | rel. error | vs optimum |");
+        output.WriteLine("|---|---|---|---|---:|---:|---:|");
+        foreach (var t in summary.Tensors)
+        {
+            output.WriteLine(t.Skipped is null
+                ? $"| {t.Module} | {t.Shape[0]}×{t.Shape[1]} | {t.Source} | {t.Projection} | {t.Rank} | {t.RelativeError:F4} | {(t.ErrorRatio is { } ratio ? $"{ratio:F4}×" : "-")} |"
+                : $"| {t.Module} | {t.Shape[0]}×{t.Shape[1]} | {t.Source} | skipped: {t.Skipped} | 0 | - | - |");
+        }
+
+        output.WriteLine($"adapter: {summary.AdapterParameters:N0} parameters = {summary.SizeRatio:P2} of the {summary.DenseParameters:N0} dense weights it adapts; {summary.NotCarried.Count} tensors not carried (see {LoraExtractor.ReportFileName})");
+        if (effect is not null)
+        {
+            output.WriteLine("| student | perplexity | KL to teacher | top-1 agreement |");
+            output.WriteLine("|---|---:|---:|---:|");
+            output.WriteLine($"| without adapter | {effect.Before.Perplexity:F3} | {effect.Before.KlToTeacher:F4} | {effect.Before.Top1Agreement:P1} |");
+            output.WriteLine($"| with adapter | {effect.After.Perplexity:F3} | {effect.After.KlToTeacher:F4} | {effect.After.Top1Agreement:P1} |");
+        }
+
+        output.WriteLine($"wrote {folder}");
+    }
+}

@@ -1,0 +1,176 @@
+using System.Security.Cryptography;
+using Distill.Mesh.Contracts.Common.V1;
+using Distill.Mesh.Contracts.Registry.V1;
+using Distill.Mesh.Modeling.Adapters;
+using Distill.Mesh.Registry.Grpc;
+using Distill.Mesh.Registry.Storage;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Distill.Mesh.Registry.Client;
+
+/// <summary>
+/// Pushes folders to the registry and pulls them back into folders (written to a temporary
+/// sibling, each file checked against its SHA-256, then renamed into place); a broken pull
+/// resumes where it stopped.
+/// </summary>
+public sealed class RegistryClient(RegistryService.RegistryServiceClient client, Metadata? headers = null)
+{
+    /// <summary>
+    /// The manifest of a folder: every regular file (hidden ones and our temporaries skipped),
+    /// hashed. The kind is ADAPTER when adapter_config.json is there, MODEL for config.json.
+    /// </summary>
+    public static Manifest ManifestOf(string folder, string name, Lineage? lineage = null)
+    {
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"'{folder}' does not exist");
+        var kind = File.Exists(Path.Combine(folder, LoraAdapter.ConfigFileName)) ? ArtifactKind.Adapter
+            : File.Exists(Path.Combine(folder, "config.json")) ? ArtifactKind.Model
+            : throw new ArgumentException($"'{folder}' is neither a PEFT adapter (adapter_config.json) nor a model folder (config.json)");
+        var manifest = new Manifest { Name = ArtifactNames.CheckName(name), Kind = kind, Lineage = lineage ?? new Lineage() };
+        foreach (var path in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+            .Select(p => Path.GetRelativePath(folder, p).Replace(Path.DirectorySeparatorChar, '/'))
+            .Where(p => !p.Split('/').Any(s => s.StartsWith('.')))
+            .Order(StringComparer.Ordinal))
+        {
+            using var stream = File.OpenRead(Path.Combine(folder, path));
+            manifest.Files.Add(new FileEntry { Path = ArtifactNames.CheckPath(path), Size = stream.Length, Sha256 = Convert.ToHexStringLower(SHA256.HashData(stream)) });
+        }
+
+        if (kind == ArtifactKind.Adapter && string.IsNullOrEmpty(manifest.Lineage.BaseModel))
+            manifest.Lineage.BaseModel = LoraAdapter.ReadConfig(folder).BaseModelNameOrPath ?? "";
+        return manifest;
+    }
+
+    /// <summary>Streams <paramref name="folder"/>'s files as <paramref name="manifest"/> lists them.</summary>
+    public async Task<Artifact> PushAsync(string folder, Manifest manifest, Action<long>? onBytes = null, CancellationToken cancellationToken = default)
+    {
+        using var call = client.Push(headers, cancellationToken: cancellationToken);
+        await call.RequestStream.WriteAsync(new PushRequest { Manifest = manifest }, cancellationToken);
+        var buffer = new byte[RegistryGrpcService.ChunkBytes];
+        long sent = 0;
+        for (var i = 0; i < manifest.Files.Count; i++)
+        {
+            await using var stream = new FileStream(Path.Combine(folder, manifest.Files[i].Path), FileMode.Open, FileAccess.Read, FileShare.Read, buffer.Length);
+            long offset = 0;
+            int read;
+            while ((read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
+            {
+                var chunk = new FileChunk { FileIndex = i, Chunk = new Chunk { Offset = offset, Data = ByteString.CopyFrom(buffer, 0, read) } };
+                await call.RequestStream.WriteAsync(new PushRequest { Chunk = chunk }, cancellationToken);
+                offset += read;
+                sent += read;
+                onBytes?.Invoke(sent);
+            }
+        }
+
+        await call.RequestStream.CompleteAsync();
+        return await call;
+    }
+
+    /// <summary>
+    /// Downloads an artifact into <paramref name="outFolder"/> (which must not exist or be empty).
+    /// A stream that breaks is resumed from the last byte written, up to <paramref name="retries"/> times.
+    /// </summary>
+    public async Task<Artifact> PullAsync(string reference, string outFolder, Action<long>? onBytes = null, int retries = 3, CancellationToken cancellationToken = default)
+    {
+        var target = Path.GetFullPath(outFolder);
+        if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
+            throw new IOException($"'{outFolder}' exists and is not empty");
+        var artifact = await client.GetAsync(new GetArtifactRequest { Ref = reference }, headers, cancellationToken: cancellationToken);
+        var staging = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.pull-{artifact.Id[..12]}");
+        Directory.CreateDirectory(staging);
+        try
+        {
+            await DownloadAsync(artifact, staging, onBytes, retries, cancellationToken);
+        }
+        catch
+        {
+            Directory.Delete(staging, recursive: true);
+            throw;
+        }
+
+        if (Directory.Exists(target))
+            Directory.Delete(target);
+        Directory.Move(staging, target);
+        return artifact;
+    }
+
+    private async Task DownloadAsync(Artifact artifact, string staging, Action<long>? onBytes, int retries, CancellationToken cancellationToken)
+    {
+        var files = artifact.Manifest.Files;
+        var (index, offset, received) = (0, 0L, 0L);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                using var call = client.Pull(new PullRequest { Ref = artifact.Id, FileIndex = index, Offset = offset }, headers, cancellationToken: cancellationToken);
+                FileStream? stream = null;
+                try
+                {
+                    while (await call.ResponseStream.MoveNext(cancellationToken))
+                    {
+                        var item = call.ResponseStream.Current;
+                        if (item.ItemCase != PullResponse.ItemOneofCase.Chunk)
+                            continue;
+                        var chunk = item.Chunk;
+                        while (index < chunk.FileIndex)
+                        {
+                            // The previous file is complete (empty files get no chunks).
+                            stream?.Dispose();
+                            stream = null;
+                            Finish(staging, files[index]);
+                            (index, offset) = (index + 1, 0);
+                        }
+
+                        if (chunk.Chunk.Offset != offset)
+                            throw new IOException($"pull of '{files[index].Path}': chunk at {chunk.Chunk.Offset}, expected {offset}");
+                        stream ??= OpenAt(staging, files[index].Path, offset);
+                        chunk.Chunk.Data.WriteTo(stream);
+                        offset += chunk.Chunk.Data.Length;
+                        received += chunk.Chunk.Data.Length;
+                        onBytes?.Invoke(received);
+                    }
+                }
+                finally
+                {
+                    stream?.Dispose();
+                }
+
+                for (; index < files.Count; (index, offset) = (index + 1, 0))
+                    Finish(staging, files[index]);
+                break;
+            }
+            catch (RpcException e) when (attempt < retries && e.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown or StatusCode.Aborted)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200 << attempt), cancellationToken);
+            }
+        }
+    }
+
+    private static FileStream OpenAt(string staging, string path, long offset)
+    {
+        var full = Path.Combine(staging, path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var stream = new FileStream(full, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, 1 << 20);
+        stream.SetLength(offset);
+        stream.Position = offset;
+        return stream;
+    }
+
+    /// <summary>A file is done: it must have its manifest size and SHA-256 (a damaged transfer stops here).</summary>
+    private static void Finish(string staging, FileEntry entry)
+    {
+        var full = Path.Combine(staging, entry.Path);
+        if (!File.Exists(full))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            File.WriteAllBytes(full, []);
+        }
+
+        using var stream = File.OpenRead(full);
+        var sha = Convert.ToHexStringLower(SHA256.HashData(stream));
+        if (stream.Length != entry.Size || sha != entry.Sha256)
+            throw new IOException($"pulled '{entry.Path}' has {stream.Length} bytes with SHA-256 {sha}; the manifest says {entry.Size} bytes with {entry.Sha256}");
+    }
+}

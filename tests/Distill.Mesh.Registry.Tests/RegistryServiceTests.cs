@@ -1,0 +1,301 @@
+using System.Security.Cryptography;
+using Distill.Mesh.Contracts.Common.V1;
+using Distill.Mesh.Contracts.Registry.V1;
+using Distill.Mesh.Modeling.Adapters;
+using Distill.Mesh.Modeling.Models;
+using Distill.Mesh.Registry.Client;
+using Distill.Mesh.Registry.Storage;
+using Distill.Mesh.Testing;
+using Google.Protobuf;
+using Grpc.Core;
+using TorchSharp;
+
+namespace Distill.Mesh.Registry.Tests;
+
+public class RegistryServiceTests
+{
+    /// <summary>A tiny base model folder and a PEFT adapter for it with random B (so it changes outputs).</summary>
+    private static (string Base, string Adapter) BaseAndAdapter(TempFolder temp, long seed = 1, int rank = 4)
+    {
+        var baseFolder = temp.Combine("base");
+        var adapterFolder = temp.Combine($"adapter-{seed}-{rank}");
+        using var model = TinyModels.Create("llama", seed: 3);
+        if (!Directory.Exists(baseFolder))
+            model.SavePretrained(baseFolder);
+        var config = LoraConfig.For(rank, 2 * rank, "q_proj", "v_proj");
+        LoraAdapter.Attach(model, config, seed);
+        using (torch.no_grad())
+        {
+            using var generator = new torch.Generator((ulong)seed);
+            foreach (var (_, projection) in LoraAdapter.Adapted(model))
+                projection.Lora!.B.weight!.normal_(0, 0.05, generator);
+        }
+
+        LoraAdapter.Save(model, config, adapterFolder);
+        return (baseFolder, adapterFolder);
+    }
+
+    private static Task<Artifact> Push(RegistryHost host, string folder, string name, string baseModel = "", Metadata? headers = null) =>
+        new RegistryClient(host.Client, headers).PushAsync(folder, RegistryClient.ManifestOf(folder, name, new Lineage { BaseModel = baseModel, Method = "kd" }));
+
+    [Fact]
+    public async Task PushPullRoundTrip_VersionsTagsAndDelete()
+    {
+        await using var host = await RegistryHost.StartAsync();
+        var (baseFolder, adapter) = BaseAndAdapter(host.Folder);
+        var model = await Push(host, baseFolder, "tiny-base");
+        Assert.Equal(ArtifactKind.Model, model.Manifest.Kind);
+
+        var v1 = await Push(host, adapter, "tiny-lora", baseModel: "tiny-base");
+        Assert.Equal((1, ArtifactKind.Adapter), (v1.Version, v1.Manifest.Kind));
+        Assert.Equal(["latest"], v1.Tags);
+        // The same content again: the same artifact, no new version.
+        Assert.Equal(v1.Id, (await Push(host, adapter, "tiny-lora", baseModel: "tiny-base")).Id);
+
+        var (_, other) = BaseAndAdapter(host.Folder, seed: 2);
+        var v2 = await Push(host, other, "tiny-lora", baseModel: baseFolder);
+        Assert.Equal(2, v2.Version);
+        Assert.Equal(v2.Id, (await host.Client.GetAsync(new GetArtifactRequest { Ref = "tiny-lora" })).Id);
+        Assert.Equal(v1.Id, (await host.Client.GetAsync(new GetArtifactRequest { Ref = "tiny-lora:1" })).Id);
+        await host.Client.TagAsync(new TagRequest { Ref = "tiny-lora:1", Tag = "prod" });
+        Assert.Equal(v1.Id, (await host.Client.GetAsync(new GetArtifactRequest { Ref = "tiny-lora@prod" })).Id);
+
+        // Pull writes a folder our loader (and PEFT) takes as is; every byte as pushed.
+        var pulled = host.Folder.Combine("pulled");
+        await new RegistryClient(host.Client).PullAsync("tiny-lora@prod", pulled);
+        foreach (var file in Directory.GetFiles(adapter))
+            Assert.Equal(File.ReadAllBytes(file), File.ReadAllBytes(Path.Combine(pulled, Path.GetFileName(file))));
+        using (var student = CausalLanguageModel.FromPretrained(baseFolder))
+            Assert.Equal(4, LoraAdapter.Load(student, pulled).R);
+
+        var listed = (await host.Client.ListAsync(new ListArtifactsRequest { Name = "tiny-lora" })).Artifacts;
+        Assert.Equal([2, 1], listed.Select(a => a.Version));
+        Assert.Equal(["latest"], listed[0].Tags);
+        Assert.Equal(["prod"], listed[1].Tags);
+
+        // Delete v2: the name falls back to v1; blobs only v2 used are gone, shared ones stay.
+        var v2Weights = v2.Manifest.Files.Single(f => f.Path == LoraAdapter.WeightsFileName).Sha256;
+        await host.Client.DeleteAsync(new DeleteArtifactRequest { Ref = "tiny-lora:2" });
+        Assert.Equal(v1.Id, (await host.Client.GetAsync(new GetArtifactRequest { Ref = "tiny-lora" })).Id);
+        Assert.False(File.Exists(Path.Combine(host.Root, "blobs", v2Weights[..2], v2Weights)));
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await host.Client.GetAsync(new GetArtifactRequest { Ref = "tiny-lora:2" }));
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task BadAdapters_AreRejectedNamingTheOffendingKeys_AndLeaveNothing()
+    {
+        await using var host = await RegistryHost.StartAsync();
+        var (baseFolder, adapter) = BaseAndAdapter(host.Folder);
+
+        // A (r = 4) saved under a config that says r = 8: every factor has the wrong shape.
+        var wrongRank = host.Folder.Combine("wrong-rank");
+        Directory.CreateDirectory(wrongRank);
+        File.Copy(Path.Combine(adapter, LoraAdapter.WeightsFileName), Path.Combine(wrongRank, LoraAdapter.WeightsFileName));
+        var config = LoraAdapter.ReadConfig(adapter);
+        config.R = 8;
+        LoraAdapter.WriteConfig(config, wrongRank);
+        var rejected = await Assert.ThrowsAsync<RpcException>(() => Push(host, wrongRank, "bad", baseFolder));
+        Assert.Equal(StatusCode.InvalidArgument, rejected.StatusCode);
+        Assert.Contains("'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' has shape [4, 64], expected [8, 64]", rejected.Status.Detail);
+
+        // The public scripts' key layout (…q_proj.weight.lora_A.weight) names no module.
+        var misnamed = host.Folder.Combine("misnamed");
+        Directory.CreateDirectory(misnamed);
+        using (var file = Modeling.Checkpoints.SafetensorsFile.Open(Path.Combine(adapter, LoraAdapter.WeightsFileName)))
+        {
+            var renamed = file.Tensors.Select(t => KeyValuePair.Create(t.Name.Replace("q_proj.lora_", "q_proj.weight.lora_"), file.ReadTensor(t.Name))).ToList();
+            Modeling.Checkpoints.SafetensorsWriter.Write(Path.Combine(misnamed, LoraAdapter.WeightsFileName), renamed);
+        }
+
+        LoraAdapter.WriteConfig(LoraAdapter.ReadConfig(adapter), misnamed);
+        rejected = await Assert.ThrowsAsync<RpcException>(() => Push(host, misnamed, "bad", baseFolder));
+        Assert.Contains("'base_model.model.model.layers.0.self_attn.q_proj.weight.lora_A.weight': the base model has no linear module", rejected.Status.Detail);
+        Assert.Contains("target_modules selects 2 module(s) with no factors", rejected.Status.Detail);
+
+        // No base model, or one the registry cannot find.
+        rejected = await Assert.ThrowsAsync<RpcException>(() => Push(host, adapter, "bad", ""));
+        Assert.Contains("must name its base model", rejected.Status.Detail);
+        rejected = await Assert.ThrowsAsync<RpcException>(() => Push(host, adapter, "bad", "no-such-model"));
+        Assert.Equal(StatusCode.FailedPrecondition, rejected.StatusCode);
+
+        Assert.Empty((await host.Client.ListAsync(new ListArtifactsRequest())).Artifacts);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(host.Root, "uploads")));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(host.Root, "blobs"), "*", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public async Task WrongHashesSizesPathsNamesAndLimits_AreRefused()
+    {
+        await using var host = await RegistryHost.StartAsync(new Dictionary<string, string?> { ["Registry:MaxArtifactBytes"] = "100000" });
+        var (baseFolder, adapter) = BaseAndAdapter(host.Folder);
+        var manifest = RegistryClient.ManifestOf(adapter, "tiny-lora", new Lineage { BaseModel = baseFolder });
+
+        async Task<RpcException> Refused(Manifest m, string? folder = null) =>
+            await Assert.ThrowsAsync<RpcException>(() => new RegistryClient(host.Client).PushAsync(folder ?? adapter, m));
+
+        // The manifest alone: what the registry refuses before reading any file.
+        async Task<RpcException> RefusedManifest(Manifest m) => await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var call = host.Client.Push();
+            await call.RequestStream.WriteAsync(new PushRequest { Manifest = m });
+            await call.RequestStream.CompleteAsync();
+            await call.ResponseAsync;
+        });
+
+        var wrongHash = manifest.Clone();
+        wrongHash.Files[0].Sha256 = new string('0', 64);
+        var e = await Refused(wrongHash);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains($"'{wrongHash.Files[0].Path}' has SHA-256", e.Status.Detail);
+
+        var traversal = manifest.Clone();
+        traversal.Files[0].Path = "../../etc/passwd";
+        e = await RefusedManifest(traversal);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("invalid file path '../../etc/passwd'", e.Status.Detail);
+        var absolute = manifest.Clone();
+        absolute.Files[0].Path = "/tmp/x";
+        Assert.Equal(StatusCode.InvalidArgument, (await RefusedManifest(absolute)).StatusCode);
+
+        var badName = manifest.Clone();
+        badName.Name = "../escape";
+        Assert.Contains("invalid artifact name", (await RefusedManifest(badName)).Status.Detail);
+        var badTag = await Assert.ThrowsAsync<RpcException>(async () => await host.Client.TagAsync(new TagRequest { Ref = "x:1", Tag = "a/../b" }));
+        Assert.Contains("invalid tag", badTag.Status.Detail);
+        Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(async () => await host.Client.GetAsync(new GetArtifactRequest { Ref = "a/../../b" }))).StatusCode);
+
+        // Over the size limit: refused from the manifest, before any byte is sent.
+        var model = RegistryClient.ManifestOf(baseFolder, "too-big");
+        e = await RefusedManifest(model);
+        Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
+        Assert.Contains("at most 100,000", e.Status.Detail);
+
+        // A file longer than declared.
+        var shorter = manifest.Clone();
+        shorter.Files[1].Size -= 10;
+        Assert.Contains("longer than", (await Refused(shorter)).Status.Detail);
+
+        Assert.Empty((await host.Client.ListAsync(new ListArtifactsRequest())).Artifacts);
+    }
+
+    [Fact]
+    public async Task AnAbortedPush_LeavesNoVersion_AndACrashedOneIsSweptAtStart()
+    {
+        var temp = new TempFolder();
+        await using (var host = await RegistryHost.StartAsync(folder: temp))
+        {
+            var (baseFolder, _) = BaseAndAdapter(host.Folder);
+            var manifest = RegistryClient.ManifestOf(baseFolder, "tiny-base");
+            using var abort = new CancellationTokenSource();
+            using var call = host.Client.Push(cancellationToken: abort.Token);
+            await call.RequestStream.WriteAsync(new PushRequest { Manifest = manifest });
+            var bytes = File.ReadAllBytes(Path.Combine(baseFolder, manifest.Files[0].Path));
+            await call.RequestStream.WriteAsync(new PushRequest { Chunk = new FileChunk { FileIndex = 0, Chunk = new Chunk { Data = ByteString.CopyFrom(bytes, 0, bytes.Length / 2) } } });
+            abort.Cancel();
+            await Assert.ThrowsAnyAsync<Exception>(async () => await call.ResponseAsync);
+
+            Assert.Empty((await host.Client.ListAsync(new ListArtifactsRequest())).Artifacts);
+            await WaitUntil(() => !Directory.EnumerateFileSystemEntries(Path.Combine(host.Root, "uploads")).Any());
+        }
+
+        // A process killed mid-push leaves its upload folder: invisible, and removed at the next start.
+        var root = Path.Combine(temp.Path, "registry");
+        var stale = Path.Combine(root, "uploads", "deadbeef", "tree");
+        Directory.CreateDirectory(stale);
+        File.WriteAllBytes(Path.Combine(stale, "model.safetensors"), new byte[1000]);
+        var store = new ArtifactStore(new RegistryOptions { Root = root });
+        Assert.Empty(store.List());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(root, "uploads")));
+        temp.Dispose();
+    }
+
+    [Fact]
+    public async Task ConcurrentPushesOfOneName_GetDistinctVersions()
+    {
+        await using var host = await RegistryHost.StartAsync();
+        var (baseFolder, _) = BaseAndAdapter(host.Folder);
+        var adapters = Enumerable.Range(10, 6).Select(seed => BaseAndAdapter(host.Folder, seed).Adapter).ToList();
+
+        var pushed = await Task.WhenAll(adapters.Select(a => Push(host, a, "busy", baseFolder)));
+
+        Assert.Equal([1, 2, 3, 4, 5, 6], pushed.Select(a => a.Version).Order());
+        Assert.Equal(6, pushed.Select(a => a.Id).Distinct().Count());
+        Assert.Equal(6, (await host.Client.ListAsync(new ListArtifactsRequest { Name = "busy" })).Artifacts.Count);
+    }
+
+    [Fact]
+    public async Task ACorruptedBlob_IsDetectedOnPull_AndNothingIsWritten()
+    {
+        await using var host = await RegistryHost.StartAsync();
+        var (baseFolder, adapter) = BaseAndAdapter(host.Folder);
+        var artifact = await Push(host, adapter, "tiny-lora", baseFolder);
+        var weights = artifact.Manifest.Files.Single(f => f.Path == LoraAdapter.WeightsFileName).Sha256;
+        var blob = Path.Combine(host.Root, "blobs", weights[..2], weights);
+        var bytes = File.ReadAllBytes(blob);
+        bytes[^3] ^= 0x40;
+        File.WriteAllBytes(blob, bytes);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => new RegistryClient(host.Client).PullAsync("tiny-lora", host.Folder.Combine("out")));
+
+        Assert.Equal(StatusCode.DataLoss, error.StatusCode);
+        Assert.Contains("'adapter_model.safetensors' is damaged", error.Status.Detail);
+        Assert.False(Directory.Exists(host.Folder.Combine("out")));
+        Assert.Empty(Directory.EnumerateDirectories(host.Folder.Path, ".out.pull-*"));
+    }
+
+    [Fact]
+    public async Task PullResumesFromAFileAndOffset()
+    {
+        await using var host = await RegistryHost.StartAsync();
+        var (baseFolder, _) = BaseAndAdapter(host.Folder);
+        var artifact = await Push(host, baseFolder, "tiny-base");
+        var index = artifact.Manifest.Files.ToList().FindIndex(f => f.Path == "model.safetensors");
+        var expected = File.ReadAllBytes(Path.Combine(baseFolder, "model.safetensors"));
+
+        using var call = host.Client.Pull(new PullRequest { Ref = "tiny-base:1", FileIndex = index, Offset = 1000 });
+        var received = new MemoryStream();
+        var first = true;
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            var item = call.ResponseStream.Current;
+            if (item.ItemCase != PullResponse.ItemOneofCase.Chunk || item.Chunk.FileIndex != index)
+                continue;
+            if (first)
+                Assert.Equal(1000, item.Chunk.Chunk.Offset);
+            first = false;
+            item.Chunk.Chunk.Data.WriteTo(received);
+        }
+
+        Assert.Equal(expected[1000..], received.ToArray());
+        var outOfRange = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var bad = host.Client.Pull(new PullRequest { Ref = "tiny-base:1", FileIndex = index, Offset = expected.Length + 1 });
+            await bad.ResponseStream.MoveNext(CancellationToken.None);
+        });
+        Assert.Equal(StatusCode.OutOfRange, outOfRange.StatusCode);
+    }
+
+    [Fact]
+    public async Task WithATokenConfigured_MutatingCallsNeedIt()
+    {
+        await using var host = await RegistryHost.StartAsync(new Dictionary<string, string?> { ["Mesh:AuthToken"] = "s3cret" });
+        var (baseFolder, _) = BaseAndAdapter(host.Folder);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Push(host, baseFolder, "tiny-base"));
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.Empty((await host.Client.ListAsync(new ListArtifactsRequest())).Artifacts); // reads stay open
+
+        var pushed = await Push(host, baseFolder, "tiny-base", headers: new Metadata { { "authorization", "Bearer s3cret" } });
+        Assert.Equal(1, pushed.Version);
+        error = await Assert.ThrowsAsync<RpcException>(async () => await host.Client.DeleteAsync(new DeleteArtifactRequest { Ref = "tiny-base" }));
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        for (var i = 0; i < 100 && !condition(); i++)
+            await Task.Delay(50);
+        Assert.True(condition());
+    }
+}
