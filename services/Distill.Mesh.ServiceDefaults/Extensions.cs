@@ -30,6 +30,14 @@ public static class Extensions
         var certificate = MeshTls.LoadServerCertificate(builder.Configuration.GetSection("Mesh").Get<MeshOptions>() ?? new MeshOptions());
         if (certificate is not null)
             builder.Services.Configure<KestrelServerOptions>(k => k.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate));
+        // Large streams (teacher signal, registry blobs): HTTP/2 windows wide enough that a
+        // 1 MiB chunk does not wait for a window update (Kestrel's defaults are 1 MiB / 768 KiB).
+        builder.Services.Configure<KestrelServerOptions>(k =>
+        {
+            k.Limits.Http2.InitialConnectionWindowSize = MeshTls.Http2WindowBytes * 2;
+            k.Limits.Http2.InitialStreamWindowSize = MeshTls.Http2WindowBytes;
+            k.Limits.Http2.MaxFrameSize = 1 << 20;
+        });
         builder.Services.AddGrpc(options =>
         {
             options.MaxReceiveMessageSize = limit;

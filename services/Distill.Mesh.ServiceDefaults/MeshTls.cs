@@ -34,13 +34,21 @@ public static class MeshTls
         }
     }
 
+    /// <summary>HTTP/2 stream window of mesh clients and servers (the .NET client's default is 64 KiB).</summary>
+    public const int Http2WindowBytes = 8 << 20;
+
     /// <summary>
     /// A channel to <paramref name="address"/>; https addresses also trust the certificates in
     /// <paramref name="trustPath"/> (PEM), checked as a chain to one of them, host name included.
     /// </summary>
     public static GrpcChannel CreateChannel(string address, string? trustPath, int maxMessageBytes = 16 << 20)
     {
-        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true, PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan };
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            InitialHttp2StreamWindowSize = Http2WindowBytes,
+        };
         if (!string.IsNullOrWhiteSpace(trustPath))
         {
             var roots = LoadTrust(trustPath);

@@ -40,6 +40,35 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_WithPublish_PushesTheAdapterWithItsLineage()
+    {
+        var config = WriteConfig();
+        var (registry, address) = await Hosting.ServiceHost.StartAsync(0, b => Registry.Extensions.RegistryServiceExtensions.AddRegistryService(b),
+            a => Registry.Extensions.RegistryServiceExtensions.MapRegistryService(a), new Dictionary<string, string?> { ["Registry:Root"] = _dir.Combine("registry") }, true, default);
+        try
+        {
+            var (code, output, error) = await CliRunner.Run("train", "--config", config, "training.max_steps=2",
+                "student.lora.r=4", "student.lora.alpha=8", "publish.name=tiny-kd", $"publish.registry={address}", "publish.tags=[candidate]");
+            Assert.True(code == 0, error + output);
+            Assert.Contains("pushed tiny-kd:1", output);
+
+            using var channel = ServiceDefaults.MeshTls.CreateChannel(address, null);
+            var artifact = await new Contracts.Registry.V1.RegistryService.RegistryServiceClient(channel).GetAsync(new Contracts.Registry.V1.GetArtifactRequest { Ref = "tiny-kd@candidate" });
+            Assert.Equal(Contracts.Registry.V1.ArtifactKind.Adapter, artifact.Manifest.Kind);
+            Assert.Equal("kd", artifact.Manifest.Lineage.Method);
+            Assert.Equal(_dir.Combine("student"), artifact.Manifest.Lineage.BaseModel);
+            Assert.Equal(Modeling.Checkpoints.SafetensorsCheckpoint.Fingerprint(_dir.Combine("teacher")), Assert.Single(artifact.Manifest.Lineage.TeacherFingerprints));
+            Assert.True(artifact.Manifest.Lineage.Metrics["perplexity"] > 1);
+            Assert.Contains("\"max_steps\": 2", artifact.Manifest.Lineage.ConfigJson.Replace("\"max_steps\":2", "\"max_steps\": 2"));
+        }
+        finally
+        {
+            await registry.StopAsync();
+            await registry.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Train_UnknownKey_ExitsWithTheKeyNamed()
     {
         var config = WriteConfig();

@@ -1,8 +1,15 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Distill.Mesh.Contracts.Extractor.V1;
+using SvdMethod = Distill.Mesh.Modeling.Extraction.SvdMethod;
+using Distill.Mesh.Contracts.Registry.V1;
+using Distill.Mesh.Extractor;
 using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.Modeling.Extraction;
+using Distill.Mesh.Registry.Client;
+using Distill.Mesh.ServiceDefaults;
+using Grpc.Core;
 using Distill.Mesh.Training.Evaluation;
 using Distill.Mesh.Training.Teachers;
 
@@ -42,10 +49,15 @@ internal static class ExtractCommand
         var dataset = new Option<string?>("--eval-dataset") { Description = "dataset for the student's KL to the teacher and perplexity, before and after the adapter" };
         var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 1024 };
         var json = new Option<bool>("--json") { Description = "print the report as JSON" };
+        var extractorAddress = new Option<string?>("--extractor") { Description = "run on an extractor service (e.g. http://127.0.0.1:7104) instead of in this process; paths are the service's" };
+        var push = new Option<string?>("--push") { Description = "push the adapter to the registry under this name, with its lineage and metrics" };
+        var registry = new Option<string>("--registry") { Description = "registry address for --push", DefaultValueFactory = _ => $"http://127.0.0.1:{UpCommand.RegistryPort}" };
+        var token = new Option<string?>("--token") { Description = "bearer token for the extractor and registry" };
+        var trust = new Option<string?>("--tls-trust") { Description = "PEM certificate(s) to trust for https services" };
         var command = new Command("extract", "Weight-space distillation: a LoRA adapter from teacher − student (SVD, layer map, MoE expert clustering)")
         {
             teacher, student, outFolder, rank, rankPattern, alpha, svd, oversample, powerIterations, seed, targets, lmHead, adapterDtype, noOptimum,
-            shards, shardIndex, consolidate, cleanup, dataset, maxLength, json,
+            shards, shardIndex, consolidate, cleanup, dataset, maxLength, json, extractorAddress, push, registry, token, trust,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -74,7 +86,7 @@ internal static class ExtractCommand
                     Shards = parse.GetValue(shards),
                 };
                 var folder = parse.GetValue(outFolder)!;
-                using var extractor = LoraExtractor.Open(parse.GetValue(teacher)!, parse.GetValue(student)!, options);
+                var (teacherFolder, studentFolder) = (parse.GetValue(teacher)!, parse.GetValue(student)!);
                 void Report(ExtractionEvent e)
                 {
                     if (e.Kind == "tensor" && e.Tensor is { } t)
@@ -83,23 +95,43 @@ internal static class ExtractCommand
                         error.WriteLine(e.Message);
                 }
 
-                if (parse.GetValue(shardIndex) is { } index)
+                ExtractionSummary? summary;
+                if (parse.GetValue(extractorAddress) is { } address)
                 {
-                    var shard = extractor.RunShard(folder, index, Report, cancellationToken);
-                    var finished = Enumerable.Range(0, options.Shards).Count(s => extractor.Finished(folder, s) is not null);
-                    output.WriteLine($"shard {index} of {options.Shards}: {shard.Tensors.Count} tensors, sha256 {shard.Sha256}; {finished}/{options.Shards} shards finished"
-                        + (finished == options.Shards ? "; now run the same command with --consolidate instead of --shard-index" : ""));
-                    return 0;
+                    summary = await RemoteAsync(address, parse.GetValue(trust), parse.GetValue(token), teacherFolder, studentFolder, folder, options, parse.GetValue(shardIndex), parse.GetValue(consolidate), parse.GetValue(cleanup), Report, output, cancellationToken);
+                }
+                else
+                {
+                    using var extractor = LoraExtractor.Open(teacherFolder, studentFolder, options);
+                    if (parse.GetValue(shardIndex) is { } index)
+                    {
+                        var shard = extractor.RunShard(folder, index, Report, cancellationToken);
+                        var finished = Enumerable.Range(0, options.Shards).Count(s => extractor.Finished(folder, s) is not null);
+                        output.WriteLine($"shard {index} of {options.Shards}: {shard.Tensors.Count} tensors, sha256 {shard.Sha256}; {finished}/{options.Shards} shards finished"
+                            + (finished == options.Shards ? "; now run the same command with --consolidate instead of --shard-index" : ""));
+                        summary = null;
+                    }
+                    else
+                    {
+                        summary = parse.GetValue(consolidate)
+                            ? extractor.Consolidate(folder, parse.GetValue(cleanup), Report)
+                            : extractor.Run(folder, parse.GetValue(cleanup), Report, cancellationToken);
+                    }
                 }
 
-                var summary = parse.GetValue(consolidate)
-                    ? extractor.Consolidate(folder, parse.GetValue(cleanup), Report)
-                    : extractor.Run(folder, parse.GetValue(cleanup), Report, cancellationToken);
+                if (summary is null)
+                    return 0;
                 AdapterEffect? effect = null;
                 if (parse.GetValue(dataset) is { } path)
                 {
-                    effect = await AdapterEffect.MeasureAsync(parse.GetValue(teacher)!, parse.GetValue(student)!, folder, path, parse.GetValue(maxLength), cancellationToken);
+                    effect = await AdapterEffect.MeasureAsync(teacherFolder, studentFolder, folder, path, parse.GetValue(maxLength), cancellationToken);
                     AtomicFile.WriteAllText(Path.Combine(folder, EvaluationFileName), JsonSerializer.Serialize(effect, CommandRunner.Json) + "\n");
+                }
+
+                if (parse.GetValue(push) is { } name)
+                {
+                    var artifact = await PushAsync(parse.GetValue(registry)!, parse.GetValue(trust), parse.GetValue(token), name, folder, teacherFolder, studentFolder, options, summary, effect, cancellationToken);
+                    error.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} ({artifact.Id[..12]}) to {parse.GetValue(registry)}");
                 }
 
                 if (parse.GetValue(json))
@@ -118,6 +150,11 @@ internal static class ExtractCommand
                 error.WriteLine($"error: {e.Message}");
                 return 1;
             }
+            catch (RpcException e)
+            {
+                error.WriteLine($"error: {e.StatusCode}: {e.Status.Detail}");
+                return 1;
+            }
             catch (OperationCanceledException)
             {
                 error.WriteLine("cancelled: finished shards are kept; run the same command to resume");
@@ -125,6 +162,79 @@ internal static class ExtractCommand
             }
         });
         return command;
+    }
+
+    /// <summary>The same work on an extractor service: its events printed as they come; null when only a shard ran.</summary>
+    private static async Task<ExtractionSummary?> RemoteAsync(
+        string address, string? trust, string? token, string teacher, string student, string folder, ExtractionOptions options,
+        int? shardIndex, bool consolidateOnly, bool cleanup, Action<ExtractionEvent> report, TextWriter output, CancellationToken cancellationToken)
+    {
+        using var channel = MeshTls.CreateChannel(address, trust);
+        var client = new ExtractorService.ExtractorServiceClient(channel);
+        var headers = string.IsNullOrEmpty(token) ? new Metadata() : new Metadata { { "authorization", $"Bearer {token}" } };
+        if (consolidateOnly)
+        {
+            var consolidated = await client.ConsolidateAsync(new ConsolidateRequest
+            {
+                TeacherModel = teacher, StudentModel = student, OutputDir = folder, Options = ExtractionMessages.ToMessage(options), Cleanup = cleanup,
+            }, headers, cancellationToken: cancellationToken);
+            return LoraExtractor.ReadReport(consolidated.ReportJson);
+        }
+
+        var request = new ExtractRequest { TeacherModel = teacher, StudentModel = student, OutputDir = folder, Options = ExtractionMessages.ToMessage(options), Cleanup = cleanup };
+        if (shardIndex is { } index)
+            request.ShardIndex = index;
+        using var call = client.Extract(request, headers, cancellationToken: cancellationToken);
+        ExtractionSummary? summary = null;
+        await foreach (var e in call.ResponseStream.ReadAllAsync(cancellationToken))
+        {
+            if (e.Kind == "consolidated")
+                summary = LoraExtractor.ReadReport(e.Result.ReportJson);
+            var tensor = e.Tensor is { } t
+                ? new TensorReport(t.Name, t.Module, [.. t.Shape], t.Source, t.Projection, t.Rank, t.Alpha, "", t.RelativeError, t.HasOptimalRelativeError ? t.OptimalRelativeError : null, t.DeltaNorm, t.Skipped.Length == 0 ? null : t.Skipped)
+                : null;
+            report(new ExtractionEvent(e.Kind, e.Shard, e.Done, e.Total, tensor, e.Message));
+        }
+
+        if (shardIndex is not null)
+            output.WriteLine($"shard {shardIndex} of {options.Shards} finished on {address}");
+        return summary;
+    }
+
+    /// <summary>Pushes the adapter with its lineage: teacher and base fingerprints, method, options, quality.</summary>
+    private static async Task<Artifact> PushAsync(
+        string address, string? trust, string? token, string name, string folder, string teacher, string student, ExtractionOptions options,
+        ExtractionSummary summary, AdapterEffect? effect, CancellationToken cancellationToken)
+    {
+        var extracted = summary.Tensors.Where(t => t.Skipped is null).ToList();
+        var lineage = new Lineage
+        {
+            TeacherFingerprints = { SafetensorsCheckpoint.Fingerprint(teacher) },
+            Teachers = { Path.GetFullPath(teacher) },
+            BaseModel = Path.GetFullPath(student),
+            BaseFingerprint = SafetensorsCheckpoint.Fingerprint(student),
+            Method = summary.Clusters.Any(c => c.Clustered) ? "moe" : extracted.All(t => t.Projection == "None") ? "lora_extract" : "svd",
+            ConfigJson = ExtractionMessages.ToMessage(options).ToString(),
+            Metrics =
+            {
+                ["mean_relative_error"] = extracted.Count == 0 ? 0 : extracted.Average(t => t.RelativeError),
+                ["size_ratio"] = summary.SizeRatio,
+            },
+        };
+        if (effect is not null)
+        {
+            lineage.Metrics["perplexity"] = effect.After.Perplexity;
+            lineage.Metrics["perplexity_before"] = effect.Before.Perplexity;
+            if (effect.After.KlToTeacher is { } kl)
+                lineage.Metrics["kl_to_teacher"] = kl;
+            if (effect.Before.KlToTeacher is { } klBefore)
+                lineage.Metrics["kl_to_teacher_before"] = klBefore;
+        }
+
+        using var channel = MeshTls.CreateChannel(address, trust);
+        var headers = string.IsNullOrEmpty(token) ? null : new Metadata { { "authorization", $"Bearer {token}" } };
+        var client = new RegistryClient(new RegistryService.RegistryServiceClient(channel), headers);
+        return await client.PushAsync(folder, RegistryClient.ManifestOf(folder, name, lineage), cancellationToken: cancellationToken);
     }
 
     /// <summary><c>q_proj=8,down_proj=32</c> → ranks by key.</summary>

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
+using Distill.Mesh.ServiceDefaults;
+using Distill.Mesh.Trainer.Runs;
 using Distill.Mesh.Training.Configuration;
 using Distill.Mesh.Training.Recipes;
 using Distill.Mesh.Training.Teachers;
@@ -29,7 +31,21 @@ internal static class TrainCommand
                     : $"stopped at step {result.Steps}; checkpoint written, run the same command to resume");
                 if (result.FinalEval is { } eval)
                     output.WriteLine($"eval: perplexity {eval.Perplexity:F3}{(eval.KlToTeacher is { } kl ? $", KL to teacher {kl:F4}, top-1 agreement {eval.Top1Agreement:P1}" : "")} over {eval.Tokens} tokens");
+                if (result.Completed && settings.Publish is { Name.Length: > 0 } publish)
+                {
+                    // The registry's bearer token, when it wants one, comes from the environment.
+                    var token = Environment.GetEnvironmentVariable("DISTILL_TOKEN");
+                    using var channel = MeshTls.CreateChannel(publish.Registry, Environment.GetEnvironmentVariable("DISTILL_TLS_TRUST"));
+                    var artifact = await ResultPublisher.PublishAsync(settings, resolved, result, Path.GetFileName(settings.OutputDir), channel,
+                        string.IsNullOrEmpty(token) ? null : new Grpc.Core.Metadata { { "authorization", $"Bearer {token}" } }, cancellationToken);
+                    output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} to {publish.Registry} ({artifact.Id[..12]})");
+                }
                 return result.Completed ? 0 : 130;
+            }
+            catch (Grpc.Core.RpcException e)
+            {
+                error.WriteLine($"error: the run finished but the push to the registry failed: {e.StatusCode}: {e.Status.Detail}");
+                return 1;
             }
             catch (Exception e) when (e is ConfigException or IncompatibleTeacherException or FileNotFoundException or DirectoryNotFoundException
                 or Training.Datasets.DatasetFormatException or Modeling.Checkpoints.CheckpointFormatException or Modeling.Models.ModelConfigException

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Distill.Mesh.Cli.Hosting;
 using Distill.Mesh.Controller.Extensions;
+using Distill.Mesh.Extractor.Extensions;
 using Distill.Mesh.Registry.Extensions;
 using Distill.Mesh.Trainer.Extensions;
 using Microsoft.AspNetCore.Builder;
@@ -9,8 +10,8 @@ namespace Distill.Mesh.Cli.Commands;
 
 /// <summary>
 /// <c>distill up</c>: the mesh in one process on localhost — teacher (when a model is given),
-/// trainer, controller and registry, Redis when <c>--redis</c> is given (else the in-process cache).
-/// The extractor is a slot for now (`distill extract` runs it in process).
+/// trainer, controller, registry and extractor, Redis when <c>--redis</c> is given (else the
+/// in-process cache).
 /// </summary>
 internal static class UpCommand
 {
@@ -18,6 +19,7 @@ internal static class UpCommand
     public const int TeacherPort = 7101;
     public const int TrainerPort = 7102;
     public const int RegistryPort = 7103;
+    public const int ExtractorPort = 7104;
 
     public static Command Create()
     {
@@ -25,12 +27,12 @@ internal static class UpCommand
         var redis = new Option<string?>("--redis") { Description = "Redis connection string for the teacher's cache" };
         var runs = new Option<string>("--runs") { Description = "folder the trainer keeps runs in", DefaultValueFactory = _ => Path.Combine(".distill", "mesh", "runs") };
         var registry = new Option<string>("--registry-dir") { Description = "folder of the registry (SQLite + blobs)", DefaultValueFactory = _ => Path.Combine(".distill", "registry") };
-        var portBase = new Option<int>("--port-base") { Description = "controller port; teacher +1, trainer +2, registry +3 (0: free ports)", DefaultValueFactory = _ => ControllerPort };
+        var portBase = new Option<int>("--port-base") { Description = "controller port; teacher +1, trainer +2, registry +3, extractor +4 (0: free ports)", DefaultValueFactory = _ => ControllerPort };
         var token = new Option<string?>("--token") { Description = "bearer token required on mutating calls" };
         var tlsCert = new Option<string?>("--tls-cert") { Description = "serve https with this certificate (PEM with --tls-key, or .pfx/.p12)" };
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert" };
         var tlsTrust = new Option<string?>("--tls-trust") { Description = "PEM certificate(s) the services trust when they call each other (default: --tls-cert when it is PEM)" };
-        var command = new Command("up", "Start the mesh (controller, teacher, trainer, registry) in one process on localhost") { teacher, redis, runs, registry, portBase, token, tlsCert, tlsKey, tlsTrust };
+        var command = new Command("up", "Start the mesh (controller, teacher, trainer, registry, extractor) in one process on localhost") { teacher, redis, runs, registry, portBase, token, tlsCert, tlsKey, tlsTrust };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -72,7 +74,9 @@ internal static class UpCommand
                 var (registryApp, registryAddress) = await ServiceHost.StartAsync(Port(3), b => b.AddRegistryService(), a => a.MapRegistryService(), registrySettings, quiet: true, cancellationToken);
                 apps.Add(registryApp);
                 output.WriteLine($"registry    {registryAddress}  ({registrySettings["Registry:Root"]}; `distill adapters push/pull/ls`)");
-                output.WriteLine("extractor   —  (slot: lands with the extractor issue)");
+                var (extractorApp, extractorAddress) = await ServiceHost.StartAsync(Port(4), b => b.AddExtractorService(), a => a.MapExtractorService(), mesh, quiet: true, cancellationToken);
+                apps.Add(extractorApp);
+                output.WriteLine($"extractor   {extractorAddress}  (`distill extract --extractor {extractorAddress} ...`)");
                 output.WriteLine("mesh is up; Ctrl-C stops it (running runs checkpoint and resume at the next `distill up`)");
                 await Task.Delay(Timeout.Infinite, cancellationToken);
             }

@@ -122,9 +122,14 @@ public static class LoraAdapter
     /// Attaches and loads a PEFT adapter. Every adapter key must name a targeted module of this
     /// model with the right shape, and every targeted module must have both factors.
     /// </summary>
-    public static LoraConfig Load(CausalLanguageModel model, string folder)
+    /// <param name="model">The base model.</param>
+    /// <param name="folder">The adapter folder.</param>
+    /// <param name="dropout">Replaces the adapter's lora_dropout (to train on from it).</param>
+    public static LoraConfig Load(CausalLanguageModel model, string folder, double? dropout = null)
     {
         var config = ReadConfig(folder);
+        if (dropout is { } rate)
+            config.LoraDropout = rate;
         var weights = Path.Combine(folder, WeightsFileName);
         if (!File.Exists(weights))
             throw new FileNotFoundException($"no {WeightsFileName} in '{folder}'");

@@ -72,6 +72,10 @@ public sealed class LoraExtractor : IDisposable
         }
     }
 
+    /// <summary>Parses an <c>extraction_report.json</c>.</summary>
+    public static ExtractionSummary ReadReport(string json) =>
+        JsonSerializer.Deserialize<ExtractionSummary>(json, JsonOptions) ?? throw new JsonException("empty extraction report");
+
     /// <summary>Where shard <paramref name="shard"/> of <paramref name="shards"/> keeps its factors.</summary>
     public static string ShardPath(string outFolder, int shard, int shards) =>
         Path.Combine(outFolder, ShardFolder, $"shard-{shard:00000}-of-{shards:00000}.safetensors");

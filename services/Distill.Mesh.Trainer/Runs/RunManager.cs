@@ -17,7 +17,8 @@ namespace Distill.Mesh.Trainer.Runs;
 /// out to watchers. At startup, runs found Running or Interrupted resume from their checkpoints;
 /// at shutdown, running runs checkpoint and become Interrupted.
 /// </summary>
-public sealed partial class RunManager(IOptions<TrainerOptions> options, ITeacherConnector connector, ILogger<RunManager> logger) : IHostedService
+public sealed partial class RunManager(
+    IOptions<TrainerOptions> options, ITeacherConnector connector, MeshChannels channels, IOptions<MeshOptions> mesh, ILogger<RunManager> logger) : IHostedService
 {
     private readonly ConcurrentDictionary<string, Run> _runs = new(StringComparer.Ordinal);
 
@@ -190,6 +191,8 @@ public sealed partial class RunManager(IOptions<TrainerOptions> options, ITeache
             var note = remote is Teacher.Client.RemoteTeacher client
                 ? $"{status.ToString().ToLowerInvariant()}; teacher cache hits {client.CacheHitRatio:P1} of {client.ScoredSequences} sequences"
                 : null;
+            if (status == RunStatus.Succeeded && config.Publish is { Name.Length: > 0 } publish)
+                note = JoinNotes(note, await PublishAsync(run, config, resolved, result, publish));
             run.Finish(status, null, note);
         }
         catch (Exception) when (run.Cancellation.IsCancellationRequested)
@@ -207,6 +210,25 @@ public sealed partial class RunManager(IOptions<TrainerOptions> options, ITeache
             run.Finish(RunStatus.Failed, e.Message);
         }
     }
+
+    /// <summary>Pushes the result; a failed push is reported in the run's note, the run itself stays succeeded.</summary>
+    private async Task<string> PublishAsync(Run run, TrainConfig config, System.Text.Json.Nodes.JsonObject resolved, TrainResult result, PublishSettings publish)
+    {
+        try
+        {
+            var token = mesh.Value.AuthToken;
+            var headers = string.IsNullOrEmpty(token) ? null : new global::Grpc.Core.Metadata { { "authorization", $"Bearer {token}" } };
+            var artifact = await ResultPublisher.PublishAsync(config, resolved, result, run.Spec.RunId, channels.For(publish.Registry), headers, CancellationToken.None);
+            return $"pushed {artifact.Manifest.Name}:{artifact.Version} to {publish.Registry}";
+        }
+        catch (Exception e) when (e is global::Grpc.Core.RpcException or IOException or ArgumentException or InvalidOperationException)
+        {
+            logger.LogError(e, "Run {RunId}: push to {Registry} failed", run.Spec.RunId, publish.Registry);
+            return $"push to {publish.Registry} failed: {(e is global::Grpc.Core.RpcException rpc ? rpc.Status.Detail : e.Message)}";
+        }
+    }
+
+    private static string JoinNotes(string? first, string second) => first is null ? second : $"{first}; {second}";
 
     /// <summary>Events go to the run synchronously (Progress&lt;T&gt; would post them to another thread).</summary>
     private sealed class Progress(Run run) : IProgress<TrainEvent>

@@ -29,6 +29,21 @@ public sealed class TrainConfig
     public GenerationSettings Generation { get; set; } = new();
 
     public GkdSettings Gkd { get; set; } = new();
+
+    /// <summary>Push the result (adapter or model) to the registry when the run succeeds.</summary>
+    public PublishSettings? Publish { get; set; }
+}
+
+public sealed class PublishSettings
+{
+    /// <summary>Artifact name in the registry (versions accumulate under it).</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>Registry address (default: the local mesh's).</summary>
+    public string Registry { get; set; } = "http://127.0.0.1:7103";
+
+    /// <summary>Tags to point at the pushed version (e.g. candidate).</summary>
+    public List<string> Tags { get; set; } = [];
 }
 
 public sealed class GenerationSettings
@@ -71,6 +86,12 @@ public sealed class LoraSettings
 
     /// <summary>Module names, or ["all-linear"].</summary>
     public List<string> TargetModules { get; set; } = ["q_proj", "v_proj"];
+
+    /// <summary>
+    /// Start from this PEFT adapter (for example one `distill extract` wrote) instead of a fresh
+    /// one: its r, lora_alpha, target_modules and rank_pattern replace the settings above.
+    /// </summary>
+    public string? InitFrom { get; set; }
 }
 
 public sealed class TeacherConfig

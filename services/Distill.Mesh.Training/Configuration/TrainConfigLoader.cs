@@ -107,6 +107,8 @@ public static class TrainConfigLoader
             config.Student.Model = Resolve(config.Student.Model);
             config.Dataset.Path = Resolve(config.Dataset.Path);
             config.OutputDir = Resolve(config.OutputDir);
+            if (config.Student.Lora is { InitFrom: { } initFrom })
+                config.Student.Lora.InitFrom = Resolve(initFrom);
             foreach (var teacher in config.Teachers)
                 teacher.Model = Resolve(teacher.Model);
             return config;

@@ -52,7 +52,21 @@ public sealed class RecipeRun : IDisposable
         var student = CausalLanguageModel.FromPretrained(config.Student.Model, DType(config.Student.Dtype), device);
         var tokenizer = TokenizerLoader.Load(config.Student.Model);
         LoraConfig? lora = null;
-        if (config.Student.Lora is { } settings)
+        if (config.Student.Lora is { InitFrom: { } initFrom } fromAdapter)
+        {
+            // An extracted (or earlier trained) adapter as the starting point of the LoRA.
+            try
+            {
+                lora = LoraAdapter.Load(student, initFrom, fromAdapter.Dropout);
+            }
+            catch (Exception e) when (e is AdapterFormatException or FileNotFoundException)
+            {
+                throw new ConfigException($"student.lora.init_from: {e.Message}", e);
+            }
+
+            lora.BaseModelNameOrPath = config.Student.Model;
+        }
+        else if (config.Student.Lora is { } settings)
         {
             lora = LoraConfig.For(settings.R, settings.Alpha, [.. settings.TargetModules]);
             lora.LoraDropout = settings.Dropout;

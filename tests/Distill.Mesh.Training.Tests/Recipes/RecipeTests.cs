@@ -103,6 +103,56 @@ public sealed class RecipeTests : IDisposable
         static double Loss(string line) => System.Text.Json.JsonDocument.Parse(line).RootElement.GetProperty("loss").GetDouble();
     }
 
+    [Fact]
+    public async Task Kd_LoraInitFromAnAdapter_StartsWhereTheAdapterPutsTheStudent()
+    {
+        // An adapter with non-zero B (as `distill extract` writes), and the same change merged by hand.
+        var student = Student();
+        var adapter = _dir.Combine("init-adapter");
+        using (var model = CausalLanguageModel.FromPretrained(student))
+        {
+            Modeling.Adapters.LoraAdapter.Attach(model, Modeling.Adapters.LoraConfig.For(4, 8, "q_proj", "v_proj"), seed: 3);
+            using var generator = new Generator(4);
+            using (no_grad())
+            {
+                foreach (var (_, projection) in Modeling.Adapters.LoraAdapter.Adapted(model))
+                    projection.Lora!.B.weight!.normal_(0, 0.2, generator);
+            }
+
+            Modeling.Adapters.LoraAdapter.Save(model, Modeling.Adapters.LoraConfig.For(4, 8, "q_proj", "v_proj"), adapter);
+        }
+
+        using (var merged = CausalLanguageModel.FromPretrained(student))
+        using (var file = Modeling.Checkpoints.SafetensorsFile.Open(Path.Combine(adapter, "adapter_model.safetensors")))
+        using (no_grad())
+        {
+            foreach (var (path, projection) in Modeling.Adapters.LoraTargets.Linears(merged).Where(l => file.Contains($"base_model.model.{l.Path}.lora_A.weight")))
+                projection.Weight.add_(file.ReadTensor($"base_model.model.{path}.lora_B.weight").matmul(file.ReadTensor($"base_model.model.{path}.lora_A.weight")) * 2.0);
+            TinyModels.SaveWithByteTokenizer(merged, _dir.Combine("merged-student"));
+        }
+
+        var fromAdapter = Config("from-adapter", steps: 2);
+        fromAdapter.Student.Lora = new LoraSettings { InitFrom = adapter };
+        var onMerged = Config("on-merged", steps: 2);
+        onMerged.Student = new StudentConfig { Model = _dir.Combine("merged-student"), Lora = new LoraSettings { R = 4, Alpha = 8 } };
+        var fresh = Config("fresh", steps: 2);
+        fresh.Student.Lora = new LoraSettings { R = 4, Alpha = 8 };
+
+        var result = await KdRecipe.RunAsync(fromAdapter, null, null, default);
+        await KdRecipe.RunAsync(onMerged, null, null, default);
+        await KdRecipe.RunAsync(fresh, null, null, default);
+
+        double FirstLoss(TrainConfig c) => System.Text.Json.JsonDocument.Parse(File.ReadLines(Path.Combine(c.OutputDir, "metrics.jsonl")).First()).RootElement.GetProperty("loss").GetDouble();
+        // Step 1's loss is taken before any update: the adapter's starting point is the merged student's.
+        Assert.Equal(FirstLoss(onMerged), FirstLoss(fromAdapter), 4);
+        Assert.True(Math.Abs(FirstLoss(fresh) - FirstLoss(fromAdapter)) > 1e-3, $"fresh {FirstLoss(fresh)} vs from adapter {FirstLoss(fromAdapter)}");
+        Assert.Equal(4, Modeling.Adapters.LoraAdapter.ReadConfig(result.AdapterPath!).R);
+
+        var missing = Config("missing", steps: 1);
+        missing.Student.Lora = new LoraSettings { InitFrom = _dir.Combine("no-adapter") };
+        Assert.Contains("student.lora.init_from", (await Assert.ThrowsAsync<ConfigException>(() => KdRecipe.RunAsync(missing, null, null, default))).Message);
+    }
+
     private sealed class StopAfter(int steps, CancellationTokenSource cancel) : IProgress<TrainEvent>
     {
         public void Report(TrainEvent value)
