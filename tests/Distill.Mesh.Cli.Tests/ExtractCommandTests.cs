@@ -52,6 +52,10 @@ public sealed class ExtractCommandTests : IDisposable
             var (_, listing, _) = await CliRunner.Run("adapters", "ls", "--registry", address);
             Assert.Contains("| tiny-extract:1 | adapter | latest |", listing);
             Assert.Contains("| lora_extract |", listing);
+            var (_, forStudent, _) = await CliRunner.Run("adapters", "ls", "--base", _dir.Combine("student"), "--kind", "adapter", "--registry", address);
+            Assert.Contains("tiny-extract:1", forStudent);
+            var (_, forTeacher, _) = await CliRunner.Run("adapters", "ls", "--base", _dir.Combine("teacher"), "--registry", address);
+            Assert.DoesNotContain("tiny-extract:1", forTeacher);
             var (pullCode, pulled, pullError) = await CliRunner.Run("adapters", "pull", "tiny-extract@latest", "--out", _dir.Combine("pulled"), "--registry", address);
             Assert.True(pullCode == 0, pullError);
             Assert.Contains("pulled tiny-extract:1", pulled);
@@ -101,6 +105,34 @@ public sealed class ExtractCommandTests : IDisposable
             var (missing, _, missingError) = await CliRunner.Run("extract", "--teacher", _dir.Combine("nowhere"), "--student", _dir.Combine("student"), "--out", _dir.Combine("x"), "--extractor", address);
             Assert.Equal(1, missing);
             Assert.Contains("NotFound", missingError);
+        }
+        finally
+        {
+            await extractor.StopAsync();
+            await extractor.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task TheExtractorService_RefusesPathsOutsideItsAllowedRoots()
+    {
+        FineTunedPair();
+        var settings = new Dictionary<string, string?> { ["Extractor:AllowedRoots:0"] = _dir.Combine("models"), ["Extractor:AllowedRoots:1"] = _dir.Combine("adapters") };
+        var (extractor, address) = await ServiceHost.StartAsync(0, b => b.AddExtractorService(), a => a.MapExtractorService(), settings, true, default);
+        try
+        {
+            var (code, _, error) = await CliRunner.Run("extract", "--teacher", _dir.Combine("teacher"), "--student", _dir.Combine("student"), "--out", _dir.Combine("adapters", "x"), "--extractor", address);
+            Assert.Equal(1, code);
+            Assert.Contains("PermissionDenied", error);
+            Assert.Contains("teacher_model", error);
+
+            Directory.CreateDirectory(_dir.Combine("models"));
+            Directory.Move(_dir.Combine("teacher"), _dir.Combine("models", "teacher"));
+            Directory.Move(_dir.Combine("student"), _dir.Combine("models", "student"));
+            var (ok, output, okError) = await CliRunner.Run("extract", "--teacher", _dir.Combine("models", "teacher"), "--student", _dir.Combine("models", "student"),
+                "--out", _dir.Combine("adapters", "x"), "--rank", "2", "--target-modules", "q_proj", "--extractor", address);
+            Assert.True(ok == 0, okError + output);
+            Assert.Contains("| model.layers.1.self_attn.q_proj | 64×64 | layer 1 | None | 2 |", output);
         }
         finally
         {

@@ -180,6 +180,28 @@ public class RegistryServiceTests
     }
 
     [Fact]
+    public async Task MalformedModels_AreRefused()
+    {
+        await using var host = await RegistryHost.StartAsync();
+        var (baseFolder, _) = BaseAndAdapter(host.Folder);
+        var broken = host.Folder.Combine("broken");
+        Directory.CreateDirectory(broken);
+        File.Copy(Path.Combine(baseFolder, "config.json"), Path.Combine(broken, "config.json"));
+        var weights = File.ReadAllBytes(Path.Combine(baseFolder, "model.safetensors"));
+        File.WriteAllBytes(Path.Combine(broken, "model.safetensors"), weights[..(weights.Length / 2)]);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Push(host, broken, "broken"));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("the model's weights are not readable", error.Status.Detail);
+
+        File.Copy(Path.Combine(baseFolder, "model.safetensors"), Path.Combine(broken, "model.safetensors"), overwrite: true);
+        File.WriteAllText(Path.Combine(broken, "config.json"), "{ not json");
+        error = await Assert.ThrowsAsync<RpcException>(() => Push(host, broken, "broken"));
+        Assert.Contains("config.json is not valid JSON", error.Status.Detail);
+        Assert.Empty((await host.Client.ListAsync(new ListArtifactsRequest())).Artifacts);
+    }
+
+    [Fact]
     public async Task AnAbortedPush_LeavesNoVersion_AndACrashedOneIsSweptAtStart()
     {
         var temp = new TempFolder();

@@ -50,6 +50,9 @@ internal static class AdaptersCommand
                 var lineage = new Lineage { BaseModel = parse.GetValue(baseModel) ?? "", Method = parse.GetValue(method) ?? "" };
                 var source = parse.GetValue(folder)!;
                 var manifest = RegistryClient.ManifestOf(source, parse.GetValue(name)!, lineage);
+                // A base model folder on this machine: record its fingerprint, so `ls` can filter by it.
+                if (File.Exists(Path.Combine(manifest.Lineage.BaseModel, "config.json")))
+                    manifest.Lineage.BaseFingerprint = Modeling.Checkpoints.SafetensorsCheckpoint.Fingerprint(manifest.Lineage.BaseModel);
                 var artifact = await new RegistryClient(client, Auth(parse.GetValue(token))).PushAsync(source, manifest, cancellationToken: cancellationToken);
                 if (parse.GetValue(tag) is { } t)
                     artifact = await client.TagAsync(new TagRequest { Ref = artifact.Id, Tag = t }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
@@ -80,14 +83,26 @@ internal static class AdaptersCommand
     private static Command List()
     {
         var name = new Argument<string?>("name") { Description = "only this name", Arity = ArgumentArity.ZeroOrOne };
+        var baseModel = new Option<string?>("--base") { Description = "only artifacts made for this base model (a model folder, or its fingerprint)" };
+        var kind = new Option<string?>("--kind") { Description = "adapter or model" };
         var (registry, trust) = (Registry(), Trust());
-        var command = new Command("ls", "List artifacts, newest first") { name, registry, trust };
+        var command = new Command("ls", "List artifacts, newest first") { name, baseModel, kind, registry, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
             var (client, channel) = Open(parse, registry, trust);
             using (channel)
             {
-                var response = await client.ListAsync(new ListArtifactsRequest { Name = parse.GetValue(name) ?? "" }, cancellationToken: cancellationToken);
+                var fingerprint = parse.GetValue(baseModel) is { } b
+                    ? File.Exists(Path.Combine(b, "config.json")) ? Modeling.Checkpoints.SafetensorsCheckpoint.Fingerprint(b) : b
+                    : "";
+                var filter = parse.GetValue(kind)?.ToLowerInvariant() switch
+                {
+                    null => ArtifactKind.Unspecified,
+                    "adapter" => ArtifactKind.Adapter,
+                    "model" => ArtifactKind.Model,
+                    var other => throw new ArgumentException($"--kind must be adapter or model (got '{other}')"),
+                };
+                var response = await client.ListAsync(new ListArtifactsRequest { Name = parse.GetValue(name) ?? "", Kind = filter, BaseFingerprint = fingerprint }, cancellationToken: cancellationToken);
                 output.WriteLine("| name:version | kind | tags | bytes | base model | method | created | id |");
                 output.WriteLine("|---|---|---|---:|---|---|---|---|");
                 foreach (var a in response.Artifacts)

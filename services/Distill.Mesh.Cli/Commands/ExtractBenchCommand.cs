@@ -62,15 +62,8 @@ internal static class ExtractBenchCommand
         try
         {
             File.WriteAllText(Path.Combine(source, "config.json"), "{}");
-            await using (var file = File.Create(Path.Combine(source, "model.safetensors")))
-            {
-                var block = new byte[1 << 20];
-                for (var i = 0; i < megabytes; i++)
-                {
-                    Random.Shared.NextBytes(block);
-                    await file.WriteAsync(block, cancellationToken);
-                }
-            }
+            using (var weights = torch.randn(megabytes, 1 << 18))
+                Modeling.Checkpoints.SafetensorsWriter.Write(Path.Combine(source, "model.safetensors"), [KeyValuePair.Create("weights", weights)]);
 
             var (app, address) = await ServiceHost.StartAsync(0, b => b.AddRegistryService(), a => a.MapRegistryService(),
                 new Dictionary<string, string?> { ["Registry:Root"] = Path.Combine(work, "registry") }, quiet: true, cancellationToken);

@@ -97,6 +97,16 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return new ReadOnlySpan<byte>(_data + info.Begin, (int)info.ByteLength);
     }
 
+    /// <summary>A slice of a tensor's stored bytes (any tensor size).</summary>
+    public ReadOnlySpan<byte> GetBytes(string name, long offset, int length)
+    {
+        var info = GetInfo(name);
+        if (offset < 0 || length < 0 || offset + length > info.ByteLength)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"{Path}: bytes [{offset}, {offset + length}) are outside tensor '{name}' ({info.ByteLength} bytes)");
+        ThrowIfDisposed();
+        return new ReadOnlySpan<byte>(_data + info.Begin + offset, length);
+    }
+
     /// <summary>Reads a tensor into a new CPU tensor of its stored dtype.</summary>
     public Tensor ReadTensor(string name)
     {

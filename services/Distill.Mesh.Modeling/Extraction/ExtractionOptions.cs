@@ -44,7 +44,10 @@ public sealed record ExtractionOptions
     /// <summary>Dtype of the saved factors.</summary>
     public ScalarType AdapterDtype { get; init; } = ScalarType.Float32;
 
-    /// <summary>Report each tensor's Eckart–Young optimum (costs the singular values of every delta).</summary>
+    /// <summary>
+    /// Report each tensor's Eckart–Young optimum: free with the exact SVD (it has the whole
+    /// spectrum); with the randomized one it costs the singular values of every delta.
+    /// </summary>
     public bool ReportOptimum { get; init; } = true;
 
     /// <summary>Shards the work is split into (one per worker or GPU pod).</summary>

@@ -211,7 +211,9 @@ public sealed class LoraExtractor : IDisposable
         var exact = delta.to_type(ScalarType.Float64);
         var saved = b.to_type(ScalarType.Float64).matmul(a.to_type(ScalarType.Float64)) * scaling;
         var error = (exact - saved).norm().item<double>() / norm;
-        double? optimum = Options.ReportOptimum ? TruncatedSvd.OptimalError(TruncatedSvd.SingularValues(exact), rank) / norm : null;
+        // The exact SVD saw the whole spectrum; the randomized one needs the singular values computed.
+        double? optimum = !Options.ReportOptimum ? null
+            : (low.DroppedNorm ?? TruncatedSvd.OptimalError(TruncatedSvd.SingularValues(exact), rank)) / norm;
         var report = new TensorReport(name, module, shape, source, method.ToString(), rank, alpha, Options.Svd.ToString(), error, optimum, norm);
         return (report, a.MoveToOuterDisposeScope(), b.MoveToOuterDisposeScope());
     }

@@ -13,8 +13,15 @@ public enum SvdMethod
     Randomized,
 }
 
-/// <summary>A rank-r factorisation M ≈ U·diag(S)·Vᵀ (U [m, r], S [r], V [n, r]).</summary>
-public sealed record LowRank(Tensor U, Tensor S, Tensor V) : IDisposable
+/// <summary>A rank-r factorisation M ≈ U·diag(S)·Vᵀ.</summary>
+/// <param name="U">Left singular vectors [m, r].</param>
+/// <param name="S">Singular values [r], largest first.</param>
+/// <param name="V">Right singular vectors [n, r].</param>
+/// <param name="DroppedNorm">
+/// sqrt(Σ σ_i², i &gt; r) — the Eckart–Young error ‖M − M_r‖_F — when the method saw the whole
+/// spectrum (exact); null for the randomized method.
+/// </param>
+public sealed record LowRank(Tensor U, Tensor S, Tensor V, double? DroppedNorm = null) : IDisposable
 {
     public int Rank => (int)S.shape[0];
 
@@ -50,8 +57,8 @@ public static class TruncatedSvd
             throw new ArgumentException("the matrix has NaN or infinite entries");
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var (u, s, v) = method == SvdMethod.Exact ? Exact(matrix, rank) : Randomized(matrix, rank, oversample, powerIterations, seed);
-        return new LowRank(u.contiguous().MoveToOuterDisposeScope(), s.contiguous().MoveToOuterDisposeScope(), v.contiguous().MoveToOuterDisposeScope());
+        var (u, s, v, dropped) = method == SvdMethod.Exact ? Exact(matrix, rank) : Randomized(matrix, rank, oversample, powerIterations, seed);
+        return new LowRank(u.contiguous().MoveToOuterDisposeScope(), s.contiguous().MoveToOuterDisposeScope(), v.contiguous().MoveToOuterDisposeScope(), dropped);
     }
 
     /// <summary>All singular values, largest first (for the Eckart–Young optimum).</summary>
@@ -72,13 +79,13 @@ public static class TruncatedSvd
         return Math.Sqrt(tail.square().sum().item<double>());
     }
 
-    private static (Tensor U, Tensor S, Tensor V) Exact(Tensor matrix, int rank)
+    private static (Tensor U, Tensor S, Tensor V, double? Dropped) Exact(Tensor matrix, int rank)
     {
         var (u, s, vh) = torch.linalg.svd(matrix, fullMatrices: false);
-        return (u.narrow(1, 0, rank), s.narrow(0, 0, rank), vh.narrow(0, 0, rank).t());
+        return (u.narrow(1, 0, rank), s.narrow(0, 0, rank), vh.narrow(0, 0, rank).t(), OptimalError(s, rank));
     }
 
-    private static (Tensor U, Tensor S, Tensor V) Randomized(Tensor matrix, int rank, int oversample, int powerIterations, long seed)
+    private static (Tensor U, Tensor S, Tensor V, double? Dropped) Randomized(Tensor matrix, int rank, int oversample, int powerIterations, long seed)
     {
         var (m, n) = (matrix.shape[0], matrix.shape[1]);
         var width = (int)Math.Min(rank + Math.Max(0, oversample), Math.Min(m, n));
@@ -95,7 +102,7 @@ public static class TruncatedSvd
 
         var (ub, s, vh) = torch.linalg.svd(q.t().matmul(matrix), fullMatrices: false);
         var u = q.matmul(ub);
-        return (u.narrow(1, 0, rank), s.narrow(0, 0, rank), vh.narrow(0, 0, rank).t());
+        return (u.narrow(1, 0, rank), s.narrow(0, 0, rank), vh.narrow(0, 0, rank).t(), null);
     }
 
     private static Tensor Orthonormal(Tensor columns) => torch.linalg.qr(columns, torch.linalg.QRMode.Reduced).Q;

@@ -11,10 +11,13 @@ public sealed class LlamaConfig : DecoderConfig
     [JsonPropertyName("mlp_bias")]
     public bool MlpBiasField { get; set; }
 
+    [JsonIgnore]
     public override bool QkvBias => AttentionBias;
 
+    [JsonIgnore]
     public override bool OutputBias => AttentionBias;
 
+    [JsonIgnore]
     public override bool MlpBias => MlpBiasField;
 }
 
@@ -30,6 +33,7 @@ public sealed class Qwen2Config : DecoderConfig
     [JsonPropertyName("max_window_layers")]
     public int? MaxWindowLayers { get; set; }
 
+    [JsonIgnore]
     public override bool QkvBias => true;
 
     /// <summary>As HF Qwen2: layers from <c>max_window_layers</c> up use the window.</summary>
@@ -61,8 +65,10 @@ public sealed class MixtralConfig : DecoderConfig
     [JsonPropertyName("router_aux_loss_coef")]
     public double RouterAuxLossCoef { get; set; } = 0.02;
 
+    [JsonIgnore]
     public override int ExpertCount => NumLocalExperts;
 
+    [JsonIgnore]
     public override int ExpertsPerToken => NumExpertsPerTok;
 
     public override int? SlidingWindowOf(int layer) => SlidingWindow is > 0 ? SlidingWindow : null;

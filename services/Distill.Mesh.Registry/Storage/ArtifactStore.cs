@@ -105,6 +105,8 @@ public sealed class ArtifactStore
         var manifest = upload.Manifest;
         if (manifest.Kind == ArtifactKind.Adapter)
             ValidateAdapter(upload);
+        else
+            ValidateModel(upload);
 
         var id = IdOf(manifest);
         lock (_gate)
@@ -239,6 +241,34 @@ public sealed class ArtifactStore
         foreach (var file in manifest.Files.OrderBy(f => f.Path, StringComparer.Ordinal))
             text.Append($"{file.Path} {file.Size} {file.Sha256}\n");
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
+    }
+
+    /// <summary>A model folder: config.json is a JSON object and every safetensors header is sound.</summary>
+    private static void ValidateModel(ArtifactUpload upload)
+    {
+        var config = Path.Combine(upload.Tree, "config.json");
+        if (!File.Exists(config))
+            throw new ArtifactRejectedException("a model needs config.json at its top level");
+        try
+        {
+            if (System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config)) is not System.Text.Json.Nodes.JsonObject)
+                throw new ArtifactRejectedException("config.json is not a JSON object");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new ArtifactRejectedException($"config.json is not valid JSON: {e.Message}");
+        }
+
+        if (!upload.Manifest.Files.Any(f => f.Path.EndsWith(".safetensors", StringComparison.Ordinal)))
+            throw new ArtifactRejectedException("a model needs its weights as safetensors (model.safetensors or shards with model.safetensors.index.json)");
+        try
+        {
+            using var checkpoint = SafetensorsCheckpoint.Open(upload.Tree);
+        }
+        catch (Exception e) when (e is CheckpointFormatException or FileNotFoundException)
+        {
+            throw new ArtifactRejectedException($"the model's weights are not readable: {e.Message}");
+        }
     }
 
     /// <summary>

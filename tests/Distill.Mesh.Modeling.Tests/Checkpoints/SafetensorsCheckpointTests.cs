@@ -12,6 +12,31 @@ public class SafetensorsCheckpointTests
         Enumerable.Range(0, 5).Select(i => KeyValuePair.Create($"layers.{i}.weight", torch.full(10, 10, i, dtype: ScalarType.Float32))).ToList();
 
     [Fact]
+    public void Fingerprint_TellsAFineTuneFromItsBase_AndIgnoresWhereTheFolderIs()
+    {
+        using var dir = new TempFolder();
+        // One tensor under 1 MiB (hashed whole), one over it (sampled).
+        var small = randn(16, 16);
+        var large = randn(1024, 512);
+        SafetensorsCheckpoint.Save(dir.Combine("base"), [KeyValuePair.Create("a.weight", small), KeyValuePair.Create("b.weight", large)]);
+        File.WriteAllText(dir.Combine("base", "config.json"), "{}");
+        SafetensorsCheckpoint.Save(dir.Combine("copy"), [KeyValuePair.Create("a.weight", small), KeyValuePair.Create("b.weight", large)]);
+        File.WriteAllText(dir.Combine("copy", "config.json"), "{}");
+        var tuned = small.clone();
+        tuned[3, 4] = tuned[3, 4] + 1e-3f;
+        SafetensorsCheckpoint.Save(dir.Combine("tuned"), [KeyValuePair.Create("a.weight", tuned), KeyValuePair.Create("b.weight", large)]);
+        File.WriteAllText(dir.Combine("tuned", "config.json"), "{}");
+        var tunedLarge = large * 1.001f;
+        SafetensorsCheckpoint.Save(dir.Combine("tuned-large"), [KeyValuePair.Create("a.weight", small), KeyValuePair.Create("b.weight", tunedLarge)]);
+        File.WriteAllText(dir.Combine("tuned-large", "config.json"), "{}");
+
+        var fingerprint = SafetensorsCheckpoint.Fingerprint(dir.Combine("base"));
+        Assert.Equal(fingerprint, SafetensorsCheckpoint.Fingerprint(dir.Combine("copy")));
+        Assert.NotEqual(fingerprint, SafetensorsCheckpoint.Fingerprint(dir.Combine("tuned")));
+        Assert.NotEqual(fingerprint, SafetensorsCheckpoint.Fingerprint(dir.Combine("tuned-large")));
+    }
+
+    [Fact]
     public void Save_AboveShardSize_WritesShardsAndIndexThatLoadBack()
     {
         using var dir = new TempFolder();

@@ -30,6 +30,7 @@ public class WeightSpaceNumericsTests
             var optimum = Math.Sqrt(sigma.Skip(rank).Sum(s => s * s));
             Assert.Equal(optimum, error, 1e-10);
             Assert.Equal(optimum, TruncatedSvd.OptimalError(TruncatedSvd.SingularValues(matrix), rank), 1e-10);
+            Assert.Equal(optimum, low.DroppedNorm!.Value, 1e-10);
         }
     }
 
@@ -42,6 +43,7 @@ public class WeightSpaceNumericsTests
         foreach (var rank in new[] { 4, 16 })
         {
             using var low = TruncatedSvd.Compute(matrix, rank, SvdMethod.Randomized, seed: 7);
+            Assert.Null(low.DroppedNorm); // it never saw the whole spectrum
             var error = (matrix - low.Product()).norm().item<double>();
             var optimum = Math.Sqrt(sigma.Skip(rank).Sum(s => s * s));
             Assert.InRange(error / optimum, 1.0 - 1e-9, 1.05);

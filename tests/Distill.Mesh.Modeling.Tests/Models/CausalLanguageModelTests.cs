@@ -102,6 +102,19 @@ public class CausalLanguageModelTests
         TensorAssert.Close(expectedB, logits.narrow(0, 1, 1).narrow(1, 3, 4), atol: 1e-5);
     }
 
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("qwen2")]
+    [InlineData("mistral")]
+    [InlineData("mixtral")]
+    public void SavedConfig_HasOnlyHuggingFaceKeys(string family)
+    {
+        // Derived values (bias flags, expert counts) are ours; config.json keeps HF's snake_case keys.
+        var json = System.Text.Json.Nodes.JsonNode.Parse(ModelConfigs.ToJson(TinyModels.Config(family)))!.AsObject();
+        Assert.All(json.Select(p => p.Key), key => Assert.Matches("^[a-z0-9_]+$", key));
+        Assert.Equal(family, json["model_type"]!.GetValue<string>());
+    }
+
     [Fact]
     public void Mixtral_WithIdenticalExperts_EqualsDenseModel()
     {
