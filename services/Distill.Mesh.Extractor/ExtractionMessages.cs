@@ -23,6 +23,7 @@ public static class ExtractionMessages
             Seed = message.Seed,
             TargetModules = message.TargetModules.Count == 0 ? null : [.. message.TargetModules],
             IncludeLmHead = message.IncludeLmHead,
+            IncludeEmbeddings = message.IncludeEmbeddings,
             AdapterDtype = message.AdapterDtype switch
             {
                 DType.Unspecified or DType.F32 => ScalarType.Float32,
@@ -46,6 +47,7 @@ public static class ExtractionMessages
             PowerIterations = options.PowerIterations,
             Seed = options.Seed,
             IncludeLmHead = options.IncludeLmHead,
+            IncludeEmbeddings = options.IncludeEmbeddings,
             AdapterDtype = options.AdapterDtype switch
             {
                 ScalarType.Float16 => DType.F16,

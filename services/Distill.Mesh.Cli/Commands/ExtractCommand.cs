@@ -39,7 +39,8 @@ internal static class ExtractCommand
         var powerIterations = new Option<int>("--power-iterations") { DefaultValueFactory = _ => 2 };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var targets = new Option<string?>("--target-modules") { Description = "module types to extract, e.g. q_proj,v_proj (default: every linear weight of the layers)" };
-        var lmHead = new Option<bool>("--include-lm-head") { Description = "also extract lm_head (embed_tokens is always left out)" };
+        var lmHead = new Option<bool>("--include-lm-head") { Description = "also extract lm_head" };
+        var embeddings = new Option<bool>("--include-embeddings") { Description = "also extract embed_tokens (PEFT embedding LoRA; not for tied embeddings)" };
         var adapterDtype = new Option<string>("--adapter-dtype") { DefaultValueFactory = _ => "float32" };
         var noOptimum = new Option<bool>("--no-optimum") { Description = "skip the Eckart–Young optimum per tensor (saves one SVD each)" };
         var shards = new Option<int>("--shards") { Description = "shards the work is split into", DefaultValueFactory = _ => 1 };
@@ -56,7 +57,7 @@ internal static class ExtractCommand
         var trust = new Option<string?>("--tls-trust") { Description = "PEM certificate(s) to trust for https services" };
         var command = new Command("extract", "Weight-space distillation: a LoRA adapter from teacher − student (SVD, layer map, MoE expert clustering)")
         {
-            teacher, student, outFolder, rank, rankPattern, alpha, svd, oversample, powerIterations, seed, targets, lmHead, adapterDtype, noOptimum,
+            teacher, student, outFolder, rank, rankPattern, alpha, svd, oversample, powerIterations, seed, targets, lmHead, embeddings, adapterDtype, noOptimum,
             shards, shardIndex, consolidate, cleanup, dataset, maxLength, json, extractorAddress, push, registry, token, trust,
         };
         command.SetAction(async (parse, cancellationToken) =>
@@ -81,6 +82,7 @@ internal static class ExtractCommand
                     Seed = parse.GetValue(seed),
                     TargetModules = parse.GetValue(targets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
                     IncludeLmHead = parse.GetValue(lmHead),
+                    IncludeEmbeddings = parse.GetValue(embeddings),
                     AdapterDtype = CommandRunner.ParseDType(parse.GetValue(adapterDtype)!),
                     ReportOptimum = !parse.GetValue(noOptimum),
                     Shards = parse.GetValue(shards),

@@ -41,50 +41,59 @@ public static class AdapterValidator
 
         using (file)
         {
-            var selects = LoraTargets.Matcher(config);
-            var factors = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+            var (selectsLinear, selectsEmbedding) = (LoraTargets.Matcher(config), LoraTargets.Matcher(config, embeddings: true));
+            var factors = new Dictionary<string, HashSet<char>>(StringComparer.Ordinal);
             foreach (var info in file.Tensors)
             {
-                var factor = info.Name.EndsWith(".lora_A.weight", StringComparison.Ordinal) ? "A"
-                    : info.Name.EndsWith(".lora_B.weight", StringComparison.Ordinal) ? "B" : null;
-                if (!info.Name.StartsWith(LoraAdapter.KeyPrefix, StringComparison.Ordinal) || factor is null)
+                if (LoraAdapter.ParseKey(info.Name) is not { } key)
                 {
-                    problems.Add($"'{info.Name}' is not a PEFT LoRA key ({LoraAdapter.KeyPrefix}<module>.lora_A.weight / .lora_B.weight)");
+                    problems.Add($"'{info.Name}' is not a PEFT LoRA key ({LoraAdapter.KeyPrefix}<module>.lora_A.weight / .lora_B.weight, or .lora_embedding_A / _B)");
                     continue;
                 }
 
-                var module = info.Name[LoraAdapter.KeyPrefix.Length..^".lora_A.weight".Length];
-                if (!baseShapes.TryGetValue($"{module}.weight", out var shape) || shape.Length != 2)
+                var module = key.Path;
+                if (!baseShapes.TryGetValue($"{module}.weight", out var shape) || shape.Length != 2 || IsEmbedding(module) != key.Embedding)
                 {
-                    problems.Add($"'{info.Name}': the base model has no linear module '{module}'");
+                    problems.Add($"'{info.Name}': the base model has no {(key.Embedding ? "embedding" : "linear module")} '{module}'");
                     continue;
                 }
 
-                if (!selects(module))
+                if (!(key.Embedding ? selectsEmbedding : selectsLinear)(module))
                     problems.Add($"'{info.Name}': target_modules {config.TargetModules.GetRawText()} does not select '{module}'");
                 var rank = LoraTargets.RankAndAlpha(config, module).Rank;
-                long[] expected = factor == "A" ? [rank, shape[1]] : [shape[0], rank];
+                // Linear [out, in]: A [r, in], B [out, r]. Embedding [vocab, hidden]: A [r, vocab], B [hidden, r].
+                long[] expected = (key.Factor, key.Embedding) switch
+                {
+                    ('A', false) => [rank, shape[1]],
+                    ('B', false) => [shape[0], rank],
+                    ('A', true) => [rank, shape[0]],
+                    _ => [shape[1], rank],
+                };
                 if (!info.Shape.SequenceEqual(expected))
                     problems.Add($"'{info.Name}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", expected)}] (module [{string.Join(", ", shape)}], r = {rank})");
                 if (info.DType is not (SafetensorsDType.F32 or SafetensorsDType.F16 or SafetensorsDType.BF16 or SafetensorsDType.F64))
                     problems.Add($"'{info.Name}' has dtype {info.DType}; LoRA factors are floating point");
                 if (!factors.TryGetValue(module, out var seen))
                     factors[module] = seen = [];
-                seen.Add(factor);
+                seen.Add(key.Factor);
             }
 
             foreach (var (module, seen) in factors.Where(f => f.Value.Count < 2))
-                problems.Add($"'{module}' has lora_{seen.Single()} but not lora_{(seen.Contains("A") ? "B" : "A")}");
+                problems.Add($"'{module}' has factor {seen.Single()} but not {(seen.Contains('A') ? 'B' : 'A')}");
             if (file.Tensors.Count == 0)
                 problems.Add("the adapter has no tensors");
-            var unserved = baseShapes.Where(b => b.Value.Length == 2 && b.Key.EndsWith(".weight", StringComparison.Ordinal) && !b.Key.EndsWith("embed_tokens.weight", StringComparison.Ordinal))
-                .Select(b => b.Key[..^".weight".Length]).Where(m => selects(m) && !factors.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
+            var unserved = baseShapes.Where(b => b.Value.Length == 2 && b.Key.EndsWith(".weight", StringComparison.Ordinal))
+                .Select(b => b.Key[..^".weight".Length])
+                .Where(m => (IsEmbedding(m) ? selectsEmbedding : selectsLinear)(m) && !factors.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
             if (unserved.Count > 0)
                 problems.Add($"target_modules selects {unserved.Count} module(s) with no factors: {string.Join(", ", unserved.Take(5))}{(unserved.Count > 5 ? ", …" : "")}");
         }
 
         return problems;
     }
+
+    /// <summary>Token embedding tables (HF names them <c>…embed_tokens</c>; GPT-2 style <c>wte</c>).</summary>
+    private static bool IsEmbedding(string module) => module.EndsWith("embed_tokens", StringComparison.Ordinal) || module.EndsWith(".wte", StringComparison.Ordinal);
 
     /// <summary>A checkpoint's weight shapes by name.</summary>
     public static IReadOnlyDictionary<string, long[]> ShapesOf(SafetensorsCheckpoint checkpoint) =>

@@ -23,20 +23,23 @@ public static class LoraAdapter
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
 
     /// <summary>
-    /// Attaches fresh adapters to the modules <paramref name="config"/> targets (A Kaiming-uniform
-    /// from <paramref name="seed"/>, B zero) and freezes every base weight.
+    /// Attaches fresh adapters to the modules <paramref name="config"/> targets and freezes every
+    /// base weight. Linear modules: A Kaiming-uniform from <paramref name="seed"/>, B zero;
+    /// embedding tables: A zero, B Gaussian (PEFT's initialisations; either way nothing changes yet).
     /// </summary>
     /// <returns>The adapted module paths.</returns>
     public static IReadOnlyList<string> Attach(CausalLanguageModel model, LoraConfig config, long seed = 0)
     {
         config.Validate();
-        if (Adapted(model).Count > 0)
+        if (Adapted(model).Count > 0 || AdaptedEmbeddings(model).Count > 0)
             throw new InvalidOperationException("the model already has LoRA adapters attached");
-        var targets = LoraTargets.Select(model, config);
+        var (linears, embeddings) = LoraTargets.Select(model, config);
+        if (embeddings.Count > 0 && model.LmHead is null)
+            throw new AdapterFormatException($"LoRA on {embeddings[0].Path}: this model ties its output head to the embedding table, so an embedding adapter would change the input side only until merged (and both after); not supported");
         using var generator = new Generator((ulong)seed, model.Device);
         using (torch.no_grad())
         {
-            foreach (var (path, projection) in targets)
+            foreach (var (path, projection) in linears)
             {
                 var (rank, alpha) = LoraTargets.RankAndAlpha(config, path);
                 var lora = new LoraLayer(projection.InFeatures, projection.OutFeatures, rank, alpha, config.LoraDropout, config.UseRsLora, projection.Weight.dtype, projection.Weight.device);
@@ -45,22 +48,36 @@ public static class LoraAdapter
                 lora.A.weight!.uniform_(-bound, bound, generator);
                 projection.AttachLora(lora);
             }
+
+            foreach (var (path, embedding) in embeddings)
+            {
+                var (rank, alpha) = LoraTargets.RankAndAlpha(config, path);
+                var lora = new LoraEmbedding(embedding.Weight.shape[0], embedding.Weight.shape[1], rank, alpha, config.UseRsLora, embedding.Weight.dtype, embedding.Weight.device);
+                lora.B.normal_(0, 1, generator);
+                embedding.AttachLora(lora);
+            }
         }
 
         foreach (var (name, parameter) in model.named_parameters())
             parameter.requires_grad = name.Contains(".lora_", StringComparison.Ordinal);
-        return targets.Select(t => t.Path).ToList();
+        return linears.Select(t => t.Path).Concat(embeddings.Select(e => e.Path)).Order(StringComparer.Ordinal).ToList();
     }
 
     /// <summary>The projections that carry an adapter, by path.</summary>
     public static IReadOnlyList<(string Path, Projection Module)> Adapted(CausalLanguageModel model) =>
         LoraTargets.Linears(model).Where(l => l.Module.Lora is not null).ToList();
 
-    /// <summary>Folds every adapter into its base weight (W ← W + scaling·B·A).</summary>
+    /// <summary>The embedding tables that carry an adapter, by path.</summary>
+    public static IReadOnlyList<(string Path, TokenEmbedding Module)> AdaptedEmbeddings(CausalLanguageModel model) =>
+        LoraTargets.Embeddings(model).Where(e => e.Module.Lora is not null).ToList();
+
+    /// <summary>Folds every adapter into its base weight (W ← W + scaling·B·A; E ← E + scaling·(B·A)ᵀ).</summary>
     public static void Merge(CausalLanguageModel model)
     {
         foreach (var (_, projection) in Adapted(model))
             projection.Lora!.MergeInto(projection.Weight);
+        foreach (var (_, embedding) in AdaptedEmbeddings(model))
+            embedding.Lora!.MergeInto(embedding.Weight);
     }
 
     /// <summary>Takes every merged adapter back out of its base weight.</summary>
@@ -68,15 +85,42 @@ public static class LoraAdapter
     {
         foreach (var (_, projection) in Adapted(model))
             projection.Lora!.UnmergeFrom(projection.Weight);
+        foreach (var (_, embedding) in AdaptedEmbeddings(model))
+            embedding.Lora!.UnmergeFrom(embedding.Weight);
     }
+
+    /// <summary>PEFT's key of a factor: <c>…lora_A.weight</c> for linear modules, <c>…lora_embedding_A</c> for embeddings.</summary>
+    public static string KeyOf(string path, char factor, bool embedding) =>
+        embedding ? $"{KeyPrefix}{path}.lora_embedding_{factor}" : $"{KeyPrefix}{path}.lora_{factor}.weight";
+
+    /// <summary>The module path, factor ('A' or 'B') and kind of a PEFT LoRA key; null for anything else.</summary>
+    public static (string Path, char Factor, bool Embedding)? ParseKey(string key)
+    {
+        if (!key.StartsWith(KeyPrefix, StringComparison.Ordinal))
+            return null;
+        foreach (var (suffix, factor, embedding) in KeySuffixes)
+        {
+            if (key.EndsWith(suffix, StringComparison.Ordinal) && key.Length > KeyPrefix.Length + suffix.Length)
+                return (key[KeyPrefix.Length..^suffix.Length], factor, embedding);
+        }
+
+        return null;
+    }
+
+    private static readonly (string Suffix, char Factor, bool Embedding)[] KeySuffixes =
+        [(".lora_A.weight", 'A', false), (".lora_B.weight", 'B', false), (".lora_embedding_A", 'A', true), (".lora_embedding_B", 'B', true)];
 
     /// <summary>The adapter tensors under PEFT's key names.</summary>
     public static List<KeyValuePair<string, Tensor>> Tensors(CausalLanguageModel model) =>
         Adapted(model).SelectMany(a => new[]
         {
-            KeyValuePair.Create($"{KeyPrefix}{a.Path}.lora_A.weight", (Tensor)a.Module.Lora!.A.weight!),
-            KeyValuePair.Create($"{KeyPrefix}{a.Path}.lora_B.weight", (Tensor)a.Module.Lora!.B.weight!),
-        }).OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+            KeyValuePair.Create(KeyOf(a.Path, 'A', false), (Tensor)a.Module.Lora!.A.weight!),
+            KeyValuePair.Create(KeyOf(a.Path, 'B', false), (Tensor)a.Module.Lora!.B.weight!),
+        }).Concat(AdaptedEmbeddings(model).SelectMany(e => new[]
+        {
+            KeyValuePair.Create(KeyOf(e.Path, 'A', true), (Tensor)e.Module.Lora!.A),
+            KeyValuePair.Create(KeyOf(e.Path, 'B', true), (Tensor)e.Module.Lora!.B),
+        })).OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
 
     /// <summary>Writes the attached adapters and their config to <paramref name="folder"/> (each file atomically).</summary>
     public static void Save(CausalLanguageModel model, LoraConfig config, string folder)
@@ -84,7 +128,7 @@ public static class LoraAdapter
         var tensors = Tensors(model);
         if (tensors.Count == 0)
             throw new InvalidOperationException("the model has no LoRA adapters to save");
-        if (Adapted(model).Any(a => a.Module.Lora!.Merged))
+        if (Adapted(model).Any(a => a.Module.Lora!.Merged) || AdaptedEmbeddings(model).Any(e => e.Module.Lora!.Merged))
             throw new InvalidOperationException("unmerge the adapters before saving them");
         Directory.CreateDirectory(folder);
         SafetensorsWriter.Write(Path.Combine(folder, WeightsFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" });
@@ -135,18 +179,13 @@ public static class LoraAdapter
             throw new FileNotFoundException($"no {WeightsFileName} in '{folder}'");
         using var file = SafetensorsFile.Open(weights);
 
-        var linears = LoraTargets.Linears(model).ToDictionary(l => l.Path, l => l.Module);
+        var modules = LoraTargets.Linears(model).Select(l => l.Path).Concat(LoraTargets.Embeddings(model).Select(e => e.Path)).ToHashSet(StringComparer.Ordinal);
         var problems = new List<string>();
         foreach (var info in file.Tensors)
         {
-            if (!info.Name.StartsWith(KeyPrefix, StringComparison.Ordinal) || !(info.Name.EndsWith(".lora_A.weight", StringComparison.Ordinal) || info.Name.EndsWith(".lora_B.weight", StringComparison.Ordinal)))
-            {
-                problems.Add($"'{info.Name}' is not a PEFT LoRA key ({KeyPrefix}<module>.lora_A.weight / .lora_B.weight)");
-                continue;
-            }
-
-            var path = info.Name[KeyPrefix.Length..^".lora_A.weight".Length];
-            if (!linears.ContainsKey(path))
+            if (ParseKey(info.Name) is not { } key)
+                problems.Add($"'{info.Name}' is not a PEFT LoRA key ({KeyPrefix}<module>.lora_A.weight / .lora_B.weight, or .lora_embedding_A / _B)");
+            else if (!modules.Contains(key.Path))
                 problems.Add($"'{info.Name}' matches no module of the model");
         }
 
@@ -156,23 +195,28 @@ public static class LoraAdapter
         var paths = Attach(model, config);
         foreach (var name in file.Tensors.Select(t => t.Name))
         {
-            var path = name[KeyPrefix.Length..^".lora_A.weight".Length];
+            var path = ParseKey(name)!.Value.Path;
             if (!paths.Contains(path))
                 problems.Add($"'{name}' is for module {path}, which target_modules does not select");
         }
 
-        foreach (var path in paths)
+        var factors = Adapted(model).SelectMany(a => new[]
         {
-            var lora = linears[path].Lora!;
-            foreach (var (key, parameter) in new[] { ($"{KeyPrefix}{path}.lora_A.weight", lora.A.weight!), ($"{KeyPrefix}{path}.lora_B.weight", lora.B.weight!) })
-            {
-                if (!file.Contains(key))
-                    problems.Add($"missing '{key}'");
-                else if (!file.GetInfo(key).Shape.SequenceEqual(parameter.shape))
-                    problems.Add($"'{key}' has shape [{string.Join(", ", file.GetInfo(key).Shape)}], expected [{string.Join(", ", parameter.shape)}] (r = {lora.Rank})");
-                else
-                    file.CopyInto(key, parameter);
-            }
+            (Key: KeyOf(a.Path, 'A', false), Parameter: (Tensor)a.Module.Lora!.A.weight!, Rank: a.Module.Lora!.Rank),
+            (Key: KeyOf(a.Path, 'B', false), Parameter: (Tensor)a.Module.Lora!.B.weight!, Rank: a.Module.Lora!.Rank),
+        }).Concat(AdaptedEmbeddings(model).SelectMany(e => new[]
+        {
+            (Key: KeyOf(e.Path, 'A', true), Parameter: (Tensor)e.Module.Lora!.A, Rank: e.Module.Lora!.Rank),
+            (Key: KeyOf(e.Path, 'B', true), Parameter: (Tensor)e.Module.Lora!.B, Rank: e.Module.Lora!.Rank),
+        }));
+        foreach (var (key, parameter, rank) in factors)
+        {
+            if (!file.Contains(key))
+                problems.Add($"missing '{key}'");
+            else if (!file.GetInfo(key).Shape.SequenceEqual(parameter.shape))
+                problems.Add($"'{key}' has shape [{string.Join(", ", file.GetInfo(key).Shape)}], expected [{string.Join(", ", parameter.shape)}] (r = {rank})");
+            else
+                file.CopyInto(key, parameter);
         }
 
         if (problems.Count > 0)
@@ -189,6 +233,8 @@ public static class LoraAdapter
     {
         foreach (var (_, projection) in Adapted(model))
             projection.DetachLora();
+        foreach (var (_, embedding) in AdaptedEmbeddings(model))
+            embedding.DetachLora();
         foreach (var (_, parameter) in model.named_parameters())
             parameter.requires_grad = true;
     }

@@ -12,29 +12,37 @@ public static class LoraTargets
     public static IReadOnlyList<(string Path, Projection Module)> Linears(CausalLanguageModel model) =>
         model.named_modules().Where(m => m.module is Projection).Select(m => (m.name, (Projection)m.module)).ToList();
 
-    /// <summary>The modules <paramref name="config"/> targets, in path order; error if none.</summary>
-    public static IReadOnlyList<(string Path, Projection Module)> Select(CausalLanguageModel model, LoraConfig config)
+    /// <summary>Embedding tables of a model by path (e.g. <c>model.embed_tokens</c>).</summary>
+    public static IReadOnlyList<(string Path, TokenEmbedding Module)> Embeddings(CausalLanguageModel model) =>
+        model.named_modules().Where(m => m.module is TokenEmbedding).Select(m => (m.name, (TokenEmbedding)m.module)).ToList();
+
+    /// <summary>The linear modules and embedding tables <paramref name="config"/> targets, in path order; error if none.</summary>
+    public static (IReadOnlyList<(string Path, Projection Module)> Linears, IReadOnlyList<(string Path, TokenEmbedding Module)> Embeddings) Select(CausalLanguageModel model, LoraConfig config)
     {
         var linears = Linears(model);
-        var matches = Matcher(config);
-        var selected = linears.Where(l => matches(l.Path)).OrderBy(l => l.Path, StringComparer.Ordinal).ToList();
-        if (selected.Count == 0)
+        var (matchesLinear, matchesEmbedding) = (Matcher(config), Matcher(config, embeddings: true));
+        var selected = linears.Where(l => matchesLinear(l.Path)).OrderBy(l => l.Path, StringComparer.Ordinal).ToList();
+        var tables = Embeddings(model).Where(e => matchesEmbedding(e.Path)).OrderBy(e => e.Path, StringComparer.Ordinal).ToList();
+        if (selected.Count == 0 && tables.Count == 0)
         {
-            var kinds = linears.Select(l => l.Path.Split('.')[^1]).Distinct().Order();
-            throw new AdapterFormatException($"target_modules {config.TargetModules.GetRawText()} matches no module of the model (its linear modules are named: {string.Join(", ", kinds)})");
+            var kinds = linears.Select(l => l.Path.Split('.')[^1]).Concat(Embeddings(model).Select(e => e.Path.Split('.')[^1])).Distinct().Order();
+            throw new AdapterFormatException($"target_modules {config.TargetModules.GetRawText()} matches no module of the model (its linear and embedding modules are named: {string.Join(", ", kinds)})");
         }
 
-        return selected;
+        return (selected, tables);
     }
 
-    /// <summary>Whether target_modules selects a module path (PEFT's three forms of target_modules).</summary>
-    public static Func<string, bool> Matcher(LoraConfig config)
+    /// <summary>
+    /// Whether target_modules selects a module path (PEFT's three forms of target_modules).
+    /// "all-linear" selects linear modules but the output head, never embeddings.
+    /// </summary>
+    public static Func<string, bool> Matcher(LoraConfig config, bool embeddings = false)
     {
         if (config.TargetModules.ValueKind == JsonValueKind.String)
         {
             var target = config.TargetModules.GetString()!;
             if (target == "all-linear")
-                return path => path != "lm_head";
+                return embeddings ? _ => false : path => path != "lm_head";
             var regex = new Regex($"^(?:{target})$", RegexOptions.CultureInvariant);
             return regex.IsMatch;
         }

@@ -32,11 +32,15 @@ public sealed record ExtractionOptions
     /// <summary>Module types to extract (last name segment); null: every linear weight of the decoder layers (attention, MLP, experts, routers).</summary>
     public IReadOnlyList<string>? TargetModules { get; init; }
 
-    /// <summary>
-    /// Also extract <c>lm_head</c> (an ordinary linear module for PEFT). <c>embed_tokens</c> is
-    /// always skipped, and reported as skipped: PEFT keeps embedding LoRA under other key names.
-    /// </summary>
+    /// <summary>Also extract <c>lm_head</c> (an ordinary linear module for PEFT); else it is reported as not carried.</summary>
     public bool IncludeLmHead { get; init; }
+
+    /// <summary>
+    /// Also extract <c>embed_tokens</c>, as PEFT's embedding LoRA (<c>lora_embedding_A</c> [r, vocab],
+    /// <c>lora_embedding_B</c> [hidden, r]); else it is reported as not carried. Refused for a
+    /// student whose output head is tied to its embeddings.
+    /// </summary>
+    public bool IncludeEmbeddings { get; init; }
 
     /// <summary>Arithmetic dtype (float32, or float64 for reference checks).</summary>
     public ScalarType ComputeDtype { get; init; } = ScalarType.Float32;

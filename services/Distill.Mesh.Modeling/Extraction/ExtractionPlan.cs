@@ -54,6 +54,9 @@ public sealed class ExtractionPlan
         return Tasks.Where((_, i) => _shardOf[i] == shard).ToList();
     }
 
+    /// <summary>Whether a weight is a token embedding table (PEFT's embedding LoRA, not a linear one).</summary>
+    public static bool IsEmbedding(string weightName) => weightName.EndsWith("embed_tokens.weight", StringComparison.Ordinal);
+
     /// <summary>The module path PEFT keys a weight by (the name without <c>.weight</c>).</summary>
     public static string ModuleOf(string weightName) => weightName[..^".weight".Length];
 
@@ -69,6 +72,8 @@ public sealed class ExtractionPlan
         var layers = LayerMap.Build(teacherLayers, studentLayers);
         var targets = options.TargetModules?.ToHashSet(StringComparer.Ordinal);
 
+        if (options.IncludeEmbeddings && !student.Contains("lm_head.weight"))
+            throw new ArgumentException("include embeddings: the student has no lm_head.weight (its output head is tied to the embeddings), and an embedding adapter on a tied table is not supported");
         var tasks = new List<string>();
         var notCarried = new List<string>();
         foreach (var name in student.Names.Order(StringComparer.Ordinal))
@@ -78,7 +83,7 @@ public sealed class ExtractionPlan
             {
                 _ when !name.EndsWith(".weight", StringComparison.Ordinal) => "not a weight (LoRA adapts linear weights only)",
                 _ when info.Shape.Length != 2 => "a vector (norm or bias): LoRA adapts matrices only",
-                _ when name.EndsWith("embed_tokens.weight", StringComparison.Ordinal) => "embedding: PEFT keeps embedding LoRA under other keys; not extracted",
+                _ when IsEmbedding(name) => options.IncludeEmbeddings ? null : "embedding: not extracted unless asked (--include-embeddings)",
                 "lm_head.weight" when !options.IncludeLmHead => "lm_head: not extracted unless asked (--include-lm-head)",
                 "lm_head.weight" => null,
                 _ when ExpertNaming.ParseLayer(name) is null => "outside the decoder layers",
@@ -158,6 +163,7 @@ public sealed class ExtractionPlan
             options.Seed,
             options.TargetModules,
             options.IncludeLmHead,
+            options.IncludeEmbeddings,
             options.ReportOptimum,
             ComputeDtype = options.ComputeDtype.ToString(),
             AdapterDtype = options.AdapterDtype.ToString(),

@@ -141,8 +141,9 @@ public sealed class LoraExtractor : IDisposable
                 var (report, a, b) = ExtractOne(name, sources);
                 if (a is not null)
                 {
-                    factors.Add(KeyValuePair.Create($"{LoraAdapter.KeyPrefix}{report.Module}.lora_A.weight", a));
-                    factors.Add(KeyValuePair.Create($"{LoraAdapter.KeyPrefix}{report.Module}.lora_B.weight", b!));
+                    var embedding = ExtractionPlan.IsEmbedding(name);
+                    factors.Add(KeyValuePair.Create(LoraAdapter.KeyOf(report.Module, 'A', embedding), a));
+                    factors.Add(KeyValuePair.Create(LoraAdapter.KeyOf(report.Module, 'B', embedding), b!));
                 }
 
                 reports.Add(report);
@@ -169,7 +170,10 @@ public sealed class LoraExtractor : IDisposable
         }
     }
 
-    /// <summary>One student tensor: its report and, unless skipped, A [r, in] and B [out, r] in the adapter dtype.</summary>
+    /// <summary>
+    /// One student tensor: its report and, unless skipped, A [r, in] and B [out, r] in the adapter
+    /// dtype (for an embedding [vocab, hidden]: A [r, vocab] and B [hidden, r]).
+    /// </summary>
     private (TensorReport Report, Tensor? A, Tensor? B) ExtractOne(string name, TeacherSources sources)
     {
         using var noGrad = torch.no_grad();
@@ -201,6 +205,9 @@ public sealed class LoraExtractor : IDisposable
             throw new InvalidOperationException($"{name}: the teacher − student difference has NaN or infinite entries");
 
         var scaling = alpha / rank;
+        // An embedding adapter is applied transposed (ΔE = scaling·(B·A)ᵀ): factorise Δᵀ [hidden, vocab].
+        if (ExtractionPlan.IsEmbedding(name))
+            delta = delta.t();
         using var low = TruncatedSvd.Compute(delta, rank, Options.Svd, Options.Oversample, Options.PowerIterations, Options.Seed + StableHash(name));
         var root = low.S.sqrt();
         // α/r is divided out here and applied once by the loader (PEFT's contract).

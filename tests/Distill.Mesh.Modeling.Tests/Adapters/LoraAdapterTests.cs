@@ -206,4 +206,78 @@ public class LoraAdapterTests
         Assert.Contains("use_dora", Assert.Throws<AdapterFormatException>(() => LoraAdapter.Attach(model, new LoraConfig { UseDora = true })).Message);
         Assert.Contains("matches no module", Assert.Throws<AdapterFormatException>(() => LoraAdapter.Attach(model, LoraConfig.For(4, 4, "c_attn"))).Message);
     }
+
+    [Fact]
+    public void EmbeddingLora_FreshChangesNothing_MergesAsUnmerged_AndRoundTripsWithPeftKeys()
+    {
+        using var dir = new TempFolder();
+        using var model = TinyModels.Create("llama", seed: 40);
+        using var ids = TinyModels.RandomIds(2, 9, model.Config.VocabSize, seed: 2);
+        using var before = model.Forward(ids);
+        var config = LoraConfig.For(3, 6, "embed_tokens", "q_proj");
+
+        Assert.Contains("model.embed_tokens", LoraAdapter.Attach(model, config, seed: 1));
+        TensorAssert.Close(before, model.Forward(ids), atol: 0);
+        var lora = Assert.Single(LoraAdapter.AdaptedEmbeddings(model)).Module.Lora!;
+        using (torch.no_grad())
+        {
+            using var generator = new Generator(5);
+            lora.A.normal_(0, 0.1, generator);
+        }
+
+        using var adapted = model.Forward(ids);
+        Assert.True(TensorAssert.MaxAbsDiff(before, adapted) > 1e-3);
+        Assert.Contains(model.named_parameters(), p => p.name == "model.embed_tokens.lora_embedding_A" && p.parameter.requires_grad);
+
+        LoraAdapter.Save(model, config, dir.Path);
+        using (var file = Distill.Mesh.Modeling.Checkpoints.SafetensorsFile.Open(Path.Combine(dir.Path, LoraAdapter.WeightsFileName)))
+        {
+            Assert.Equal([3L, 262], file.GetInfo("base_model.model.model.embed_tokens.lora_embedding_A").Shape);
+            Assert.Equal([64L, 3], file.GetInfo("base_model.model.model.embed_tokens.lora_embedding_B").Shape);
+        }
+
+        // Merged (E + (α/r)·(B·A)ᵀ) gives what the unmerged adapter gives.
+        var table = model.Body.EmbedTokens.Weight.clone();
+        LoraAdapter.Merge(model);
+        TensorAssert.Close(table + (lora.B.matmul(lora.A).t() * 2.0), model.Body.EmbedTokens.Weight, atol: 1e-6);
+        TensorAssert.Close(adapted, model.Forward(ids), atol: 1e-5);
+        LoraAdapter.Unmerge(model);
+
+        using var reloaded = TinyModels.Create("llama", seed: 40);
+        LoraAdapter.Load(reloaded, dir.Path);
+        TensorAssert.Close(adapted, reloaded.Forward(ids), atol: 1e-6);
+
+        var tiedConfig = TinyModels.Config("llama");
+        tiedConfig.TieWordEmbeddings = true;
+        using var tied = TinyModels.Create("llama", seed: 41, config: tiedConfig);
+        Assert.Contains("ties its output head", Assert.Throws<AdapterFormatException>(() => LoraAdapter.Attach(tied, config)).Message);
+    }
+
+    [Fact]
+    public void Validator_ChecksLinearAndEmbeddingFactorsAgainstTheBaseShapes()
+    {
+        using var dir = new TempFolder();
+        using var model = TinyModels.Create("llama", seed: 42);
+        model.SavePretrained(dir.Combine("base"));
+        var config = LoraConfig.For(2, 4, "embed_tokens", "v_proj");
+        LoraAdapter.Attach(model, config);
+        LoraAdapter.Save(model, config, dir.Combine("good"));
+        using var checkpoint = Distill.Mesh.Modeling.Checkpoints.SafetensorsCheckpoint.Open(dir.Combine("base"));
+        var shapes = AdapterValidator.ShapesOf(checkpoint);
+
+        Assert.Empty(AdapterValidator.Check(dir.Combine("good"), shapes));
+
+        // The embedding factors swapped (A is [r, vocab], B [hidden, r]), and the config claiming r = 3.
+        Directory.CreateDirectory(dir.Combine("bad"));
+        var tensors = LoraAdapter.Tensors(model).Select(kv => kv.Key.EndsWith("lora_embedding_A", StringComparison.Ordinal)
+            ? KeyValuePair.Create(kv.Key, kv.Value.t().contiguous()) : kv).ToList();
+        Distill.Mesh.Modeling.Checkpoints.SafetensorsWriter.Write(Path.Combine(dir.Combine("bad"), LoraAdapter.WeightsFileName), tensors);
+        LoraAdapter.WriteConfig(config, dir.Combine("bad"));
+        var problems = AdapterValidator.Check(dir.Combine("bad"), shapes);
+        Assert.Contains("'base_model.model.model.embed_tokens.lora_embedding_A' has shape [262, 2], expected [2, 262] (module [262, 64], r = 2)", problems);
+
+        config.TargetModules = System.Text.Json.JsonSerializer.SerializeToElement("all-linear");
+        LoraAdapter.WriteConfig(config, dir.Combine("bad"));
+        Assert.Contains(AdapterValidator.Check(dir.Combine("bad"), shapes), p => p.Contains("does not select 'model.embed_tokens'", StringComparison.Ordinal));
+    }
 }

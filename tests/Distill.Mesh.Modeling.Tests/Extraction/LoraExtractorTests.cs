@@ -32,7 +32,7 @@ public class LoraExtractorTests
     }
 
     /// <summary>A student of <paramref name="family"/> and a teacher that differs from it by a rank-2 matrix in every layer weight.</summary>
-    private static (string Teacher, string Student) FineTunedPair(TempFolder temp, string family, long seed, double noise = 0)
+    private static (string Teacher, string Student) FineTunedPair(TempFolder temp, string family, long seed, double noise = 0, bool embeddings = false)
     {
         using var model = TinyModels.Create(family, seed);
         var student = temp.Combine("student");
@@ -40,7 +40,7 @@ public class LoraExtractorTests
         using var generator = new Generator((ulong)seed + 100);
         var teacher = ReadAll(student).ToDictionary(t => t.Key, t =>
         {
-            if (t.Value.dim() != 2 || !t.Key.StartsWith("model.layers.", StringComparison.Ordinal))
+            if (t.Value.dim() != 2 || !(t.Key.StartsWith("model.layers.", StringComparison.Ordinal) || (embeddings && t.Key == "model.embed_tokens.weight")))
                 return t.Value;
             var (m, n) = (t.Value.shape[0], t.Value.shape[1]);
             var planted = randn(m, 2, generator: generator).matmul(randn(2, n, generator: generator)) * 0.05;
@@ -127,6 +127,43 @@ public class LoraExtractorTests
             Assert.Contains(adapted, a => a.Path == "model.layers.0.block_sparse_moe.gate");
             Assert.Contains(adapted, a => a.Path == "model.layers.1.block_sparse_moe.experts.3.w2");
         }
+    }
+
+    [Fact]
+    public void Embeddings_ByOption_AsPeftEmbeddingLora_AndMergedTheyGiveTheTeachersTable()
+    {
+        using var temp = new TempFolder();
+        var (teacher, student) = FineTunedPair(temp, "llama", seed: 14, embeddings: true);
+        using (var without = LoraExtractor.Open(teacher, student, new ExtractionOptions { Rank = 4 }))
+            Assert.Contains("model.embed_tokens.weight: embedding: not extracted unless asked (--include-embeddings)", without.Plan.NotCarried);
+
+        using (var extractor = LoraExtractor.Open(teacher, student, new ExtractionOptions { Rank = 4, Alpha = 8, IncludeEmbeddings = true, ComputeDtype = ScalarType.Float64 }))
+        {
+            var summary = extractor.Run(temp.Combine("out"));
+            var embedding = summary.Tensors.Single(t => t.Name == "model.embed_tokens.weight");
+            Assert.Equal([262L, 64], embedding.Shape);
+            Assert.Equal(4, embedding.Rank);
+            Assert.InRange(embedding.RelativeError, 0, 1e-5); // the change has rank 2 ≤ r
+        }
+
+        var adapter = ReadAdapter(temp.Combine("out"));
+        Assert.Equal([4L, 262], adapter["base_model.model.model.embed_tokens.lora_embedding_A"].shape);
+        Assert.Equal([64L, 4], adapter["base_model.model.model.embed_tokens.lora_embedding_B"].shape);
+        Assert.Contains("embed_tokens", LoraAdapter.ReadConfig(temp.Combine("out")).TargetModules.EnumerateArray().Select(e => e.GetString()));
+
+        using var model = CausalLanguageModel.FromPretrained(student, ScalarType.Float64);
+        LoraAdapter.Load(model, temp.Combine("out"));
+        Assert.Single(LoraAdapter.AdaptedEmbeddings(model));
+        LoraAdapter.Merge(model);
+        TensorAssert.Close(ReadAll(teacher)["model.embed_tokens.weight"], model.Body.EmbedTokens.Weight, atol: 2e-6);
+
+        // A student whose head is tied to its embeddings cannot take an embedding adapter.
+        var tied = TinyModels.Config("llama");
+        tied.TieWordEmbeddings = true;
+        using (var tiedModel = TinyModels.Create("llama", seed: 15, config: tied))
+            tiedModel.SavePretrained(temp.Combine("tied"));
+        Assert.Contains("tied to the embeddings", Assert.Throws<ArgumentException>(() =>
+            LoraExtractor.Open(temp.Combine("tied"), temp.Combine("tied"), new ExtractionOptions { IncludeEmbeddings = true })).Message);
     }
 
     [Fact]

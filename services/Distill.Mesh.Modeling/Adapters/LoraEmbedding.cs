@@ -1,0 +1,93 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Distill.Mesh.Modeling.Adapters;
+
+/// <summary>
+/// PEFT's LoRA on an embedding table E [vocab, hidden]: <c>lora_embedding_A</c> [r, vocab] and
+/// <c>lora_embedding_B</c> [hidden, r] (plain parameters, no <c>.weight</c>), ΔE = scaling·(B·A)ᵀ,
+/// so a token's row gains scaling·A[:, id]ᵀ·Bᵀ. A starts at zero and B Gaussian, as PEFT
+/// initialises them: a fresh adapter changes nothing. There is no dropout on token ids.
+/// </summary>
+public sealed class LoraEmbedding
+{
+    /// <summary>Parameter names PEFT uses for the two factors.</summary>
+    public const string AName = "lora_embedding_A";
+
+    /// <inheritdoc cref="AName"/>
+    public const string BName = "lora_embedding_B";
+
+    public LoraEmbedding(long vocabulary, long hidden, int rank, double alpha, bool rsLora, ScalarType dtype, Device device)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rank, 1);
+        Vocabulary = vocabulary;
+        Hidden = hidden;
+        Rank = rank;
+        Alpha = alpha;
+        Scaling = rsLora ? alpha / Math.Sqrt(rank) : alpha / rank;
+        A = new Parameter(torch.zeros(rank, vocabulary, dtype: dtype, device: device));
+        B = new Parameter(torch.zeros(hidden, rank, dtype: dtype, device: device));
+    }
+
+    public long Vocabulary { get; }
+
+    public long Hidden { get; }
+
+    public int Rank { get; }
+
+    public double Alpha { get; }
+
+    /// <summary><c>alpha / r</c> (or <c>alpha / √r</c> with rsLoRA), applied once.</summary>
+    public double Scaling { get; }
+
+    /// <summary>A: [r, vocab].</summary>
+    public Parameter A { get; }
+
+    /// <summary>B: [hidden, r].</summary>
+    public Parameter B { get; }
+
+    public bool Merged { get; private set; }
+
+    /// <summary>The update of the rows of <paramref name="ids"/>: [..ids, hidden].</summary>
+    public Tensor Delta(Tensor ids)
+    {
+        using var scope = torch.NewDisposeScope();
+        var rows = A.t().index_select(0, ids.reshape(-1)).matmul(B.t()) * Scaling;
+        return rows.reshape([.. ids.shape, Hidden]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The dense update scaling·(B·A)ᵀ, [vocab, hidden], in float32 (float64 for float64 factors).</summary>
+    public Tensor DeltaWeight()
+    {
+        using var scope = torch.NewDisposeScope();
+        var dtype = B.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        return (B.to_type(dtype).matmul(A.to_type(dtype)).t() * Scaling).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Folds the update into the table (E ← E + ΔE).</summary>
+    public void MergeInto(Tensor weight)
+    {
+        if (Merged)
+            throw new InvalidOperationException("LoRA update is already merged");
+        Apply(weight, +1);
+        Merged = true;
+    }
+
+    /// <summary>Takes the update back out of the table.</summary>
+    public void UnmergeFrom(Tensor weight)
+    {
+        if (!Merged)
+            throw new InvalidOperationException("LoRA update is not merged");
+        Apply(weight, -1);
+        Merged = false;
+    }
+
+    private void Apply(Tensor weight, int sign)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var dtype = weight.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        weight.copy_((weight.to_type(dtype) + DeltaWeight().to_type(dtype) * sign).to_type(weight.dtype));
+    }
+}
