@@ -40,8 +40,18 @@ public sealed class TeacherCommandTests : IDisposable
                     if (instrument.Meter.Name == SignalCacheMetrics.MeterName && instrument.Name is "distill.cache.hits" or "distill.cache.misses")
                         listener.EnableMeasurementEvents(instrument);
                 };
-                meter.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+                meter.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
                 {
+                    // Only this test's Redis: other tests in the process use caches of their own.
+                    var server = "";
+                    foreach (var tag in tags)
+                    {
+                        if (tag.Key == "server.address")
+                            server = tag.Value as string ?? "";
+                    }
+
+                    if (!server.EndsWith($":{redis.Port}", StringComparison.Ordinal))
+                        return;
                     if (instrument.Name == "distill.cache.hits")
                         Interlocked.Add(ref hits, value);
                     else

@@ -271,6 +271,8 @@ internal static class ExtractCommand
         }
 
         output.WriteLine($"adapter: {summary.AdapterParameters:N0} parameters = {summary.SizeRatio:P2} of the {summary.DenseParameters:N0} dense weights it adapts; {summary.NotCarried.Count} tensors not carried (see {LoraExtractor.ReportFileName})");
+        if (summary.SizeRatio > 0.5)
+            output.WriteLine($"note: at {summary.SizeRatio:P0} of the dense weights the adapter saves little over shipping the weights themselves; a lower --rank (or --rank-pattern) keeps most of the change for a fraction of the size");
         if (effect is not null)
         {
             output.WriteLine("| student | perplexity | KL to teacher | top-1 agreement |");

@@ -129,6 +129,7 @@ public sealed class LoraExtractor : IDisposable
             return done;
         }
 
+        using var held = Lock(outFolder, shard);
         onEvent?.Invoke(new ExtractionEvent("shard_started", shard, 0, tasks.Count, Message: $"shard {shard} of {Plan.Shards}: {tasks.Count} tensors"));
         var sources = new TeacherSources(_teacher, _student, Plan, Options);
         var factors = new List<KeyValuePair<string, Tensor>>();
@@ -167,6 +168,24 @@ public sealed class LoraExtractor : IDisposable
         {
             foreach (var (_, tensor) in factors)
                 tensor.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Claims a shard for this worker: an exclusive lock file beside the shard's file, removed
+    /// when released. A second worker on the same shard is refused instead of duplicating it.
+    /// </summary>
+    private FileStream Lock(string outFolder, int shard)
+    {
+        var path = Path.ChangeExtension(ShardPath(outFolder, shard, Plan.Shards), ".lock");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException($"shard {shard} of {Plan.Shards} is being computed by another worker (lock {path})", e);
         }
     }
 

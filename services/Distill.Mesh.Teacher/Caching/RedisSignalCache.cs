@@ -17,6 +17,9 @@ public sealed class RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl,
 {
     public const int ChunkBytes = 1 << 20;
 
+    /// <summary>Tags the cache metrics with the Redis server(s), so several caches in one process can be told apart.</summary>
+    private readonly KeyValuePair<string, object?> _server = new("server.address", string.Join(",", redis.GetEndPoints().Select(e => e.ToString())));
+
     private int _failing;
 
     public async Task<EncodedSignal?> GetAsync(string key, CancellationToken cancellationToken)
@@ -36,8 +39,8 @@ public sealed class RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl,
             if (bytes.Length != length || Convert.ToHexStringLower(SHA256.HashData(bytes)) != hash)
                 return Miss(activity);
             Recovered();
-            SignalCacheMetrics.Hits.Add(1);
-            SignalCacheMetrics.BytesRead.Add(bytes.Length);
+            SignalCacheMetrics.Hits.Add(1, _server);
+            SignalCacheMetrics.BytesRead.Add(bytes.Length, _server);
             activity?.SetTag("distill.cache.hit", true);
             return EncodedSignalSerializer.FromBytes(bytes);
         }
@@ -66,7 +69,7 @@ public sealed class RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl,
             // The index last: a reader that finds it finds the data.
             await db.StringSetAsync(key, $"v1:{chunks}:{bytes.Length}:{Convert.ToHexStringLower(SHA256.HashData(bytes))}", ttl);
             Recovered();
-            SignalCacheMetrics.BytesWritten.Add(bytes.Length);
+            SignalCacheMetrics.BytesWritten.Add(bytes.Length, _server);
         }
         catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
         {
@@ -74,9 +77,9 @@ public sealed class RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl,
         }
     }
 
-    private static EncodedSignal? Miss(Activity? activity)
+    private EncodedSignal? Miss(Activity? activity)
     {
-        SignalCacheMetrics.Misses.Add(1);
+        SignalCacheMetrics.Misses.Add(1, _server);
         activity?.SetTag("distill.cache.hit", false);
         return null;
     }

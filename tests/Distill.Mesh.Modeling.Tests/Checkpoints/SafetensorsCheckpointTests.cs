@@ -16,8 +16,9 @@ public class SafetensorsCheckpointTests
     {
         using var dir = new TempFolder();
         // One tensor under 1 MiB (hashed whole), one over it (sampled).
-        var small = randn(16, 16);
-        var large = randn(1024, 512);
+        using var generator = new Generator(10);
+        var small = randn(16, 16, generator: generator);
+        var large = randn(1024, 512, generator: generator);
         SafetensorsCheckpoint.Save(dir.Combine("base"), [KeyValuePair.Create("a.weight", small), KeyValuePair.Create("b.weight", large)]);
         File.WriteAllText(dir.Combine("base", "config.json"), "{}");
         SafetensorsCheckpoint.Save(dir.Combine("copy"), [KeyValuePair.Create("a.weight", small), KeyValuePair.Create("b.weight", large)]);

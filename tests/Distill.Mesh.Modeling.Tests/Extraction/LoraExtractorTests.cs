@@ -255,8 +255,13 @@ public class LoraExtractorTests
         using (var other = LoraExtractor.Open(teacher, student, options with { Rank = 3 }))
             Assert.Null(other.Finished(outFolder, 0));
 
+        // Another worker holding shard 1: this one is refused rather than duplicating the work.
+        using (new FileStream(Path.ChangeExtension(path, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+            Assert.Contains("shard 1 of 2 is being computed by another worker", Assert.Throws<InvalidOperationException>(() => extractor.RunShard(outFolder, 1)).Message);
+
         var events = new List<ExtractionEvent>();
         extractor.Run(outFolder, onEvent: events.Add);
+        Assert.False(File.Exists(Path.ChangeExtension(path, ".lock")));
         Assert.Equal(["shard_skipped", "shard_started"], events.Where(e => e.Kind.StartsWith("shard_s", StringComparison.Ordinal)).Select(e => e.Kind));
         Assert.NotNull(extractor.Finished(outFolder, 1));
     }

@@ -135,8 +135,9 @@ public class DistillationLossTests
     [Fact]
     public void Compute_AllPositionsIgnored_GivesZeroLossAndZeroGradient()
     {
-        using var student = torch.randn(4, 7, dtype: ScalarType.Float64).requires_grad_();
-        using var teacher = torch.randn(4, 7, dtype: ScalarType.Float64);
+        using var generator = new Generator(11);
+        using var student = torch.randn(4, 7, dtype: ScalarType.Float64, generator: generator).requires_grad_();
+        using var teacher = torch.randn(4, 7, dtype: ScalarType.Float64, generator: generator);
         using var labels = torch.full(4, -100L);
 
         using var parts = DistillationLoss.Compute(student, new DenseTeacherLogits(teacher), labels, new DistillationLossOptions());

@@ -5,6 +5,11 @@ using static TorchSharp.torch;
 
 namespace Distill.Mesh.Modeling.Tests.Models;
 
+/// <summary>Tests that seed torch's global RNG and rely on its next draws (dropout masks) run alone.</summary>
+[CollectionDefinition(nameof(GlobalRandomState), DisableParallelization = true)]
+public sealed class GlobalRandomState;
+
+[Collection(nameof(GlobalRandomState))]
 public class ActivationCheckpointingTests
 {
     [Fact]
