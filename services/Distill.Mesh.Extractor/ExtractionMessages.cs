@@ -32,7 +32,7 @@ public static class ExtractionMessages
                 DType.F64 => ScalarType.Float64,
                 var other => throw new ArgumentException($"adapter_dtype {other} is not a float type"),
             },
-            ReportOptimum = !message.SkipOptimum,
+            ReportOptimum = message.HasReportOptimum ? message.ReportOptimum : null,
             Shards = message.Shards == 0 ? 1 : message.Shards,
         };
     }
@@ -55,12 +55,13 @@ public static class ExtractionMessages
                 ScalarType.Float64 => DType.F64,
                 _ => DType.F32,
             },
-            SkipOptimum = !options.ReportOptimum,
             Shards = options.Shards,
         };
         message.RankPattern.Add(options.RankPattern.ToDictionary());
         if (options.Alpha is { } alpha)
             message.LoraAlpha = alpha;
+        if (options.ReportOptimum is { } optimum)
+            message.ReportOptimum = optimum;
         if (options.TargetModules is { } targets)
             message.TargetModules.Add(targets);
         return message;

@@ -42,7 +42,8 @@ internal static class ExtractCommand
         var lmHead = new Option<bool>("--include-lm-head") { Description = "also extract lm_head" };
         var embeddings = new Option<bool>("--include-embeddings") { Description = "also extract embed_tokens (PEFT embedding LoRA; not for tied embeddings)" };
         var adapterDtype = new Option<string>("--adapter-dtype") { DefaultValueFactory = _ => "float32" };
-        var noOptimum = new Option<bool>("--no-optimum") { Description = "skip the Eckart–Young optimum per tensor (saves one SVD each)" };
+        var optimum = new Option<bool>("--optimum") { Description = "also report the Eckart–Young optimum with --svd randomized (costs the singular values of every delta; with exact it is free and always reported)" };
+        var noOptimum = new Option<bool>("--no-optimum") { Description = "never report the optimum" };
         var shards = new Option<int>("--shards") { Description = "shards the work is split into", DefaultValueFactory = _ => 1 };
         var shardIndex = new Option<int?>("--shard-index") { Description = "run only this shard (a worker); consolidate later" };
         var consolidate = new Option<bool>("--consolidate") { Description = "only merge the finished shards" };
@@ -57,7 +58,7 @@ internal static class ExtractCommand
         var trust = new Option<string?>("--tls-trust") { Description = "PEM certificate(s) to trust for https services" };
         var command = new Command("extract", "Weight-space distillation: a LoRA adapter from teacher − student (SVD, layer map, MoE expert clustering)")
         {
-            teacher, student, outFolder, rank, rankPattern, alpha, svd, oversample, powerIterations, seed, targets, lmHead, embeddings, adapterDtype, noOptimum,
+            teacher, student, outFolder, rank, rankPattern, alpha, svd, oversample, powerIterations, seed, targets, lmHead, embeddings, adapterDtype, optimum, noOptimum,
             shards, shardIndex, consolidate, cleanup, dataset, maxLength, json, extractorAddress, push, registry, token, trust,
         };
         command.SetAction(async (parse, cancellationToken) =>
@@ -84,7 +85,7 @@ internal static class ExtractCommand
                     IncludeLmHead = parse.GetValue(lmHead),
                     IncludeEmbeddings = parse.GetValue(embeddings),
                     AdapterDtype = CommandRunner.ParseDType(parse.GetValue(adapterDtype)!),
-                    ReportOptimum = !parse.GetValue(noOptimum),
+                    ReportOptimum = parse.GetValue(noOptimum) ? false : parse.GetValue(optimum) ? true : null,
                     Shards = parse.GetValue(shards),
                 };
                 var folder = parse.GetValue(outFolder)!;

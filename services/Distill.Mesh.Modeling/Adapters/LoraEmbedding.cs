@@ -10,7 +10,7 @@ namespace Distill.Mesh.Modeling.Adapters;
 /// so a token's row gains scaling·A[:, id]ᵀ·Bᵀ. A starts at zero and B Gaussian, as PEFT
 /// initialises them: a fresh adapter changes nothing. There is no dropout on token ids.
 /// </summary>
-public sealed class LoraEmbedding
+public sealed class LoraEmbedding : LoraUpdate
 {
     /// <summary>Parameter names PEFT uses for the two factors.</summary>
     public const string AName = "lora_embedding_A";
@@ -19,13 +19,10 @@ public sealed class LoraEmbedding
     public const string BName = "lora_embedding_B";
 
     public LoraEmbedding(long vocabulary, long hidden, int rank, double alpha, bool rsLora, ScalarType dtype, Device device)
+        : base(rank, alpha, rsLora)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(rank, 1);
         Vocabulary = vocabulary;
         Hidden = hidden;
-        Rank = rank;
-        Alpha = alpha;
-        Scaling = rsLora ? alpha / Math.Sqrt(rank) : alpha / rank;
         A = new Parameter(torch.zeros(rank, vocabulary, dtype: dtype, device: device));
         B = new Parameter(torch.zeros(hidden, rank, dtype: dtype, device: device));
     }
@@ -34,20 +31,11 @@ public sealed class LoraEmbedding
 
     public long Hidden { get; }
 
-    public int Rank { get; }
-
-    public double Alpha { get; }
-
-    /// <summary><c>alpha / r</c> (or <c>alpha / √r</c> with rsLoRA), applied once.</summary>
-    public double Scaling { get; }
-
     /// <summary>A: [r, vocab].</summary>
     public Parameter A { get; }
 
     /// <summary>B: [hidden, r].</summary>
     public Parameter B { get; }
-
-    public bool Merged { get; private set; }
 
     /// <summary>The update of the rows of <paramref name="ids"/>: [..ids, hidden].</summary>
     public Tensor Delta(Tensor ids)
@@ -58,36 +46,10 @@ public sealed class LoraEmbedding
     }
 
     /// <summary>The dense update scaling·(B·A)ᵀ, [vocab, hidden], in float32 (float64 for float64 factors).</summary>
-    public Tensor DeltaWeight()
+    public override Tensor DeltaWeight()
     {
         using var scope = torch.NewDisposeScope();
-        var dtype = B.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        var dtype = Arithmetic(B.dtype);
         return (B.to_type(dtype).matmul(A.to_type(dtype)).t() * Scaling).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Folds the update into the table (E ← E + ΔE).</summary>
-    public void MergeInto(Tensor weight)
-    {
-        if (Merged)
-            throw new InvalidOperationException("LoRA update is already merged");
-        Apply(weight, +1);
-        Merged = true;
-    }
-
-    /// <summary>Takes the update back out of the table.</summary>
-    public void UnmergeFrom(Tensor weight)
-    {
-        if (!Merged)
-            throw new InvalidOperationException("LoRA update is not merged");
-        Apply(weight, -1);
-        Merged = false;
-    }
-
-    private void Apply(Tensor weight, int sign)
-    {
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
-        var dtype = weight.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-        weight.copy_((weight.to_type(dtype) + DeltaWeight().to_type(dtype) * sign).to_type(weight.dtype));
     }
 }

@@ -9,7 +9,7 @@ namespace Distill.Mesh.Modeling.Adapters;
 /// A [r, in] initialised as PEFT does (Kaiming-uniform) and B [out, r] zero, so a fresh adapter
 /// changes nothing.
 /// </summary>
-public sealed class LoraLayer
+public sealed class LoraLayer : LoraUpdate
 {
     /// <summary>Module names PEFT uses for the two factors.</summary>
     public const string ANames = "lora_A";
@@ -28,13 +28,10 @@ public sealed class LoraLayer
     /// <param name="dtype">Element type of A and B.</param>
     /// <param name="device">Device of A and B.</param>
     public LoraLayer(long inFeatures, long outFeatures, int rank, double alpha, double dropout, bool rsLora, ScalarType dtype, Device device)
+        : base(rank, alpha, rsLora)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(rank, 1);
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        Rank = rank;
-        Alpha = alpha;
-        Scaling = rsLora ? alpha / Math.Sqrt(rank) : alpha / rank;
         A = nn.Linear(inFeatures, rank, hasBias: false, device: device, dtype: dtype);
         B = nn.Linear(rank, outFeatures, hasBias: false, device: device, dtype: dtype);
         using (torch.no_grad())
@@ -47,21 +44,11 @@ public sealed class LoraLayer
 
     public long OutFeatures { get; }
 
-    public int Rank { get; }
-
-    public double Alpha { get; }
-
-    /// <summary><c>alpha / r</c> (or <c>alpha / √r</c> with rsLoRA), applied once: here, or when merging.</summary>
-    public double Scaling { get; }
-
     /// <summary>A: [r, in].</summary>
     public Linear A { get; }
 
     /// <summary>B: [out, r].</summary>
     public Linear B { get; }
-
-    /// <summary>Whether the update is currently folded into the base weight.</summary>
-    public bool Merged { get; private set; }
 
     /// <summary>The update for input <paramref name="x"/>.</summary>
     public Tensor Delta(Tensor x)
@@ -72,40 +59,11 @@ public sealed class LoraLayer
     }
 
     /// <summary>The dense update <c>(alpha / r) · B·A</c>, [out, in], computed in float32 (float64 for float64 factors).</summary>
-    public Tensor DeltaWeight()
+    public override Tensor DeltaWeight()
     {
         using var scope = torch.NewDisposeScope();
         var dtype = Arithmetic(B.weight!.dtype);
         var delta = B.weight!.to_type(dtype).matmul(A.weight!.to_type(dtype)) * Scaling;
         return delta.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Folds the update into <paramref name="weight"/> (W ← W + ΔW).</summary>
-    public void MergeInto(Tensor weight)
-    {
-        if (Merged)
-            throw new InvalidOperationException("LoRA update is already merged");
-        Apply(weight, +1);
-        Merged = true;
-    }
-
-    /// <summary>Takes the update back out of <paramref name="weight"/> (W ← W − ΔW).</summary>
-    public void UnmergeFrom(Tensor weight)
-    {
-        if (!Merged)
-            throw new InvalidOperationException("LoRA update is not merged");
-        Apply(weight, -1);
-        Merged = false;
-    }
-
-    /// <summary>float32 for half types and float32, float64 for float64.</summary>
-    private static ScalarType Arithmetic(ScalarType dtype) => dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-
-    private void Apply(Tensor weight, int sign)
-    {
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
-        var updated = weight.to_type(Arithmetic(weight.dtype)) + DeltaWeight().to_type(Arithmetic(weight.dtype)) * sign;
-        weight.copy_(updated.to_type(weight.dtype));
     }
 }

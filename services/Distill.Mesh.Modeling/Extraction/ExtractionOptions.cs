@@ -49,10 +49,11 @@ public sealed record ExtractionOptions
     public ScalarType AdapterDtype { get; init; } = ScalarType.Float32;
 
     /// <summary>
-    /// Report each tensor's Eckart–Young optimum: free with the exact SVD (it has the whole
-    /// spectrum); with the randomized one it costs the singular values of every delta.
+    /// Report each tensor's Eckart–Young optimum. Null (the default): with the exact SVD, where it
+    /// is free (the SVD has the whole spectrum); true: also with the randomized one, where it costs
+    /// the singular values of every delta (about an exact SVD each); false: never.
     /// </summary>
-    public bool ReportOptimum { get; init; } = true;
+    public bool? ReportOptimum { get; init; }
 
     /// <summary>Shards the work is split into (one per worker or GPU pod).</summary>
     public int Shards { get; init; } = 1;

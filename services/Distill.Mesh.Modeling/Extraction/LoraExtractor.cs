@@ -238,7 +238,7 @@ public sealed class LoraExtractor : IDisposable
         var saved = b.to_type(ScalarType.Float64).matmul(a.to_type(ScalarType.Float64)) * scaling;
         var error = (exact - saved).norm().item<double>() / norm;
         // The exact SVD saw the whole spectrum; the randomized one needs the singular values computed.
-        double? optimum = !Options.ReportOptimum ? null
+        double? optimum = !(Options.ReportOptimum ?? Options.Svd == SvdMethod.Exact) ? null
             : (low.DroppedNorm ?? TruncatedSvd.OptimalError(TruncatedSvd.SingularValues(exact), rank)) / norm;
         var report = new TensorReport(name, module, shape, source, method.ToString(), rank, alpha, Options.Svd.ToString(), error, optimum, norm);
         return (report, a.MoveToOuterDisposeScope(), b.MoveToOuterDisposeScope());

@@ -78,7 +78,7 @@ public class LoraExtractorTests
     {
         using var temp = new TempFolder();
         var (teacher, student) = FineTunedPair(temp, "llama", seed: 4, noise: 0.01);
-        using var extractor = LoraExtractor.Open(teacher, student, new ExtractionOptions { Rank = 4, Svd = SvdMethod.Randomized, Seed = 9 });
+        using var extractor = LoraExtractor.Open(teacher, student, new ExtractionOptions { Rank = 4, Svd = SvdMethod.Randomized, Seed = 9, ReportOptimum = true });
 
         var summary = extractor.Run(temp.Combine("out"));
 
