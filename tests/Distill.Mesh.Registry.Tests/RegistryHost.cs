@@ -32,7 +32,7 @@ internal sealed class RegistryHost : IAsyncDisposable
 
     public RegistryService.RegistryServiceClient Client { get; }
 
-    public static async Task<RegistryHost> StartAsync(Dictionary<string, string?>? settings = null, TempFolder? folder = null)
+    public static async Task<RegistryHost> StartAsync(Dictionary<string, string?>? settings = null, TempFolder? folder = null, Action<WebApplicationBuilder>? configure = null)
     {
         folder ??= new TempFolder();
         var builder = WebApplication.CreateBuilder();
@@ -42,6 +42,7 @@ internal sealed class RegistryHost : IAsyncDisposable
         if (settings is not null)
             builder.Configuration.AddInMemoryCollection(settings);
         builder.AddRegistryService();
+        configure?.Invoke(builder);
         var app = builder.Build();
         app.MapDefaultEndpoints();
         app.MapRegistryService();

@@ -8,6 +8,7 @@ using Distill.Mesh.Registry.Storage;
 using Distill.Mesh.Testing;
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 using TorchSharp;
 
 namespace Distill.Mesh.Registry.Tests;
@@ -296,6 +297,81 @@ public class RegistryServiceTests
             await bad.ResponseStream.MoveNext(CancellationToken.None);
         });
         Assert.Equal(StatusCode.OutOfRange, outOfRange.StatusCode);
+    }
+
+    [Fact]
+    public async Task APullBrokenMidStream_ResumesWhereItStopped()
+    {
+        var breaker = new BreakFirstPull(chunksBeforeBreak: 2);
+        await using var host = await RegistryHost.StartAsync(configure: b =>
+        {
+            b.Services.AddSingleton(breaker);
+            b.Services.Configure<global::Grpc.AspNetCore.Server.GrpcServiceOptions>(o => o.Interceptors.Add<BreakFirstPull>());
+        });
+        // A model whose weights span several 1 MiB chunks.
+        var folder = host.Folder.Combine("big");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"), "{}");
+        using (var generator = new torch.Generator(3))
+        using (var weights = torch.randn(3 << 18, generator: generator))
+            Modeling.Checkpoints.SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), [KeyValuePair.Create("w", weights)]);
+        await Push(host, folder, "big");
+
+        await new RegistryClient(host.Client).PullAsync("big", host.Folder.Combine("pulled"));
+
+        // The second call picked up after the bytes already written, not from the start.
+        Assert.Equal(2, breaker.Requests.Count);
+        var resumed = breaker.Requests[1];
+        Assert.True(resumed.FileIndex > 0 || resumed.Offset > 0, $"resumed at file {resumed.FileIndex} offset {resumed.Offset}; requests: {string.Join(" / ", breaker.Requests)}");
+        foreach (var name in new[] { "config.json", "model.safetensors" })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(folder, name)), File.ReadAllBytes(host.Folder.Combine("pulled", name)));
+    }
+
+    /// <summary>Ends the first Pull with UNAVAILABLE after a few messages, as a dropped connection would.</summary>
+    private sealed class BreakFirstPull(int chunksBeforeBreak) : global::Grpc.Core.Interceptors.Interceptor
+    {
+        private int _armed = 1;
+
+        public List<PullRequest> Requests { get; } = [];
+
+        public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+            TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+        {
+            if (request is PullRequest pull)
+            {
+                lock (Requests)
+                    Requests.Add(pull.Clone());
+            }
+
+            var writer = request is PullRequest && Interlocked.Exchange(ref _armed, 0) == 1 ? new Breaking<TResponse>(responseStream, chunksBeforeBreak + 1) : responseStream;
+            await continuation(request, writer, context);
+        }
+
+        private sealed class Breaking<T>(IServerStreamWriter<T> inner, int allowed) : IServerStreamWriter<T>
+        {
+            private int _written;
+
+            public WriteOptions? WriteOptions
+            {
+                get => inner.WriteOptions;
+                set => inner.WriteOptions = value;
+            }
+
+            public Task WriteAsync(T message) => WriteAsync(message, CancellationToken.None);
+
+            public async Task WriteAsync(T message, CancellationToken cancellationToken)
+            {
+                if (++_written <= allowed)
+                {
+                    await inner.WriteAsync(message, cancellationToken);
+                    return;
+                }
+
+                // Give the client time to read what was sent (a reset stream drops unread messages), then drop.
+                await Task.Delay(500);
+                throw new RpcException(new Status(StatusCode.Unavailable, "connection dropped (injected)"));
+            }
+        }
     }
 
     [Fact]
