@@ -2,6 +2,7 @@ using Distill.Mesh.Contracts.Registry.V1;
 using Distill.Mesh.Registry.Extensions;
 using Distill.Mesh.ServiceDefaults;
 using Distill.Mesh.Testing;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.TestHost;
@@ -20,7 +21,7 @@ internal sealed class RegistryHost : IAsyncDisposable
         _app = app;
         Folder = folder;
         Channel = channel;
-        Client = new RegistryService.RegistryServiceClient(channel);
+        Client = new RegistryService.RegistryServiceClient(channel.Intercept(new DefaultDeadline(TimeSpan.FromSeconds(60))));
     }
 
     public TempFolder Folder { get; }

@@ -14,7 +14,7 @@ namespace Distill.Mesh.Registry.Storage;
 /// A push becomes visible in one transaction after all its blobs are in place, so a crash at any
 /// point leaves either no version or a whole one; leftovers of interrupted pushes are swept at start.
 /// </summary>
-public sealed class ArtifactStore
+public sealed partial class ArtifactStore
 {
     private readonly RegistryOptions _options;
     private readonly string _connectionString;
@@ -241,82 +241,6 @@ public sealed class ArtifactStore
         foreach (var file in manifest.Files.OrderBy(f => f.Path, StringComparer.Ordinal))
             text.Append($"{file.Path} {file.Size} {file.Sha256}\n");
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
-    }
-
-    /// <summary>A model folder: config.json is a JSON object and every safetensors header is sound.</summary>
-    private static void ValidateModel(ArtifactUpload upload)
-    {
-        var config = Path.Combine(upload.Tree, "config.json");
-        if (!File.Exists(config))
-            throw new ArtifactRejectedException("a model needs config.json at its top level");
-        try
-        {
-            if (System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config)) is not System.Text.Json.Nodes.JsonObject)
-                throw new ArtifactRejectedException("config.json is not a JSON object");
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            throw new ArtifactRejectedException($"config.json is not valid JSON: {e.Message}");
-        }
-
-        if (!upload.Manifest.Files.Any(f => f.Path.EndsWith(".safetensors", StringComparison.Ordinal)))
-            throw new ArtifactRejectedException("a model needs its weights as safetensors (model.safetensors or shards with model.safetensors.index.json)");
-        try
-        {
-            using var checkpoint = SafetensorsCheckpoint.Open(upload.Tree);
-        }
-        catch (Exception e) when (e is CheckpointFormatException or FileNotFoundException)
-        {
-            throw new ArtifactRejectedException($"the model's weights are not readable: {e.Message}");
-        }
-    }
-
-    /// <summary>
-    /// Checks an uploaded adapter against its base model: a MODEL artifact of this registry
-    /// (by reference) or a model folder the registry can read.
-    /// </summary>
-    private void ValidateAdapter(ArtifactUpload upload)
-    {
-        var baseModel = upload.Manifest.Lineage.BaseModel;
-        string folder;
-        Artifact? stored = null;
-        try
-        {
-            stored = Get(baseModel);
-        }
-        catch (Exception e) when (e is ArgumentException or KeyNotFoundException)
-        {
-        }
-
-        if (stored is not null)
-        {
-            if (stored.Manifest.Kind != ArtifactKind.Model)
-                throw new ArtifactRejectedException($"base model '{baseModel}' is a {stored.Manifest.Kind} artifact, not a model");
-            folder = Path.Combine(upload.Folder, "base");
-            LinkInto(stored, folder);
-        }
-        else if (Directory.Exists(baseModel))
-        {
-            folder = baseModel;
-        }
-        else
-        {
-            throw new InvalidOperationException($"base model '{baseModel}' is neither a model in this registry nor a folder the registry can read");
-        }
-
-        IReadOnlyList<string> problems;
-        try
-        {
-            using var checkpoint = SafetensorsCheckpoint.Open(folder);
-            problems = AdapterValidator.Check(upload.Tree, AdapterValidator.ShapesOf(checkpoint));
-        }
-        catch (Exception e) when (e is CheckpointFormatException or FileNotFoundException)
-        {
-            throw new InvalidOperationException($"base model '{baseModel}' cannot be read: {e.Message}", e);
-        }
-
-        if (problems.Count > 0)
-            throw new ArtifactRejectedException($"adapter rejected against base model '{baseModel}': {string.Join("; ", problems.Take(20))}{(problems.Count > 20 ? $"; … ({problems.Count - 20} more)" : "")}");
     }
 
     private SqliteConnection Open()
