@@ -175,16 +175,14 @@ internal static class ExtractCommand
         using var channel = MeshTls.CreateChannel(address, trust);
         var client = new ExtractorService.ExtractorServiceClient(channel);
         var headers = string.IsNullOrEmpty(token) ? new Metadata() : new Metadata { { "authorization", $"Bearer {token}" } };
+        var job = new ExtractionJob { TeacherModel = teacher, StudentModel = student, OutputDir = folder, Options = ExtractionMessages.ToMessage(options) };
         if (consolidateOnly)
         {
-            var consolidated = await client.ConsolidateAsync(new ConsolidateRequest
-            {
-                TeacherModel = teacher, StudentModel = student, OutputDir = folder, Options = ExtractionMessages.ToMessage(options), Cleanup = cleanup,
-            }, headers, cancellationToken: cancellationToken);
+            var consolidated = await client.ConsolidateAsync(new ConsolidateRequest { Job = job, Cleanup = cleanup }, headers, cancellationToken: cancellationToken);
             return LoraExtractor.ReadReport(consolidated.ReportJson);
         }
 
-        var request = new ExtractRequest { TeacherModel = teacher, StudentModel = student, OutputDir = folder, Options = ExtractionMessages.ToMessage(options), Cleanup = cleanup };
+        var request = new ExtractRequest { Job = job, Cleanup = cleanup };
         if (shardIndex is { } index)
             request.ShardIndex = index;
         using var call = client.Extract(request, headers, cancellationToken: cancellationToken);

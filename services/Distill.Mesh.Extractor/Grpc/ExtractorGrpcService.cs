@@ -21,8 +21,8 @@ public sealed class ExtractorGrpcService(IOptions<ExtractorOptions> options, ILo
 
     public override async Task Extract(ExtractRequest request, IServerStreamWriter<ExtractEvent> responseStream, ServerCallContext context)
     {
-        var (teacher, student, output) = (Allowed(request.TeacherModel, "teacher_model"), Allowed(request.StudentModel, "student_model"), Allowed(request.OutputDir, "output_dir"));
-        var extraction = ExtractionMessages.ToOptions(request.Options);
+        var (teacher, student, output) = Paths(request.Job);
+        var extraction = ExtractionMessages.ToOptions(request.Job.Options);
         var events = Channel.CreateUnbounded<ExtractEvent>(new UnboundedChannelOptions { SingleReader = true });
         var cancellation = context.CancellationToken;
         // The SVDs are CPU/GPU-bound: off the request thread, with events handed back through a channel.
@@ -60,10 +60,10 @@ public sealed class ExtractorGrpcService(IOptions<ExtractorOptions> options, ILo
 
     public override Task<ConsolidateResponse> Consolidate(ConsolidateRequest request, ServerCallContext context)
     {
-        var (teacher, student, output) = (Allowed(request.TeacherModel, "teacher_model"), Allowed(request.StudentModel, "student_model"), Allowed(request.OutputDir, "output_dir"));
+        var (teacher, student, output) = Paths(request.Job);
         return Task.Run(() =>
         {
-            using var extractor = Open(teacher, student, ExtractionMessages.ToOptions(request.Options));
+            using var extractor = Open(teacher, student, ExtractionMessages.ToOptions(request.Job.Options));
             return ExtractionMessages.ToMessage(extractor.Consolidate(output, request.Cleanup), output);
         }, context.CancellationToken);
     }
@@ -79,6 +79,14 @@ public sealed class ExtractorGrpcService(IOptions<ExtractorOptions> options, ILo
         {
             throw new ArgumentException(e.Message, e);
         }
+    }
+
+    /// <summary>The job's folders, each checked against the allowed roots.</summary>
+    private (string Teacher, string Student, string Output) Paths(ExtractionJob? job)
+    {
+        if (job is null)
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "job is required"));
+        return (Allowed(job.TeacherModel, "job.teacher_model"), Allowed(job.StudentModel, "job.student_model"), Allowed(job.OutputDir, "job.output_dir"));
     }
 
     /// <summary>The full path, when it lies under an allowed root (or no roots are configured).</summary>
