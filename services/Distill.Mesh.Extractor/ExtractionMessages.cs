@@ -87,6 +87,11 @@ public static class ExtractionMessages
         return message;
     }
 
+    /// <summary>A streamed tensor result back as the engine's report (the method is not on the wire).</summary>
+    public static TensorReport ToReport(TensorResult t) =>
+        new(t.Name, t.Module, [.. t.Shape], t.Source, t.Projection, t.Rank, t.Alpha, "", t.RelativeError,
+            t.HasOptimalRelativeError ? t.OptimalRelativeError : null, t.DeltaNorm, t.Skipped.Length == 0 ? null : t.Skipped);
+
     public static ExtractEvent ToMessage(ExtractionEvent e) => new()
     {
         Kind = e.Kind,

@@ -28,9 +28,9 @@ public sealed class BearerTokenInterceptor(IOptions<MeshOptions> options, Mutati
         var token = options.Value.AuthToken;
         if (string.IsNullOrEmpty(token) || !mutating.Contains(context.Method))
             return;
-        var header = context.RequestHeaders.GetValue("authorization");
-        if (header is null || !header.StartsWith("Bearer ", StringComparison.Ordinal)
-            || !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(header[7..]), System.Text.Encoding.UTF8.GetBytes(token)))
+        var header = context.RequestHeaders.GetValue(MeshAuth.Header);
+        if (header is null || !header.StartsWith(MeshAuth.Scheme, StringComparison.Ordinal)
+            || !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(header[MeshAuth.Scheme.Length..]), System.Text.Encoding.UTF8.GetBytes(token)))
             throw new RpcException(new Status(StatusCode.Unauthenticated, $"{context.Method} needs a bearer token"));
     }
 

@@ -16,10 +16,6 @@ internal static class AdaptersCommand
 {
     private static Option<string> Registry() => new("--registry") { Description = "registry address", DefaultValueFactory = _ => $"http://127.0.0.1:{UpCommand.RegistryPort}" };
 
-    private static Option<string?> Token() => new("--token") { Description = "bearer token for mutating calls" };
-
-    private static Option<string?> Trust() => new("--tls-trust") { Description = "PEM certificate(s) to trust for an https registry" };
-
     public static Command Create() => new("adapters", "Push, pull, list, tag and remove adapters and student models in the registry (see `distill up`)")
     {
         Push(), Pull(), List(), Tag(), Remove(),
@@ -31,8 +27,6 @@ internal static class AdaptersCommand
         return (new RegistryService.RegistryServiceClient(channel), channel);
     }
 
-    private static Metadata Auth(string? token) => string.IsNullOrEmpty(token) ? [] : new Metadata { { "authorization", $"Bearer {token}" } };
-
     private static Command Push()
     {
         var folder = new Argument<string>("folder") { Description = "PEFT adapter folder or HF model folder" };
@@ -40,7 +34,7 @@ internal static class AdaptersCommand
         var baseModel = new Option<string?>("--base") { Description = "adapter's base model: a registry reference or a folder the registry can read (default: adapter_config.json's base_model_name_or_path)" };
         var method = new Option<string?>("--method") { Description = "how it was made (kd, sft, lora_extract, svd, moe, ...)" };
         var tag = new Option<string?>("--tag") { Description = "also tag the pushed version" };
-        var (registry, token, trust) = (Registry(), Token(), Trust());
+        var (registry, token, trust) = (Registry(), MeshCliOptions.Token("the registry"), MeshCliOptions.Trust("the registry"));
         var command = new Command("push", "Push a folder as a new version") { folder, name, baseModel, method, tag, registry, token, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
@@ -53,9 +47,9 @@ internal static class AdaptersCommand
                 // A base model folder on this machine: record its fingerprint, so `ls` can filter by it.
                 if (File.Exists(Path.Combine(manifest.Lineage.BaseModel, "config.json")))
                     manifest.Lineage.BaseFingerprint = Modeling.Checkpoints.SafetensorsCheckpoint.Fingerprint(manifest.Lineage.BaseModel);
-                var artifact = await new RegistryClient(client, Auth(parse.GetValue(token))).PushAsync(source, manifest, cancellationToken: cancellationToken);
+                var artifact = await new RegistryClient(client, MeshAuth.Headers(parse.GetValue(token))).PushAsync(source, manifest, cancellationToken: cancellationToken);
                 if (parse.GetValue(tag) is { } t)
-                    artifact = await client.TagAsync(new TagRequest { Ref = artifact.Id, Tag = t }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
+                    artifact = await client.TagAsync(new TagRequest { Ref = artifact.Id, Tag = t }, MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
                 output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} ({artifact.Manifest.Kind.ToString().ToLowerInvariant()}, {artifact.TotalBytes:N0} bytes, {artifact.Manifest.Files.Count} files) id {artifact.Id}");
             }
         }));
@@ -66,7 +60,7 @@ internal static class AdaptersCommand
     {
         var reference = new Argument<string>("ref") { Description = "name, name:VERSION, name@TAG or id" };
         var outFolder = new Option<string>("--out") { Description = "folder to write (must not exist or be empty)", Required = true };
-        var (registry, trust) = (Registry(), Trust());
+        var (registry, trust) = (Registry(), MeshCliOptions.Trust("the registry"));
         var command = new Command("pull", "Download a version into a folder (files verified by SHA-256)") { reference, outFolder, registry, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
@@ -85,7 +79,7 @@ internal static class AdaptersCommand
         var name = new Argument<string?>("name") { Description = "only this name", Arity = ArgumentArity.ZeroOrOne };
         var baseModel = new Option<string?>("--base") { Description = "only artifacts made for this base model (a model folder, or its fingerprint)" };
         var kind = new Option<string?>("--kind") { Description = "adapter or model" };
-        var (registry, trust) = (Registry(), Trust());
+        var (registry, trust) = (Registry(), MeshCliOptions.Trust("the registry"));
         var command = new Command("ls", "List artifacts, newest first") { name, baseModel, kind, registry, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
@@ -118,14 +112,14 @@ internal static class AdaptersCommand
     {
         var reference = new Argument<string>("ref") { Description = "name:VERSION, name@TAG or id" };
         var tag = new Argument<string>("tag") { Description = "tag to point at it (e.g. prod)" };
-        var (registry, token, trust) = (Registry(), Token(), Trust());
+        var (registry, token, trust) = (Registry(), MeshCliOptions.Token("the registry"), MeshCliOptions.Trust("the registry"));
         var command = new Command("tag", "Point a tag at a version") { reference, tag, registry, token, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
             var (client, channel) = Open(parse, registry, trust);
             using (channel)
             {
-                var artifact = await client.TagAsync(new TagRequest { Ref = parse.GetValue(reference)!, Tag = parse.GetValue(tag)! }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
+                var artifact = await client.TagAsync(new TagRequest { Ref = parse.GetValue(reference)!, Tag = parse.GetValue(tag)! }, MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
                 output.WriteLine($"{artifact.Manifest.Name}:{artifact.Version} tags: {string.Join(", ", artifact.Tags)}");
             }
         }));
@@ -135,14 +129,14 @@ internal static class AdaptersCommand
     private static Command Remove()
     {
         var reference = new Argument<string>("ref") { Description = "name:VERSION, name@TAG or id" };
-        var (registry, token, trust) = (Registry(), Token(), Trust());
+        var (registry, token, trust) = (Registry(), MeshCliOptions.Token("the registry"), MeshCliOptions.Trust("the registry"));
         var command = new Command("rm", "Remove a version (its tags go with it)") { reference, registry, token, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
             var (client, channel) = Open(parse, registry, trust);
             using (channel)
             {
-                var response = await client.DeleteAsync(new DeleteArtifactRequest { Ref = parse.GetValue(reference)! }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
+                var response = await client.DeleteAsync(new DeleteArtifactRequest { Ref = parse.GetValue(reference)! }, MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
                 output.WriteLine($"removed {response.Id}");
             }
         }));

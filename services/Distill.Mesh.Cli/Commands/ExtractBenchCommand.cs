@@ -39,7 +39,7 @@ internal static class ExtractBenchCommand
             foreach (var width in parse.GetValue(sizes)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(int.Parse))
             {
                 using var scope = torch.NewDisposeScope();
-                var delta = DeltaLike(width, seed: width);
+                var delta = DeltaLike(width, width, seed: width);
                 var norm = delta.norm().item<float>();
                 var (exactSeconds, exactError) = Time(() => TruncatedSvd.Compute(delta, r, SvdMethod.Exact), delta, norm);
                 var (randomSeconds, randomError) = Time(() => TruncatedSvd.Compute(delta, r, SvdMethod.Randomized, powerIterations: parse.GetValue(powerIterations), seed: 1), delta, norm);
@@ -68,8 +68,7 @@ internal static class ExtractBenchCommand
         foreach (var (name, rows, columns) in shapes)
         {
             using var scope = torch.NewDisposeScope();
-            using var generator = new Generator((ulong)(rows * 31 + columns));
-            var delta = torch.randn(rows, 32, generator: generator).matmul(torch.randn(32, columns, generator: generator)) + torch.randn(rows, columns, generator: generator) * 0.1;
+            var delta = DeltaLike(rows, columns, seed: rows * 31 + columns);
             var watch = Stopwatch.StartNew();
             using (TruncatedSvd.Compute(delta, 16, SvdMethod.Exact))
                 exact += watch.Elapsed.TotalSeconds;
@@ -132,14 +131,14 @@ internal static class ExtractBenchCommand
         }
     }
 
-    /// <summary>G₁·diag(1/√(1+i))·G₂ of rank width/4, scaled, plus 1 % Gaussian noise.</summary>
-    private static Tensor DeltaLike(int width, long seed)
+    /// <summary>G₁·diag(1/√(1+i))·G₂ of rank min(rows, columns)/4, scaled, plus 1 % Gaussian noise.</summary>
+    private static Tensor DeltaLike(int rows, int columns, long seed)
     {
         using var generator = new Generator((ulong)seed);
-        var k = Math.Max(1, width / 4);
+        var k = Math.Max(1, Math.Min(rows, columns) / 4);
         var spectrum = (1.0 / (torch.arange(k, dtype: ScalarType.Float32) + 1).sqrt()).unsqueeze(0);
-        var product = (torch.randn(width, k, generator: generator) * spectrum).matmul(torch.randn(k, width, generator: generator)) / Math.Sqrt(width);
-        var noise = torch.randn(width, width, generator: generator) * (0.01 * product.std().item<float>());
+        var product = (torch.randn(rows, k, generator: generator) * spectrum).matmul(torch.randn(k, columns, generator: generator)) / Math.Sqrt(columns);
+        var noise = torch.randn(rows, columns, generator: generator) * (0.01 * product.std().item<float>());
         return product + noise;
     }
 

@@ -54,8 +54,8 @@ internal static class ExtractCommand
         var extractorAddress = new Option<string?>("--extractor") { Description = "run on an extractor service (e.g. http://127.0.0.1:7104) instead of in this process; paths are the service's" };
         var push = new Option<string?>("--push") { Description = "push the adapter to the registry under this name, with its lineage and metrics" };
         var registry = new Option<string>("--registry") { Description = "registry address for --push", DefaultValueFactory = _ => $"http://127.0.0.1:{UpCommand.RegistryPort}" };
-        var token = new Option<string?>("--token") { Description = "bearer token for the extractor and registry" };
-        var trust = new Option<string?>("--tls-trust") { Description = "PEM certificate(s) to trust for https services" };
+        var token = MeshCliOptions.Token("the extractor and the registry");
+        var trust = MeshCliOptions.Trust("the extractor and the registry");
         var command = new Command("extract", "Weight-space distillation: a LoRA adapter from teacher − student (SVD, layer map, MoE expert clustering)")
         {
             teacher, student, outFolder, rank, rankPattern, alpha, svd, oversample, powerIterations, seed, targets, lmHead, embeddings, adapterDtype, optimum, noOptimum,
@@ -174,7 +174,7 @@ internal static class ExtractCommand
     {
         using var channel = MeshTls.CreateChannel(address, trust);
         var client = new ExtractorService.ExtractorServiceClient(channel);
-        var headers = string.IsNullOrEmpty(token) ? new Metadata() : new Metadata { { "authorization", $"Bearer {token}" } };
+        var headers = MeshAuth.Headers(token);
         var job = new ExtractionJob { TeacherModel = teacher, StudentModel = student, OutputDir = folder, Options = ExtractionMessages.ToMessage(options) };
         if (consolidateOnly)
         {
@@ -191,10 +191,7 @@ internal static class ExtractCommand
         {
             if (e.Kind == "consolidated")
                 summary = LoraExtractor.ReadReport(e.Result.ReportJson);
-            var tensor = e.Tensor is { } t
-                ? new TensorReport(t.Name, t.Module, [.. t.Shape], t.Source, t.Projection, t.Rank, t.Alpha, "", t.RelativeError, t.HasOptimalRelativeError ? t.OptimalRelativeError : null, t.DeltaNorm, t.Skipped.Length == 0 ? null : t.Skipped)
-                : null;
-            report(new ExtractionEvent(e.Kind, e.Shard, e.Done, e.Total, tensor, e.Message));
+            report(new ExtractionEvent(e.Kind, e.Shard, e.Done, e.Total, e.Tensor is null ? null : ExtractionMessages.ToReport(e.Tensor), e.Message));
         }
 
         if (shardIndex is not null)
@@ -233,8 +230,7 @@ internal static class ExtractCommand
         }
 
         using var channel = MeshTls.CreateChannel(address, trust);
-        var headers = string.IsNullOrEmpty(token) ? null : new Metadata { { "authorization", $"Bearer {token}" } };
-        var client = new RegistryClient(new RegistryService.RegistryServiceClient(channel), headers);
+        var client = new RegistryClient(new RegistryService.RegistryServiceClient(channel), MeshAuth.Headers(token));
         return await client.PushAsync(folder, RegistryClient.ManifestOf(folder, name, lineage), cancellationToken: cancellationToken);
     }
 

@@ -16,24 +16,18 @@ internal static class RunCommand
 {
     private static Option<string> Controller() => new("--controller") { Description = "controller address", DefaultValueFactory = _ => $"http://127.0.0.1:{UpCommand.ControllerPort}" };
 
-    private static Option<string?> Token() => new("--token") { Description = "bearer token for mutating calls" };
-
-    private static Option<string?> Trust() => new("--tls-trust") { Description = "PEM certificate(s) to trust for an https controller (self-signed or private CA)" };
-
     private static GrpcChannel Open(ParseResult parse, Option<string> controller, Option<string?> trust) =>
         MeshTls.CreateChannel(parse.GetValue(controller)!, parse.GetValue(trust));
 
     public static Command Create() => new("run", "Submit and follow runs on the mesh (see `distill up`)") { Submit(), Watch(), List(), Cancel() };
-
-    private static Metadata Auth(string? token) => string.IsNullOrEmpty(token) ? [] : new Metadata { { "authorization", $"Bearer {token}" } };
 
     private static Command Submit()
     {
         var file = new Argument<string>("spec") { Description = "run spec YAML: the `distill train` config plus an optional mesh: {trainer, teacher} section" };
         var overrides = new Argument<string[]>("overrides") { Arity = ArgumentArity.ZeroOrMore };
         var controller = Controller();
-        var trust = Trust();
-        var token = Token();
+        var trust = MeshCliOptions.Trust("the controller");
+        var token = MeshCliOptions.Token("the controller");
         var runId = new Option<string?>("--run-id");
         var trainer = new Option<string?>("--trainer") { Description = "trainer address when the spec has none (default: the controller's host, port + 2, as `distill up` lays them out)" };
         var teacher = new Option<string?>("--teacher") { Description = "teacher service address when the spec has none (else the trainer loads the teachers)" };
@@ -70,7 +64,7 @@ internal static class RunCommand
                 using var activity = ServiceDefaults.MeshTelemetry.Source.StartActivity("cli.run.submit");
                 using var channel = Open(parse, controller, trust);
                 var client = new RunsService.RunsServiceClient(channel);
-                var run = await client.SubmitAsync(new SubmitRequest { RunId = parse.GetValue(runId) ?? "", SpecYaml = resolved.ToJsonString() }, Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
+                var run = await client.SubmitAsync(new SubmitRequest { RunId = parse.GetValue(runId) ?? "", SpecYaml = resolved.ToJsonString() }, MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
                 parse.InvocationConfiguration.Output.WriteLine($"submitted {run.RunId} ({run.State}); outputs in {run.OutputDir}");
                 return parse.GetValue(watch) ? await Follow(client, run.RunId, parse, cancellationToken) : 0;
             }
@@ -87,7 +81,7 @@ internal static class RunCommand
     {
         var runId = new Argument<string>("run-id");
         var controller = Controller();
-        var trust = Trust();
+        var trust = MeshCliOptions.Trust("the controller");
         var command = new Command("watch", "Follow a run's progress") { runId, controller, trust };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -108,7 +102,7 @@ internal static class RunCommand
     private static Command List()
     {
         var controller = Controller();
-        var trust = Trust();
+        var trust = MeshCliOptions.Trust("the controller");
         var command = new Command("ls", "List runs") { controller, trust };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -127,8 +121,8 @@ internal static class RunCommand
     {
         var runId = new Argument<string>("run-id");
         var controller = Controller();
-        var trust = Trust();
-        var token = Token();
+        var trust = MeshCliOptions.Trust("the controller");
+        var token = MeshCliOptions.Token("the controller");
         var command = new Command("cancel", "Cancel a run (it stops at the next step and keeps its checkpoints)") { runId, controller, trust, token };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -136,7 +130,7 @@ internal static class RunCommand
             try
             {
                 var run = await new RunsService.RunsServiceClient(channel).CancelAsync(new CancelRunRequest { RunId = parse.GetValue(runId)! },
-                    Auth(parse.GetValue(token)), cancellationToken: cancellationToken);
+                    MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
                 parse.InvocationConfiguration.Output.WriteLine($"{run.RunId} {run.State}");
                 return 0;
             }

@@ -37,7 +37,7 @@ internal static class TrainCommand
                     var token = Environment.GetEnvironmentVariable("DISTILL_TOKEN");
                     using var channel = MeshTls.CreateChannel(publish.Registry, Environment.GetEnvironmentVariable("DISTILL_TLS_TRUST"));
                     var artifact = await ResultPublisher.PublishAsync(settings, resolved, result, Path.GetFileName(settings.OutputDir), channel,
-                        string.IsNullOrEmpty(token) ? null : new Grpc.Core.Metadata { { "authorization", $"Bearer {token}" } }, cancellationToken);
+                        MeshAuth.Headers(token), cancellationToken);
                     output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} to {publish.Registry} ({artifact.Id[..12]})");
                 }
                 return result.Completed ? 0 : 130;

@@ -19,7 +19,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
 
     public sealed record Submission(string RunId, string Trainer, RunInfo Info);
 
-    private Metadata Auth() => string.IsNullOrEmpty(mesh.Value.AuthToken) ? [] : new Metadata { { "authorization", $"Bearer {mesh.Value.AuthToken}" } };
+    private Metadata Auth() => MeshAuth.Headers(mesh.Value.AuthToken);
 
     public async Task<Submission> SubmitAsync(string runId, string specYaml, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
     {

@@ -52,7 +52,7 @@ public static class AdapterValidator
                 }
 
                 var module = key.Path;
-                if (!baseShapes.TryGetValue($"{module}.weight", out var shape) || shape.Length != 2 || IsEmbedding(module) != key.Embedding)
+                if (!baseShapes.TryGetValue($"{module}.weight", out var shape) || shape.Length != 2 || LoraTargets.IsEmbedding(module) != key.Embedding)
                 {
                     problems.Add($"'{info.Name}': the base model has no {(key.Embedding ? "embedding" : "linear module")} '{module}'");
                     continue;
@@ -84,16 +84,13 @@ public static class AdapterValidator
                 problems.Add("the adapter has no tensors");
             var unserved = baseShapes.Where(b => b.Value.Length == 2 && b.Key.EndsWith(".weight", StringComparison.Ordinal))
                 .Select(b => b.Key[..^".weight".Length])
-                .Where(m => (IsEmbedding(m) ? selectsEmbedding : selectsLinear)(m) && !factors.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
+                .Where(m => (LoraTargets.IsEmbedding(m) ? selectsEmbedding : selectsLinear)(m) && !factors.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
             if (unserved.Count > 0)
                 problems.Add($"target_modules selects {unserved.Count} module(s) with no factors: {string.Join(", ", unserved.Take(5))}{(unserved.Count > 5 ? ", …" : "")}");
         }
 
         return problems;
     }
-
-    /// <summary>Token embedding tables (HF names them <c>…embed_tokens</c>; GPT-2 style <c>wte</c>).</summary>
-    private static bool IsEmbedding(string module) => module.EndsWith("embed_tokens", StringComparison.Ordinal) || module.EndsWith(".wte", StringComparison.Ordinal);
 
     /// <summary>A checkpoint's weight shapes by name.</summary>
     public static IReadOnlyDictionary<string, long[]> ShapesOf(SafetensorsCheckpoint checkpoint) =>

@@ -12,6 +12,9 @@ public static class LoraTargets
     public static IReadOnlyList<(string Path, Projection Module)> Linears(CausalLanguageModel model) =>
         model.named_modules().Where(m => m.module is Projection).Select(m => (m.name, (Projection)m.module)).ToList();
 
+    /// <summary>Whether a module path names a token embedding table (HF's <c>…embed_tokens</c>), which takes embedding LoRA.</summary>
+    public static bool IsEmbedding(string modulePath) => modulePath == "embed_tokens" || modulePath.EndsWith(".embed_tokens", StringComparison.Ordinal);
+
     /// <summary>Embedding tables of a model by path (e.g. <c>model.embed_tokens</c>).</summary>
     public static IReadOnlyList<(string Path, TokenEmbedding Module)> Embeddings(CausalLanguageModel model) =>
         model.named_modules().Where(m => m.module is TokenEmbedding).Select(m => (m.name, (TokenEmbedding)m.module)).ToList();

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using static TorchSharp.torch;
@@ -124,15 +125,21 @@ public sealed class SafetensorsCheckpoint : IDisposable
     /// </summary>
     public static string Fingerprint(string folder)
     {
+        using var checkpoint = Open(folder);
+        return checkpoint.Fingerprint();
+    }
+
+    /// <inheritdoc cref="Fingerprint(string)"/>
+    public string Fingerprint()
+    {
         const int block = 4096, blocks = 16, whole = 1 << 20;
         using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        sha.AppendData(File.ReadAllBytes(System.IO.Path.Combine(folder, "config.json")));
-        using var checkpoint = Open(folder);
-        foreach (var name in checkpoint.Names.Order(StringComparer.Ordinal))
+        sha.AppendData(File.ReadAllBytes(System.IO.Path.Combine(Folder, "config.json")));
+        foreach (var name in Names.Order(StringComparer.Ordinal))
         {
-            var info = checkpoint.GetInfo(name);
+            var info = GetInfo(name);
             sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"\n{info}\n"));
-            var file = checkpoint.FileOf(name);
+            var file = FileOf(name);
             if (info.ByteLength <= whole)
             {
                 sha.AppendData(file.GetBytes(name));
@@ -155,6 +162,35 @@ public sealed class SafetensorsCheckpoint : IDisposable
 
     /// <summary>Reads a tensor into a new CPU tensor.</summary>
     public Tensor ReadTensor(string name) => FileOf(name).ReadTensor(name);
+
+    /// <summary>
+    /// Single elements of a float tensor (flat indices), read straight from the mapped file: a
+    /// sample of a large tensor without reading the rest of it.
+    /// </summary>
+    public double[] ReadElements(string name, IReadOnlyList<long> indices)
+    {
+        var info = GetInfo(name);
+        var file = FileOf(name);
+        var size = info.DType.SizeOf();
+        var count = info.Shape.Aggregate(1L, (a, b) => a * b);
+        var values = new double[indices.Count];
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (indices[i] < 0 || indices[i] >= count)
+                throw new ArgumentOutOfRangeException(nameof(indices), $"element {indices[i]} is outside '{name}' ({count} elements)");
+            var bytes = file.GetBytes(name, indices[i] * size, size);
+            values[i] = info.DType switch
+            {
+                SafetensorsDType.F32 => BinaryPrimitives.ReadSingleLittleEndian(bytes),
+                SafetensorsDType.F64 => BinaryPrimitives.ReadDoubleLittleEndian(bytes),
+                SafetensorsDType.F16 => (double)BinaryPrimitives.ReadHalfLittleEndian(bytes),
+                SafetensorsDType.BF16 => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(bytes) << 16),
+                _ => throw new NotSupportedException($"'{name}' is {info.DType}; only float tensors can be sampled"),
+            };
+        }
+
+        return values;
+    }
 
     /// <summary>Copies a tensor into an existing one of the same shape.</summary>
     public void CopyInto(string name, Tensor destination) => FileOf(name).CopyInto(name, destination);

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Distill.Mesh.Modeling.Adapters;
 using Distill.Mesh.Modeling.Checkpoints;
 
 namespace Distill.Mesh.Modeling.Extraction;
@@ -55,7 +56,7 @@ public sealed class ExtractionPlan
     }
 
     /// <summary>Whether a weight is a token embedding table (PEFT's embedding LoRA, not a linear one).</summary>
-    public static bool IsEmbedding(string weightName) => weightName.EndsWith("embed_tokens.weight", StringComparison.Ordinal);
+    public static bool IsEmbedding(string weightName) => LoraTargets.IsEmbedding(ModuleOf(weightName));
 
     /// <summary>The module path PEFT keys a weight by (the name without <c>.weight</c>).</summary>
     public static string ModuleOf(string weightName) => weightName[..^".weight".Length];
@@ -126,13 +127,12 @@ public sealed class ExtractionPlan
     {
         var shardOf = new int[tasks.Count];
         var load = new long[shards];
-        var order = Enumerable.Range(0, tasks.Count)
-            .OrderByDescending(i => student.GetInfo(tasks[i]).Shape.Aggregate(1L, (a, b) => a * b)).ThenBy(i => i);
-        foreach (var i in order)
+        var sizes = tasks.Select(t => student.GetInfo(t).Shape.Aggregate(1L, (a, b) => a * b)).ToArray();
+        foreach (var i in Enumerable.Range(0, tasks.Count).OrderByDescending(i => sizes[i]).ThenBy(i => i))
         {
             var shard = Array.IndexOf(load, load.Min());
             shardOf[i] = shard;
-            load[shard] += student.GetInfo(tasks[i]).Shape.Aggregate(1L, (a, b) => a * b);
+            load[shard] += sizes[i];
         }
 
         return shardOf;
@@ -147,7 +147,7 @@ public sealed class ExtractionPlan
         var text = new StringBuilder();
         foreach (var checkpoint in new[] { teacher, student })
         {
-            text.Append(SafetensorsCheckpoint.Fingerprint(checkpoint.Folder)).Append('\n');
+            text.Append(checkpoint.Fingerprint()).Append('\n');
             foreach (var file in checkpoint.Files.Select(f => new FileInfo(f.Path)).OrderBy(f => f.Name, StringComparer.Ordinal))
                 text.Append($"{file.Name} {file.Length} {file.LastWriteTimeUtc.Ticks}\n");
         }

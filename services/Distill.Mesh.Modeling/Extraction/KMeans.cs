@@ -2,7 +2,7 @@
 namespace Distill.Mesh.Modeling.Extraction;
 
 /// <summary>A clustering: each point's cluster and the clusters' weighted centroids.</summary>
-public sealed record Clustering(int[] Assignment, double[,] Centroids, int Iterations, double Inertia)
+public sealed record Clustering(int[] Assignment, double[,] Centroids)
 {
     /// <summary>The points of each cluster.</summary>
     public IReadOnlyList<int[]> Members(int clusters) =>
@@ -37,18 +37,16 @@ public static class KMeans
         var centroids = new double[k, d];
         Seed(points, weights, centroids, random);
         var assignment = new int[n];
-        var iterations = 0;
-        for (; iterations < maxIterations; iterations++)
+        for (var iteration = 0; iteration < maxIterations; iteration++)
         {
-            var changed = Assign(points, centroids, assignment) || iterations == 0;
+            var changed = Assign(points, centroids, assignment) || iteration == 0;
             Update(points, weights, centroids, assignment);
             if (!changed)
                 break;
         }
 
         Assign(points, centroids, assignment);
-        var inertia = Enumerable.Range(0, n).Sum(i => weights[i] * Distance(points, i, centroids, assignment[i]));
-        return new Clustering(assignment, centroids, iterations, inertia);
+        return new Clustering(assignment, centroids);
     }
 
     /// <summary>k-means++: the first centre drawn by weight, each next one by weight × squared distance to the nearest centre.</summary>
@@ -93,10 +91,10 @@ public static class KMeans
         {
             // Ties keep the current cluster, so a re-seeded cluster keeps the point it was seeded with.
             var best = assignment[i];
-            var bestDistance = Distance(points, i, centroids, best);
+            var bestDistance = SquaredDistance(points, i, centroids, best);
             for (var c = 0; c < centroids.GetLength(0); c++)
             {
-                var distance = Distance(points, i, centroids, c);
+                var distance = SquaredDistance(points, i, centroids, c);
                 if (distance < bestDistance)
                     (best, bestDistance) = (c, distance);
             }
@@ -118,7 +116,7 @@ public static class KMeans
             {
                 // Empty cluster: move it onto the weighted point farthest from its own centre.
                 var far = Enumerable.Range(0, n).Where(i => weights[i] > 0 && Enumerable.Range(0, n).Count(j => assignment[j] == assignment[i] && weights[j] > 0) > 1)
-                    .OrderByDescending(i => Distance(points, i, centroids, assignment[i])).ThenBy(i => i).First();
+                    .OrderByDescending(i => SquaredDistance(points, i, centroids, assignment[i])).ThenBy(i => i).First();
                 assignment[far] = c;
                 for (var j = 0; j < d; j++)
                     centroids[c, j] = points[far, j];
@@ -135,8 +133,6 @@ public static class KMeans
             }
         }
     }
-
-    private static double Distance(double[,] points, int i, double[,] centroids, int c) => SquaredDistance(points, i, centroids, c);
 
     private static double SquaredDistance(double[,] a, int i, double[,] b, int j)
     {

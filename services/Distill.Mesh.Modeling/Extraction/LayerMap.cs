@@ -12,9 +12,16 @@ namespace Distill.Mesh.Modeling.Extraction;
 /// <param name="UpperWeight">Fractional part of p.</param>
 public sealed record LayerSource(int Student, double Position, int Lower, int Upper, double UpperWeight)
 {
-    public override string ToString() => UpperWeight == 0
-        ? $"student {Student} ← teacher {Lower}"
-        : $"student {Student} ← teacher {Lower} × {1 - UpperWeight:0.###} + teacher {Upper} × {UpperWeight:0.###}";
+    /// <summary>The teacher layers blended, with their weights (one layer when the position is whole).</summary>
+    public (int Layer, double Weight)[] Parts => UpperWeight == 0 ? [(Lower, 1.0)] : [(Lower, 1 - UpperWeight), (Upper, UpperWeight)];
+
+    /// <summary>The blend in words: "layer 3" or "layer 3 × 0.667 + layer 4 × 0.333".</summary>
+    public string Blend => Describe("layer");
+
+    public override string ToString() => $"student {Student} ← {Describe("teacher")}";
+
+    private string Describe(string what) =>
+        string.Join(" + ", Parts.Select(p => UpperWeight == 0 ? $"{what} {p.Layer}" : $"{what} {p.Layer} × {p.Weight:0.###}"));
 }
 
 /// <summary>Builds the linear student → teacher layer map.</summary>

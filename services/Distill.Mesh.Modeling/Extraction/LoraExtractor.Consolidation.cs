@@ -88,20 +88,23 @@ public sealed partial class LoraExtractor
         var odd = extracted.Where(r => r.Rank != rank).ToList();
         var types = extracted.Select(r => ExtractionPlan.TypeOf(r.Name)).Distinct().Order(StringComparer.Ordinal).ToList();
         var modules = extracted.Select(r => r.Module).ToHashSet(StringComparer.Ordinal);
-        var selectedByTypes = _student.Names
-            .Where(n => n.EndsWith(".weight", StringComparison.Ordinal) && _student.GetInfo(n).Shape.Length == 2)
-            .Select(ExtractionPlan.ModuleOf)
-            .Where(m => types.Any(t => m == t || m.EndsWith("." + t, StringComparison.Ordinal)))
-            .ToHashSet(StringComparer.Ordinal);
-        var targets = selectedByTypes.SetEquals(modules) ? types : [.. modules.Order(StringComparer.Ordinal)];
-        return new LoraConfig
+        var config = new LoraConfig
         {
             BaseModelNameOrPath = StudentFolder,
             R = rank,
             LoraAlpha = Options.Alpha ?? rank,
-            TargetModules = JsonSerializer.SerializeToElement(targets),
+            TargetModules = JsonSerializer.SerializeToElement(types),
             RankPattern = odd.ToDictionary(r => r.Module, r => r.Rank),
             AlphaPattern = Options.Alpha is null ? odd.ToDictionary(r => r.Module, r => (double)r.Rank) : [],
         };
+
+        // What PEFT (and our loader) would select with the type list; if that is more than was extracted, list full paths.
+        var selects = LoraTargets.Matcher(config);
+        var selectedByTypes = _student.Names
+            .Where(n => n.EndsWith(".weight", StringComparison.Ordinal) && _student.GetInfo(n).Shape.Length == 2)
+            .Select(ExtractionPlan.ModuleOf).Where(selects).ToHashSet(StringComparer.Ordinal);
+        if (!selectedByTypes.SetEquals(modules))
+            config.TargetModules = JsonSerializer.SerializeToElement(modules.Order(StringComparer.Ordinal).ToList());
+        return config;
     }
 }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Distill.Mesh.Modeling.Adapters;
@@ -112,7 +111,7 @@ public sealed partial class LoraExtractor : IDisposable
 
         if (report is null || report.PlanHash != Plan.Hash || report.Shard != shard || report.Shards != Plan.Shards)
             return null;
-        return new FileInfo(path).Length == report.Bytes && Sha256Of(path) == report.Sha256 ? report : null;
+        return new FileInfo(path).Length == report.Bytes && FileHash.Sha256(path) == report.Sha256 ? report : null;
     }
 
     /// <summary>
@@ -159,7 +158,7 @@ public sealed partial class LoraExtractor : IDisposable
                 ["plan_hash"] = Plan.Hash,
                 ["shard"] = $"{shard}/{Plan.Shards}",
             });
-            var result = new ShardReport(Plan.Hash, shard, Plan.Shards, Sha256Of(path), new FileInfo(path).Length, reports, sources.Clusters);
+            var result = new ShardReport(Plan.Hash, shard, Plan.Shards, FileHash.Sha256(path), new FileInfo(path).Length, reports, sources.Clusters);
             AtomicFile.WriteAllText(ShardReportPath(outFolder, shard, Plan.Shards), JsonSerializer.Serialize(result, JsonOptions) + "\n");
             onEvent?.Invoke(new ExtractionEvent("shard_finished", shard, tasks.Count, tasks.Count, Message: $"shard {shard} written ({result.Bytes:N0} bytes)"));
             return result;
@@ -217,7 +216,9 @@ public sealed partial class LoraExtractor : IDisposable
 
         var (projected, method) = ShapeProjector.Project(teacher, shape);
         var delta = projected - _student.ReadTensor(name).to_type(Options.ComputeDtype);
-        var norm = delta.to_type(ScalarType.Float64).norm().item<double>();
+        // Δ in float64 once: its norm now, the error of the saved factors below.
+        var exact = delta.to_type(ScalarType.Float64);
+        var norm = exact.norm().item<double>();
         if (norm == 0)
             return (Skipped(source, method.ToString(), 0, "no difference between teacher and student"), null, null);
         if (!double.IsFinite(norm))
@@ -226,7 +227,7 @@ public sealed partial class LoraExtractor : IDisposable
         var scaling = alpha / rank;
         // An embedding adapter is applied transposed (ΔE = scaling·(B·A)ᵀ): factorise Δᵀ [hidden, vocab].
         if (ExtractionPlan.IsEmbedding(name))
-            delta = delta.t();
+            (delta, exact) = (delta.t(), exact.t());
         using var low = TruncatedSvd.Compute(delta, rank, Options.Svd, Options.Oversample, Options.PowerIterations, Options.Seed + StableHash(name));
         var root = low.S.sqrt();
         // α/r is divided out here and applied once by the loader (PEFT's contract).
@@ -234,7 +235,6 @@ public sealed partial class LoraExtractor : IDisposable
         var a = ((root.unsqueeze(1) * low.V.t()) / Math.Sqrt(scaling)).to_type(Options.AdapterDtype).contiguous();
 
         // Errors of what is saved (after the dtype cast), in float64.
-        var exact = delta.to_type(ScalarType.Float64);
         var saved = b.to_type(ScalarType.Float64).matmul(a.to_type(ScalarType.Float64)) * scaling;
         var error = (exact - saved).norm().item<double>() / norm;
         // The exact SVD saw the whole spectrum; the randomized one needs the singular values computed.
@@ -247,12 +247,6 @@ public sealed partial class LoraExtractor : IDisposable
     /// <summary>The module's rank by PEFT's rank_pattern rule (the loader's own matching).</summary>
     private int RankOf(string module) =>
         LoraTargets.RankAndAlpha(new LoraConfig { R = Options.Rank, RankPattern = new Dictionary<string, int>(Options.RankPattern) }, module).Rank;
-
-    private static string Sha256Of(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
 
     /// <summary>FNV-1a of the name: a per-tensor seed offset that does not depend on shard or order.</summary>
     private static long StableHash(string name)

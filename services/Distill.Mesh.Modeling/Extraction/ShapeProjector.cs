@@ -28,13 +28,13 @@ public enum ProjectionMethod
 /// </summary>
 public static class ShapeProjector
 {
-    /// <param name="teacher">The teacher tensor (float).</param>
+    /// <param name="teacher">The teacher tensor (float); returned itself when it already has the student's shape.</param>
     /// <param name="shape">The student's shape for it.</param>
     /// <param name="factorize">The SVD to use (replaceable for tests); defaults to the exact one.</param>
     public static (Tensor Projected, ProjectionMethod Method) Project(Tensor teacher, long[] shape, Func<Tensor, int, LowRank>? factorize = null)
     {
         if (teacher.shape.SequenceEqual(shape))
-            return (teacher.clone(), ProjectionMethod.None);
+            return (teacher, ProjectionMethod.None);
         if (teacher.dim() != shape.Length)
             throw new ArgumentException($"cannot project a [{string.Join(", ", teacher.shape)}] tensor into [{string.Join(", ", shape)}]: different ranks");
         if (teacher.dim() == 1)

@@ -21,6 +21,10 @@ internal sealed partial class TeacherSources(SafetensorsCheckpoint teacher, Safe
 
     private readonly Dictionary<int, ExpertLayer> _experts = [];
 
+    /// <summary>Both checkpoints' expert tensors by layer, parsed once.</summary>
+    private readonly ILookup<int, ExpertTensor> _teacherExperts = ExpertsByLayer(teacher);
+    private readonly ILookup<int, ExpertTensor> _studentExperts = ExpertsByLayer(student);
+
     [GeneratedRegex(@"^model\.layers\.(\d+)\.mlp\.(gate_proj|up_proj|down_proj)\.weight$", RegexOptions.CultureInvariant)]
     private static partial Regex DenseMlp();
 
@@ -45,18 +49,9 @@ internal sealed partial class TeacherSources(SafetensorsCheckpoint teacher, Safe
             return Router(layer);
         if (DenseMlp().Match(name) is { Success: true } dense && !teacher.Contains(ExpertNaming.InLayer(name, source.Lower)))
             return MeanOfExperts(source, dense.Groups[2].Value);
-        var blend = Weighted(source).Select(p => (Read(Require(ExpertNaming.InLayer(name, p.Layer))), p.Weight)).ToList();
-        return (Sum(blend), Describe(source));
+        var blend = source.Parts.Select(p => (Read(Require(ExpertNaming.InLayer(name, p.Layer))), p.Weight)).ToList();
+        return (Sum(blend), source.Blend);
     }
-
-    /// <summary>The mapped teacher layers with their blend weights.</summary>
-    private static (int Layer, double Weight)[] Weighted(LayerSource source) => source.UpperWeight == 0
-        ? [(source.Lower, 1.0)]
-        : [(source.Lower, 1 - source.UpperWeight), (source.Upper, source.UpperWeight)];
-
-    private static string Describe(LayerSource source) => source.UpperWeight == 0
-        ? $"layer {source.Lower}"
-        : $"layer {source.Lower} × {1 - source.UpperWeight:0.###} + layer {source.Upper} × {source.UpperWeight:0.###}";
 
     private string Require(string name) =>
         teacher.Contains(name) ? name : throw new NoTeacherSourceException($"the teacher has no {name}");
@@ -83,8 +78,8 @@ internal sealed partial class TeacherSources(SafetensorsCheckpoint teacher, Safe
         {
             // Dense teacher layers: every student expert starts from the teacher's MLP (upcycling).
             var part = ExpertNaming.Part(expert.Part, ExpertStyle.QwenMoe);
-            var blend = Weighted(source).Select(p => (Read(Require($"model.layers.{p.Layer}.mlp.{part}.weight")), p.Weight)).ToList();
-            return (Sum(blend), $"{Describe(source)} dense mlp.{part}");
+            var blend = source.Parts.Select(p => (Read(Require($"model.layers.{p.Layer}.mlp.{part}.weight")), p.Weight)).ToList();
+            return (Sum(blend), $"{source.Blend} dense mlp.{part}");
         }
 
         if (expert.Expert >= layer.Members.Count)
@@ -99,11 +94,11 @@ internal sealed partial class TeacherSources(SafetensorsCheckpoint teacher, Safe
     {
         var layer = Experts(studentLayer);
         if (layer.Members is null)
-            throw new NoTeacherSourceException($"the teacher's layer(s) {Describe(plan.Layers[studentLayer])} are dense: no router to start from");
+            throw new NoTeacherSourceException($"the teacher's layer(s) {plan.Layers[studentLayer].Blend} are dense: no router to start from");
         var routers = layer.Members.SelectMany(m => m).Select(m => m.Layer).Distinct()
             .ToDictionary(l => l, l => Read(Require(ExpertNaming.RouterName(l, layer.TeacherStyle))));
         var rows = layer.Members.Select(members => Sum(members.Select(m => (routers[m.Layer][m.Expert], m.Weight)).ToList())).ToList();
-        return (torch.stack(rows), $"router rows of {Describe(plan.Layers[studentLayer])}, by cluster");
+        return (torch.stack(rows), $"router rows of {plan.Layers[studentLayer].Blend}, by cluster");
     }
 
     /// <summary>A dense student MLP from MoE teacher layers: the weighted mean of all their experts (k-means with k = 1).</summary>
@@ -111,22 +106,24 @@ internal sealed partial class TeacherSources(SafetensorsCheckpoint teacher, Safe
     {
         var members = Candidates(source).ToList();
         if (members.Count == 0)
-            throw new NoTeacherSourceException($"the teacher has neither mlp.{part} nor experts in {Describe(source)}");
+            throw new NoTeacherSourceException($"the teacher has neither mlp.{part} nor experts in {source.Blend}");
         var style = StyleOf(members[0].Layer);
         var teacherPart = ExpertNaming.Part(part, style);
         var parts = members.Select(m => (Read(Require(ExpertNaming.ExpertName(m.Layer, m.Expert, teacherPart, style))), m.Weight)).ToList();
-        return (Sum(parts), $"mean of {members.Count} experts of {Describe(source)}");
+        return (Sum(parts), $"mean of {members.Count} experts of {source.Blend}");
     }
 
     /// <summary>The experts of the mapped teacher layers, weighted by their layer's blend weight.</summary>
     private IEnumerable<Member> Candidates(LayerSource source) =>
-        Weighted(source).SelectMany(p => ExpertIds(teacher, p.Layer).Select(e => new Member(p.Layer, e, p.Weight)));
+        source.Parts.SelectMany(p => ExpertIds(_teacherExperts, p.Layer).Select(e => new Member(p.Layer, e, p.Weight)));
 
-    private static IReadOnlyList<int> ExpertIds(SafetensorsCheckpoint checkpoint, int layer) =>
-        checkpoint.Names.Select(ExpertNaming.ParseExpert).Where(e => e is not null && e.Layer == layer).Select(e => e!.Expert).Distinct().Order().ToList();
+    private static ILookup<int, ExpertTensor> ExpertsByLayer(SafetensorsCheckpoint checkpoint) =>
+        checkpoint.Names.Select(ExpertNaming.ParseExpert).OfType<ExpertTensor>().ToLookup(e => e.Layer);
 
-    private ExpertStyle StyleOf(int teacherLayer) =>
-        teacher.Names.Select(ExpertNaming.ParseExpert).First(e => e is not null && e.Layer == teacherLayer)!.Style;
+    private static IReadOnlyList<int> ExpertIds(ILookup<int, ExpertTensor> experts, int layer) =>
+        experts[layer].Select(e => e.Expert).Distinct().Order().ToList();
+
+    private ExpertStyle StyleOf(int teacherLayer) => _teacherExperts[teacherLayer].First().Style;
 
     /// <summary>The student layer's experts ↔ teacher experts, clustered once and cached.</summary>
     private ExpertLayer Experts(int studentLayer)
@@ -134,7 +131,7 @@ internal sealed partial class TeacherSources(SafetensorsCheckpoint teacher, Safe
         if (_experts.TryGetValue(studentLayer, out var cached))
             return cached;
         var source = plan.Layers[studentLayer];
-        var wanted = ExpertIds(student, studentLayer).Count;
+        var wanted = ExpertIds(_studentExperts, studentLayer).Count;
         if (wanted == 0)
             wanted = 1; // a router without experts is not a checkpoint we can load; treat as one
         var candidates = Candidates(source).ToList();
@@ -177,32 +174,27 @@ internal sealed partial class TeacherSources(SafetensorsCheckpoint teacher, Safe
 
     /// <summary>
     /// Each candidate expert as a vector of the same sampled entries of every part (seeded, shared
-    /// by all candidates): a cheap stand-in for the whole weights that keeps their distances.
+    /// by all candidates): a cheap stand-in for the whole weights that keeps their distances. Only
+    /// the sampled elements are read from the checkpoint, not the experts' full tensors.
     /// </summary>
     private double[,] Fingerprints(IReadOnlyList<Member> candidates, ExpertStyle style, int studentLayer)
     {
-        using var scope = torch.NewDisposeScope();
         var first = candidates[0];
-        var parts = teacher.Names.Select(ExpertNaming.ParseExpert)
-            .Where(e => e is not null && e.Layer == first.Layer && e.Expert == first.Expert).Select(e => e!.Part).Order(StringComparer.Ordinal).ToList();
+        var parts = _teacherExperts[first.Layer].Where(e => e.Expert == first.Expert).Select(e => e.Part).Order(StringComparer.Ordinal).ToList();
         var random = new Random(unchecked((int)(options.Seed * 7919 + studentLayer)));
         var samples = parts.Select(part =>
         {
             var count = teacher.GetInfo(ExpertNaming.ExpertName(first.Layer, first.Expert, part, style)).Shape.Aggregate(1L, (a, b) => a * b);
             var take = (int)Math.Min(count, FingerprintEntries / parts.Count);
-            return (Part: part, Indices: torch.tensor(Enumerable.Range(0, take).Select(_ => random.NextInt64(count)).ToArray()));
+            return (Part: part, Indices: Enumerable.Range(0, take).Select(_ => random.NextInt64(count)).ToArray());
         }).ToList();
-        var width = samples.Sum(s => (int)s.Indices.shape[0]);
-        var points = new double[candidates.Count, width];
+        var points = new double[candidates.Count, samples.Sum(s => s.Indices.Length)];
         for (var i = 0; i < candidates.Count; i++)
         {
             var column = 0;
-            using var perExpert = torch.NewDisposeScope();
             foreach (var (part, indices) in samples)
             {
-                var values = Read(Require(ExpertNaming.ExpertName(candidates[i].Layer, candidates[i].Expert, part, style)))
-                    .flatten().index_select(0, indices).to_type(ScalarType.Float64).data<double>().ToArray();
-                foreach (var value in values)
+                foreach (var value in teacher.ReadElements(Require(ExpertNaming.ExpertName(candidates[i].Layer, candidates[i].Expert, part, style)), indices))
                     points[i, column++] = value;
             }
         }

@@ -23,8 +23,6 @@ public enum SvdMethod
 /// </param>
 public sealed record LowRank(Tensor U, Tensor S, Tensor V, double? DroppedNorm = null) : IDisposable
 {
-    public int Rank => (int)S.shape[0];
-
     /// <summary>U·diag(S)·Vᵀ.</summary>
     public Tensor Product() => (U * S.unsqueeze(0)).matmul(V.t());
 

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Distill.Mesh.Contracts.Common.V1;
 using Distill.Mesh.Contracts.Registry.V1;
 using Distill.Mesh.Modeling.Adapters;
+using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.Registry.Grpc;
 using Distill.Mesh.Registry.Storage;
 using Google.Protobuf;
@@ -33,8 +34,8 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
             .Where(p => !p.Split('/').Any(s => s.StartsWith('.')))
             .Order(StringComparer.Ordinal))
         {
-            using var stream = File.OpenRead(Path.Combine(folder, path));
-            manifest.Files.Add(new FileEntry { Path = ArtifactNames.CheckPath(path), Size = stream.Length, Sha256 = Convert.ToHexStringLower(SHA256.HashData(stream)) });
+            var full = Path.Combine(folder, path);
+            manifest.Files.Add(new FileEntry { Path = ArtifactNames.CheckPath(path), Size = new FileInfo(full).Length, Sha256 = FileHash.Sha256(full) });
         }
 
         if (kind == ArtifactKind.Adapter && string.IsNullOrEmpty(manifest.Lineage.BaseModel))
@@ -100,6 +101,8 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
     {
         var files = artifact.Manifest.Files;
         var (index, offset, received) = (0, 0L, 0L);
+        // The current file's hash so far, kept across a resumed call (the file is truncated to exactly what it has seen).
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         for (var attempt = 0; ; attempt++)
         {
             try
@@ -119,7 +122,7 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
                             // The previous file is complete (empty files get no chunks).
                             stream?.Dispose();
                             stream = null;
-                            Finish(staging, files[index]);
+                            Finish(staging, files[index], hash);
                             (index, offset) = (index + 1, 0);
                         }
 
@@ -127,6 +130,7 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
                             throw new IOException($"pull of '{files[index].Path}': chunk at {chunk.Chunk.Offset}, expected {offset}");
                         stream ??= OpenAt(staging, files[index].Path, offset);
                         chunk.Chunk.Data.WriteTo(stream);
+                        hash.AppendData(chunk.Chunk.Data.Span);
                         offset += chunk.Chunk.Data.Length;
                         received += chunk.Chunk.Data.Length;
                         onBytes?.Invoke(received);
@@ -138,7 +142,7 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
                 }
 
                 for (; index < files.Count; (index, offset) = (index + 1, 0))
-                    Finish(staging, files[index]);
+                    Finish(staging, files[index], hash);
                 break;
             }
             catch (RpcException e) when (attempt < retries && e.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown or StatusCode.Aborted)
@@ -158,8 +162,11 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
         return stream;
     }
 
-    /// <summary>A file is done: it must have its manifest size and SHA-256 (a damaged transfer stops here).</summary>
-    private static void Finish(string staging, FileEntry entry)
+    /// <summary>
+    /// A file is done: it must have its manifest size and SHA-256, hashed as it was written (a
+    /// damaged transfer stops here). Empty files got no chunks and are created now.
+    /// </summary>
+    private static void Finish(string staging, FileEntry entry, IncrementalHash hash)
     {
         var full = Path.Combine(staging, entry.Path);
         if (!File.Exists(full))
@@ -168,9 +175,9 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
             File.WriteAllBytes(full, []);
         }
 
-        using var stream = File.OpenRead(full);
-        var sha = Convert.ToHexStringLower(SHA256.HashData(stream));
-        if (stream.Length != entry.Size || sha != entry.Sha256)
-            throw new IOException($"pulled '{entry.Path}' has {stream.Length} bytes with SHA-256 {sha}; the manifest says {entry.Size} bytes with {entry.Sha256}");
+        var length = new FileInfo(full).Length;
+        var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+        if (length != entry.Size || sha != entry.Sha256)
+            throw new IOException($"pulled '{entry.Path}' has {length} bytes with SHA-256 {sha}; the manifest says {entry.Size} bytes with {entry.Sha256}");
     }
 }

@@ -27,11 +27,7 @@ public sealed class RegistryGrpcService(ArtifactStore store, ILogger<RegistryGrp
             var item = requestStream.Current;
             if (item.ItemCase != PushRequest.ItemOneofCase.Chunk)
                 throw new RpcException(new Status(StatusCode.InvalidArgument, "only file chunks may follow the manifest"));
-            Guard(() =>
-            {
-                upload.Write(item.Chunk.FileIndex, item.Chunk.Chunk.Offset, item.Chunk.Chunk.Data.Span);
-                return 0;
-            });
+            Guard(() => upload.Write(item.Chunk.FileIndex, item.Chunk.Chunk.Offset, item.Chunk.Chunk.Data.Span));
         }
 
         var artifact = Guard(() => store.Commit(upload));
@@ -102,6 +98,13 @@ public sealed class RegistryGrpcService(ArtifactStore store, ILogger<RegistryGrp
         Task.FromResult(new DeleteArtifactResponse { Id = store.Delete(request.Ref) });
 
     /// <summary>The registry's own refusals with their status codes; everything else goes to the mesh's exception mapping.</summary>
+    private static void Guard(Action body) => Guard(() =>
+    {
+        body();
+        return true;
+    });
+
+    /// <inheritdoc cref="Guard(Action)"/>
     private static T Guard<T>(Func<T> body)
     {
         try

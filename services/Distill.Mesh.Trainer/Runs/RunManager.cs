@@ -216,9 +216,7 @@ public sealed partial class RunManager(
     {
         try
         {
-            var token = mesh.Value.AuthToken;
-            var headers = string.IsNullOrEmpty(token) ? null : new global::Grpc.Core.Metadata { { "authorization", $"Bearer {token}" } };
-            var artifact = await ResultPublisher.PublishAsync(config, resolved, result, run.Spec.RunId, channels.For(publish.Registry), headers, CancellationToken.None);
+            var artifact = await ResultPublisher.PublishAsync(config, resolved, result, run.Spec.RunId, channels.For(publish.Registry), MeshAuth.Headers(mesh.Value.AuthToken), CancellationToken.None);
             return $"pushed {artifact.Manifest.Name}:{artifact.Version} to {publish.Registry}";
         }
         catch (Exception e) when (e is global::Grpc.Core.RpcException or IOException or ArgumentException or InvalidOperationException)
