@@ -1,8 +1,12 @@
+using System.Net;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 using OpenTelemetry;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Metrics;
@@ -15,38 +19,49 @@ public static class Extensions
 {
     /// <summary>
     /// OpenTelemetry traces and metrics (OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set),
-    /// gRPC with the exception and bearer-token interceptors and message limits, health checks,
-    /// reflection, the shared client channels and, when Mesh:TlsCertificate is set, the certificate
-    /// Kestrel's https endpoints present. Safe to call once per host even when several services share it.
+    /// gRPC with the exception and bearer-token interceptors and message limits, liveness and
+    /// readiness health, reflection, the shared client channels, the listening endpoint
+    /// (Mesh:ListenAddress and Mesh:Port, HTTP/2, https when Mesh:TlsCertificate is set) and the
+    /// bearer token (Mesh:AuthToken or Mesh:AuthTokenFile, checked at start). Safe to call once per
+    /// host even when several services share it.
     /// </summary>
     public static IHostApplicationBuilder AddServiceDefaults(this IHostApplicationBuilder builder, string serviceName)
     {
         if (builder.Services.Any(s => s.ServiceType == typeof(MutatingMethods)))
             return builder;
-        builder.Services.Configure<MeshOptions>(builder.Configuration.GetSection("Mesh"));
-        var limit = builder.Configuration.GetSection("Mesh").GetValue<int?>("MaxMessageBytes") ?? new MeshOptions().MaxMessageBytes;
+        var section = builder.Configuration.GetSection("Mesh");
+        // A token file that is missing or empty fails the start: auth is never silently off.
+        builder.Services.AddOptions<MeshOptions>().Bind(section).PostConfigure(o => o.AuthToken = MeshAuth.ResolveToken(o)).ValidateOnStart();
+        var configured = section.Get<MeshOptions>() ?? new MeshOptions();
         builder.Services.AddSingleton(new MutatingMethods());
         builder.Services.AddSingleton<MeshChannels>();
-        var certificate = MeshTls.LoadServerCertificate(builder.Configuration.GetSection("Mesh").Get<MeshOptions>() ?? new MeshOptions());
-        if (certificate is not null)
-            builder.Services.Configure<KestrelServerOptions>(k => k.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate));
-        // Large streams (teacher signal, registry blobs): HTTP/2 windows wide enough that a
-        // 1 MiB chunk does not wait for a window update (Kestrel's defaults are 1 MiB / 768 KiB).
+        var certificate = MeshTls.LoadServerCertificate(configured);
         builder.Services.Configure<KestrelServerOptions>(k =>
         {
+            if (configured.Port is { } port)
+                Listen(k, configured.ListenAddress, port, certificate);
+            else if (certificate is not null)
+                k.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate);
+            // Large streams (teacher signal, registry blobs): HTTP/2 windows wide enough that a
+            // 1 MiB chunk does not wait for a window update (Kestrel's defaults are 1 MiB / 768 KiB).
             k.Limits.Http2.InitialConnectionWindowSize = MeshTls.Http2WindowBytes * 2;
             k.Limits.Http2.InitialStreamWindowSize = MeshTls.Http2WindowBytes;
             k.Limits.Http2.MaxFrameSize = 1 << 20;
         });
         builder.Services.AddGrpc(options =>
         {
-            options.MaxReceiveMessageSize = limit;
-            options.MaxSendMessageSize = limit;
+            options.MaxReceiveMessageSize = configured.MaxMessageBytes;
+            options.MaxSendMessageSize = configured.MaxMessageBytes;
             options.Interceptors.Add<BearerTokenInterceptor>();
             options.Interceptors.Add<ExceptionInterceptor>();
         });
         builder.Services.AddGrpcReflection();
-        builder.Services.AddGrpcHealthChecks().AddCheck("self", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        builder.Services.AddGrpcHealthChecks(o =>
+        {
+            o.Services.Map("", r => r.Tags.Contains(MeshHealth.Ready));
+            o.Services.Map(MeshHealth.ReadinessService, r => r.Tags.Contains(MeshHealth.Ready));
+            o.Services.Map(MeshHealth.LivenessService, r => r.Tags.Contains(MeshHealth.Live));
+        }).AddCheck("process", () => HealthCheckResult.Healthy(), tags: [MeshHealth.Live, MeshHealth.Ready]);
 
         var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService(serviceName))
@@ -55,6 +70,32 @@ public static class Extensions
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
             telemetry.UseOtlpExporter();
         return builder;
+    }
+
+    /// <summary>The gRPC endpoint: HTTP/2 only (gRPC needs no HTTP/1), https with the mesh certificate.</summary>
+    private static void Listen(KestrelServerOptions kestrel, string address, int port, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate)
+    {
+        void Configure(ListenOptions l)
+        {
+            l.Protocols = HttpProtocols.Http2;
+            if (certificate is not null)
+                l.UseHttps(certificate);
+        }
+
+        switch (address.Trim())
+        {
+            case "*" or "" or "0.0.0.0" or "::":
+                kestrel.ListenAnyIP(port, Configure);
+                break;
+            case "localhost":
+                kestrel.ListenLocalhost(port, Configure);
+                break;
+            default:
+                if (!IPAddress.TryParse(address, out var ip))
+                    throw new InvalidOperationException($"Mesh:ListenAddress '{address}' is not an IP address, '*' or 'localhost'");
+                kestrel.Listen(ip, port, Configure);
+                break;
+        }
     }
 
     /// <summary>Maps grpc.health.v1 and server reflection.</summary>

@@ -1,10 +1,29 @@
 namespace Distill.Mesh.ServiceDefaults;
 
-/// <summary>Settings every service shares (configuration section "Mesh").</summary>
+/// <summary>
+/// Settings every service shares (configuration section "Mesh"; environment variables
+/// <c>Mesh__Port</c>, <c>Mesh__AuthTokenFile</c>, ...).
+/// </summary>
 public sealed class MeshOptions
 {
+    /// <summary>
+    /// Address the service listens on: an IP address, <c>*</c> (every interface, what a container
+    /// wants) or <c>localhost</c>. The default (appsettings.json) is 127.0.0.1.
+    /// </summary>
+    public string ListenAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Port of the gRPC endpoint (HTTP/2; https when <see cref="TlsCertificate"/> is set); 0 picks a free one. Null: the host decides (tests).</summary>
+    public int? Port { get; set; }
+
     /// <summary>When set, mutating calls must carry "authorization: Bearer &lt;token&gt;".</summary>
     public string? AuthToken { get; set; }
+
+    /// <summary>
+    /// A file holding the token (a mounted Kubernetes Secret): read once at start, surrounding
+    /// whitespace trimmed. An empty or missing file stops the service from starting, so auth is
+    /// never silently off.
+    /// </summary>
+    public string? AuthTokenFile { get; set; }
 
     /// <summary>Largest message a service accepts or sends (well above the chunks services stream).</summary>
     public int MaxMessageBytes { get; set; } = 16 << 20;

@@ -9,6 +9,9 @@ public sealed class TeacherOptions
     /// <summary>float32 or bfloat16.</summary>
     public string Dtype { get; set; } = "float32";
 
+    /// <summary>cpu, cuda or cuda:N (a CUDA build on a GPU node).</summary>
+    public string Device { get; set; } = "cpu";
+
     /// <summary>Redis connection string; empty uses the in-process cache.</summary>
     public string? Redis { get; set; }
 

@@ -1,4 +1,4 @@
-using Distill.Mesh.Teacher.Client;
+using Distill.Mesh.Clients.Teacher;
 using Distill.Mesh.Testing;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Teachers;

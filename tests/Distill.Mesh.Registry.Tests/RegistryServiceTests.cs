@@ -3,7 +3,7 @@ using Distill.Mesh.Contracts.Common.V1;
 using Distill.Mesh.Contracts.Registry.V1;
 using Distill.Mesh.Modeling.Adapters;
 using Distill.Mesh.Modeling.Models;
-using Distill.Mesh.Registry.Client;
+using Distill.Mesh.Clients.Registry;
 using Distill.Mesh.Registry.Storage;
 using Distill.Mesh.Testing;
 using Google.Protobuf;

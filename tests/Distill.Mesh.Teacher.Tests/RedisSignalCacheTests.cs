@@ -1,3 +1,4 @@
+using Distill.Mesh.Clients.Teacher;
 using Distill.Mesh.Contracts.Teacher.V1;
 using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.Teacher.Caching;

@@ -1,7 +1,7 @@
 using Distill.Mesh.Modeling.Losses;
-using Distill.Mesh.Teacher.Client;
+using Distill.Mesh.Clients.Teacher;
 using Distill.Mesh.Testing;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Recipes;
 using Distill.Mesh.Training.Teachers;

@@ -50,6 +50,7 @@ internal sealed class TeacherHost : IAsyncDisposable
         app.MapDefaultEndpoints();
         app.MapTeacherService();
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await MeshHealth.WaitUntilReadyAsync(app.Services, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
         var channel = GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = app.GetTestServer().CreateHandler() });
         return new TeacherHost(app, dir, teacher, channel);
     }

@@ -1,5 +1,5 @@
 using Distill.Mesh.ServiceDefaults;
-using Distill.Mesh.Teacher.Client;
+using Distill.Mesh.Clients.Teacher;
 using Distill.Mesh.Teacher.Extensions;
 using Distill.Mesh.Testing;
 using Distill.Mesh.Trainer.Extensions;
@@ -89,6 +89,7 @@ internal sealed class MeshFixture : IAsyncDisposable
         app.MapDefaultEndpoints();
         map(app);
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await MeshHealth.WaitUntilReadyAsync(app.Services, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
         _apps.Add(app);
         return app;
     }

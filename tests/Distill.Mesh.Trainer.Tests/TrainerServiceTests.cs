@@ -1,5 +1,5 @@
 using Distill.Mesh.Contracts.Trainer.V1;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Recipes;
 using Grpc.Core;
 using Grpc.Net.Client;

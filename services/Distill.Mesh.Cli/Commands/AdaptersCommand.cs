@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Distill.Mesh.Contracts.Registry.V1;
-using Distill.Mesh.Registry.Client;
+using Distill.Mesh.Clients.Registry;
 using Distill.Mesh.ServiceDefaults;
 using Grpc.Core;
 using Grpc.Net.Client;

@@ -4,7 +4,7 @@ using Distill.Mesh.Cli.Hosting;
 using Distill.Mesh.Contracts.Runs.V1;
 using Distill.Mesh.Controller.Extensions;
 using Distill.Mesh.Trainer.Extensions;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Demo;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Distill.Mesh.Cli.Hosting;
 using Distill.Mesh.Contracts.Registry.V1;
-using Distill.Mesh.Registry.Client;
+using Distill.Mesh.Clients.Registry;
 using Distill.Mesh.Registry.Extensions;
 using Distill.Mesh.ServiceDefaults;
 using Distill.Mesh.Modeling.Extraction;

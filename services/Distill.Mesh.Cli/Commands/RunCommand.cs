@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Distill.Mesh.Contracts.Runs.V1;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Grpc.Core;
 using Distill.Mesh.ServiceDefaults;
 using Grpc.Net.Client;

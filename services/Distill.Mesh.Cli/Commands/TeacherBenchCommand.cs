@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Distill.Mesh.Cli.Hosting;
 using Distill.Mesh.Modeling.Losses;
-using Distill.Mesh.Teacher.Client;
+using Distill.Mesh.Clients.Teacher;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Teachers;
 using Grpc.Net.Client;

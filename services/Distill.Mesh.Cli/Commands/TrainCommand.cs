@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Distill.Mesh.ServiceDefaults;
-using Distill.Mesh.Trainer.Runs;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Clients.Registry;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Recipes;
 using Distill.Mesh.Training.Teachers;
 

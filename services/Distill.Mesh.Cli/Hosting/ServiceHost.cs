@@ -5,7 +5,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -19,17 +18,12 @@ internal static class ServiceHost
     public static async Task<(WebApplication App, string Address)> StartAsync(int port, Action<WebApplicationBuilder> add, Action<WebApplication> map, IDictionary<string, string?> settings, bool quiet, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateBuilder();
-        var certificate = MeshTls.LoadServerCertificate(new MeshOptions
+        // The listening endpoint (and its TLS) comes from the mesh defaults: loopback only.
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
-            TlsCertificate = settings.TryGetValue("Mesh:TlsCertificate", out var path) ? path : null,
-            TlsKey = settings.TryGetValue("Mesh:TlsKey", out var key) ? key : null,
+            ["Mesh:ListenAddress"] = "127.0.0.1",
+            ["Mesh:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l =>
-        {
-            l.Protocols = HttpProtocols.Http2;
-            if (certificate is not null)
-                l.UseHttps(certificate);
-        }));
         if (quiet)
             builder.Logging.ClearProviders();
         // The CLI owns Ctrl-C: a host's own console lifetime would take the signal and leave the
@@ -41,6 +35,7 @@ internal static class ServiceHost
         app.MapDefaultEndpoints();
         map(app);
         await app.StartAsync(cancellationToken);
+        await MeshHealth.WaitUntilReadyAsync(app.Services, cancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return (app, address);
     }

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Distill.Mesh.Contracts.Trainer.V1;
 using Distill.Mesh.ServiceDefaults;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 

@@ -1,3 +1,4 @@
+using Distill.Mesh.Clients.Extractor;
 using System.Threading.Channels;
 using Distill.Mesh.Contracts.Extractor.V1;
 using Distill.Mesh.Modeling.Extraction;

@@ -12,6 +12,9 @@ public static class RegistryServiceExtensions
         builder.AddServiceDefaults("distill-registry");
         builder.Services.Configure<RegistryOptions>(builder.Configuration.GetSection("Registry"));
         builder.Services.AddSingleton(sp => new ArtifactStore(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<RegistryOptions>>().Value));
+        builder.Services.AddSingleton<RegistryReadiness>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RegistryReadiness>());
+        builder.Services.AddHealthChecks().AddCheck<RegistryReadiness>("registry-database", tags: [MeshHealth.Ready]);
         return builder;
     }
 

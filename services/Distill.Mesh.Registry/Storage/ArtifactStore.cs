@@ -1,3 +1,4 @@
+using Distill.Mesh.Specs.Naming;
 using System.Security.Cryptography;
 using System.Text;
 using Distill.Mesh.Contracts.Registry.V1;

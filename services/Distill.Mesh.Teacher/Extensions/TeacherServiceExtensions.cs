@@ -2,8 +2,8 @@ using Distill.Mesh.ServiceDefaults;
 using Distill.Mesh.Teacher.Caching;
 using Distill.Mesh.Teacher.Grpc;
 using Distill.Mesh.Teacher.Scoring;
-using Distill.Mesh.Training.Recipes;
 using Distill.Mesh.Training.Teachers;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -12,27 +12,17 @@ namespace Distill.Mesh.Teacher.Extensions;
 /// <summary>The teacher service's library surface, so one host can compose every service.</summary>
 public static class TeacherServiceExtensions
 {
-    /// <summary>Registers the teacher (loaded from Teacher:Model, or the one given), its queue and cache.</summary>
+    /// <summary>Registers the teacher (loaded from Teacher:Model on Teacher:Device, or the one given), its queue, cache and readiness.</summary>
     public static IHostApplicationBuilder AddTeacherService(this IHostApplicationBuilder builder, InProcessTeacher? teacher = null)
     {
         builder.AddServiceDefaults("distill-teacher");
         builder.Services.Configure<TeacherOptions>(builder.Configuration.GetSection("Teacher"));
-        // A teacher handed in stays the caller's (registered as an instance, the container does not
-        // dispose it); one loaded here belongs to the host.
-        if (teacher is not null)
-        {
-            builder.Services.AddSingleton(teacher);
-        }
-        else
-        {
-            builder.Services.AddSingleton(sp =>
-            {
-                var options = sp.GetRequiredService<IOptions<TeacherOptions>>().Value;
-                if (string.IsNullOrEmpty(options.Model))
-                    throw new InvalidOperationException("Teacher:Model must name an HF model folder");
-                return InProcessTeacher.Load(options.Model, RecipeRun.DType(options.Dtype));
-            });
-        }
+        // A teacher handed in stays the caller's; one loaded here (in the background, so liveness
+        // answers while it loads) belongs to the host. Either is ready after its warm-up.
+        builder.Services.AddSingleton(new TeacherModel(teacher));
+        builder.Services.TryAddSingleton<ITeacherWarmUp, ForwardWarmUp>();
+        builder.Services.AddHostedService<TeacherLoader>();
+        builder.Services.AddHealthChecks().AddCheck<TeacherReadiness>("teacher-model", tags: [MeshHealth.Ready]);
         builder.Services.AddSingleton<ScoringQueue>();
         builder.Services.AddSingleton<ISignalCache>(sp =>
         {

@@ -1,3 +1,4 @@
+using Distill.Mesh.Clients.Teacher;
 using System.Threading.Channels;
 using Distill.Mesh.Contracts.Teacher.V1;
 using Distill.Mesh.Modeling.Generation;
@@ -9,10 +10,11 @@ using Microsoft.Extensions.Options;
 namespace Distill.Mesh.Teacher.Grpc;
 
 /// <summary>Thin handlers: validate, look up the cache, queue the scoring, stream the packed signal.</summary>
-public sealed class TeacherGrpcService(InProcessTeacher teacher, ScoringQueue queue, ISignalCache cache, IOptions<TeacherOptions> options) : TeacherService.TeacherServiceBase
+public sealed class TeacherGrpcService(TeacherModel model, ScoringQueue queue, ISignalCache cache, IOptions<TeacherOptions> options) : TeacherService.TeacherServiceBase
 {
     public override Task<TeacherInfo> Describe(DescribeRequest request, ServerCallContext context)
     {
+        var teacher = model.Require();
         var description = teacher.Describe();
         return Task.FromResult(new TeacherInfo
         {
@@ -28,12 +30,13 @@ public sealed class TeacherGrpcService(InProcessTeacher teacher, ScoringQueue qu
 
     public override async Task Score(IAsyncStreamReader<ScoreRequest> requestStream, IServerStreamWriter<ScoreResponse> responseStream, ServerCallContext context)
     {
+        var teacher = model.Require();
         var cancellation = context.CancellationToken;
         using var writeLock = new SemaphoreSlim(1);
         var pending = new List<Task>();
         await foreach (var request in requestStream.ReadAllAsync(cancellation))
         {
-            var (ids, signal, precision) = Validate(request);
+            var (ids, signal, precision) = Validate(teacher, request);
             pending.Add(Handle(request.RequestId, ids, signal, precision));
         }
 
@@ -87,13 +90,14 @@ public sealed class TeacherGrpcService(InProcessTeacher teacher, ScoringQueue qu
 
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
+        var teacher = model.Require();
         var ids = SignalMapping.UnpackIds(request.PromptIds, "prompt_ids");
         var vocab = teacher.Model.Config.VocabSize;
         if (ids.Length == 0 || ids.Any(i => i < 0 || i >= vocab))
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"prompt_ids must be non-empty ids in [0, {vocab})"));
         if (ids.Length + request.MaxNewTokens > Math.Min(teacher.Describe().MaxContext, options.Value.MaxSequenceTokens))
             throw new RpcException(new Status(StatusCode.ResourceExhausted, "prompt plus max_new_tokens exceeds the teacher's context"));
-        var stop = GenerationConfig.Load(options.Value.Model).StopTokens(teacher.Model.Config).Concat(request.StopTokenIds).ToHashSet();
+        var stop = teacher.StopTokens.Concat(request.StopTokenIds).ToHashSet();
         var generation = new GenerationOptions
         {
             MaxNewTokens = request.MaxNewTokens,
@@ -130,7 +134,7 @@ public sealed class TeacherGrpcService(InProcessTeacher teacher, ScoringQueue qu
         await worker;
     }
 
-    private (int[] Ids, SignalRequest Signal, SignalPrecision Precision) Validate(ScoreRequest request)
+    private (int[] Ids, SignalRequest Signal, SignalPrecision Precision) Validate(InProcessTeacher teacher, ScoreRequest request)
     {
         var description = teacher.Describe();
         if (!string.IsNullOrEmpty(request.Fingerprint) && request.Fingerprint != description.Fingerprint)

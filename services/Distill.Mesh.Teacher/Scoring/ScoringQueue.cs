@@ -22,14 +22,14 @@ public sealed class ScoringQueue : IAsyncDisposable
     private sealed record Job(int[] Ids, SignalRequest Request, TaskCompletionSource<TeacherTarget> Done, CancellationToken Cancellation);
 
     private readonly Channel<Job> _channel;
-    private readonly InProcessTeacher _teacher;
+    private readonly TeacherModel _model;
     private readonly TeacherOptions _options;
     private readonly ILogger<ScoringQueue> _logger;
     private readonly Task _worker;
 
-    public ScoringQueue(InProcessTeacher teacher, IOptions<TeacherOptions> options, ILogger<ScoringQueue> logger)
+    public ScoringQueue(TeacherModel model, IOptions<TeacherOptions> options, ILogger<ScoringQueue> logger)
     {
-        _teacher = teacher;
+        _model = model;
         _options = options.Value;
         _logger = logger;
         _channel = Channel.CreateBounded<Job>(new BoundedChannelOptions(_options.MaxQueue) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
@@ -118,7 +118,7 @@ public sealed class ScoringQueue : IAsyncDisposable
                 using var scope = torch.NewDisposeScope();
                 var members = group.ToList();
                 using var batch = Batching.Collate(members.Select(j => new TokenizedExample(j.Ids, j.Ids.Select(i => (long)i).ToArray())).ToList(), padTokenId: 0);
-                using var rows = _teacher.Score(batch, members[0].Request);
+                using var rows = _model.Require().Score(batch, members[0].Request);
                 var stride = batch.InputIds.shape[1] - 1;
                 for (var i = 0; i < members.Count; i++)
                 {

@@ -12,6 +12,10 @@ public static class TrainerServiceExtensions
     {
         builder.AddServiceDefaults("distill-trainer");
         builder.Services.Configure<TrainerOptions>(builder.Configuration.GetSection("Trainer"));
+        // SIGTERM: running runs checkpoint within Trainer:ShutdownGrace; the host waits that long
+        // (Kubernetes' terminationGracePeriodSeconds must cover it).
+        var grace = builder.Configuration.GetSection("Trainer").Get<TrainerOptions>()?.ShutdownGrace ?? new TrainerOptions().ShutdownGrace;
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = o.ShutdownTimeout > grace ? o.ShutdownTimeout : grace + TimeSpan.FromSeconds(5));
         if (connector is not null)
             builder.Services.AddSingleton(connector);
         else

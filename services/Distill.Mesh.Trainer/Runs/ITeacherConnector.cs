@@ -1,5 +1,5 @@
 using Distill.Mesh.ServiceDefaults;
-using Distill.Mesh.Teacher.Client;
+using Distill.Mesh.Clients.Teacher;
 using Distill.Mesh.Training.Teachers;
 
 namespace Distill.Mesh.Trainer.Runs;

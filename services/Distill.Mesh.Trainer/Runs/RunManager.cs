@@ -1,10 +1,11 @@
+using Distill.Mesh.Clients.Registry;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Threading.Channels;
 using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.ServiceDefaults;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Recipes;
 using Distill.Mesh.Training.Teachers;
 using Microsoft.Extensions.Options;
@@ -188,7 +189,7 @@ public sealed partial class RunManager(
             var result = await RecipeRunner.RunAsync(config, resolved, new Progress(run), cancellation, connect);
             var status = result.Completed ? RunStatus.Succeeded : run.CancelledByUser ? RunStatus.Cancelled : RunStatus.Interrupted;
             SaveState(run, status);
-            var note = remote is Teacher.Client.RemoteTeacher client
+            var note = remote is Clients.Teacher.RemoteTeacher client
                 ? $"{status.ToString().ToLowerInvariant()}; teacher cache hits {client.CacheHitRatio:P1} of {client.ScoredSequences} sequences"
                 : null;
             if (status == RunStatus.Succeeded && config.Publish is { Name.Length: > 0 } publish)

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Distill.Mesh.Modeling.Models;
 using Distill.Mesh.Modeling.Tokenization;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Evaluation;
 using Distill.Mesh.Training.Recipes;

@@ -1,6 +1,6 @@
 using Distill.Mesh.Modeling.Generation;
 using Distill.Mesh.Modeling.Models;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
 
 namespace Distill.Mesh.Training.Recipes;

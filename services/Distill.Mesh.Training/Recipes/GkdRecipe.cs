@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Distill.Mesh.Modeling.Generation;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Teachers;
 using TorchSharp;

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using Distill.Mesh.Modeling.Adapters;
 using Distill.Mesh.Modeling.Models;
 using Distill.Mesh.Modeling.Tokenization;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Teachers;
 using TorchSharp;

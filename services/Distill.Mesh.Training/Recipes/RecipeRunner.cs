@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Teachers;
 
 namespace Distill.Mesh.Training.Recipes;

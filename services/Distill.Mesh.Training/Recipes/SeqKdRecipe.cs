@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.Modeling.Generation;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Teachers;
 

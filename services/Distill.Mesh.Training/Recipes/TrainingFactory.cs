@@ -1,6 +1,6 @@
 using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.Modeling.Tokenization;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Optimization;
 using TorchSharp.Modules;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Distill.Mesh.Modeling.Losses;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Evaluation;
 using Distill.Mesh.Training.Teachers;

@@ -44,6 +44,16 @@ public sealed class InProcessTeacher : ITeacherSignal, ITeacherGenerator
 
     public TeacherDescription Describe() => _description;
 
+    /// <summary>One short forward pass (kernel selection and first allocations happen here, not in a client's request).</summary>
+    public void WarmUp(int tokens = 16)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var length = Math.Min(tokens, Math.Max(2, Model.Config.MaxPositionEmbeddings));
+        var ids = torch.arange(length, dtype: ScalarType.Int64, device: Model.Device).remainder(Model.Config.VocabSize).unsqueeze(0);
+        Model.Hidden(ids, torch.ones_like(ids), null, null, null);
+    }
+
     public Task<ITeacherRows> ScoreAsync(Batch batch, SignalRequest request, CancellationToken cancellationToken = default) =>
         Task.FromResult(Score(batch, request));
 

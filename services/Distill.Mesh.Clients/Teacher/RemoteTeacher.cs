@@ -1,7 +1,6 @@
 using Distill.Mesh.Contracts.Teacher.V1;
 using Distill.Mesh.Modeling.Generation;
 using Distill.Mesh.Modeling.Losses;
-using Distill.Mesh.Teacher.Grpc;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Teachers;
 using Grpc.Core;
@@ -10,7 +9,7 @@ using static TorchSharp.torch;
 using ContractFormat = Distill.Mesh.Contracts.Teacher.V1.SignalFormat;
 using EngineFormat = Distill.Mesh.Training.Teachers.SignalFormat;
 
-namespace Distill.Mesh.Teacher.Client;
+namespace Distill.Mesh.Clients.Teacher;
 
 /// <summary>
 /// A teacher reached over gRPC, as the engine sees teachers (<see cref="ITeacherSignal"/>). Each

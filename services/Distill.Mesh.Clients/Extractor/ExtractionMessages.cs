@@ -3,7 +3,7 @@ using Distill.Mesh.Contracts.Extractor.V1;
 using Distill.Mesh.Modeling.Extraction;
 using static TorchSharp.torch;
 
-namespace Distill.Mesh.Extractor;
+namespace Distill.Mesh.Clients.Extractor;
 
 /// <summary>Conversions between the extractor's messages and the engine's options and reports.</summary>
 public static class ExtractionMessages

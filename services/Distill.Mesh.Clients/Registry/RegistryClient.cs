@@ -3,12 +3,11 @@ using Distill.Mesh.Contracts.Common.V1;
 using Distill.Mesh.Contracts.Registry.V1;
 using Distill.Mesh.Modeling.Adapters;
 using Distill.Mesh.Modeling.Checkpoints;
-using Distill.Mesh.Registry.Grpc;
-using Distill.Mesh.Registry.Storage;
+using Distill.Mesh.Specs.Naming;
 using Google.Protobuf;
 using Grpc.Core;
 
-namespace Distill.Mesh.Registry.Client;
+namespace Distill.Mesh.Clients.Registry;
 
 /// <summary>
 /// Pushes folders to the registry and pulls them back into folders (written to a temporary
@@ -17,6 +16,9 @@ namespace Distill.Mesh.Registry.Client;
 /// </summary>
 public sealed class RegistryClient(RegistryService.RegistryServiceClient client, Metadata? headers = null)
 {
+    /// <summary>Bytes per pushed chunk (well under the 4 MiB message default).</summary>
+    public const int ChunkBytes = 1 << 20;
+
     /// <summary>
     /// The manifest of a folder: every regular file (hidden ones and our temporaries skipped),
     /// hashed. The kind is ADAPTER when adapter_config.json is there, MODEL for config.json.
@@ -48,7 +50,7 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
     {
         using var call = client.Push(headers, cancellationToken: cancellationToken);
         await call.RequestStream.WriteAsync(new PushRequest { Manifest = manifest }, cancellationToken);
-        var buffer = new byte[RegistryGrpcService.ChunkBytes];
+        var buffer = new byte[ChunkBytes];
         long sent = 0;
         for (var i = 0; i < manifest.Files.Count; i++)
         {

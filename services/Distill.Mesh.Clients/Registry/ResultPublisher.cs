@@ -1,13 +1,12 @@
 using System.Text.Json.Nodes;
 using Distill.Mesh.Contracts.Registry.V1;
 using Distill.Mesh.Modeling.Checkpoints;
-using Distill.Mesh.Registry.Client;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Recipes;
 using Grpc.Core;
 using Grpc.Net.Client;
 
-namespace Distill.Mesh.Trainer.Runs;
+namespace Distill.Mesh.Clients.Registry;
 
 /// <summary>Pushes a finished run's adapter or model to the registry with its lineage (teachers, base, recipe, config, final metrics).</summary>
 public static class ResultPublisher

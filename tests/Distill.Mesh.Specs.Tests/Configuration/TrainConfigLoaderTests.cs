@@ -1,5 +1,5 @@
 using Distill.Mesh.Testing;
-using Distill.Mesh.Training.Configuration;
+using Distill.Mesh.Specs.Configuration;
 
 namespace Distill.Mesh.Training.Tests.Configuration;
 

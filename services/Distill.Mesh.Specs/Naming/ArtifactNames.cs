@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace Distill.Mesh.Registry.Storage;
+namespace Distill.Mesh.Specs.Naming;
 
 /// <summary>A parsed artifact reference: an id, a name with a version, a name with a tag, or a name (its newest version).</summary>
 public sealed record ArtifactReference(string? Id, string? Name, int? Version, string? Tag)

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace Distill.Mesh.Training.Configuration;
+namespace Distill.Mesh.Specs.Configuration;
 
 /// <summary>A training run, as written in a recipe YAML (snake_case keys; unknown keys are errors).</summary>
 public sealed class TrainConfig

@@ -2,7 +2,7 @@ using Distill.Mesh.Contracts.Teacher.V1;
 using Distill.Mesh.Training.Teachers;
 using Google.Protobuf;
 
-namespace Distill.Mesh.Teacher.Grpc;
+namespace Distill.Mesh.Clients.Teacher;
 
 /// <summary>Maps packed signals and requests between the contract and the engine's types.</summary>
 public static class SignalMapping

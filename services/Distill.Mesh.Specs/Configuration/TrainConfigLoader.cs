@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using YamlDotNet.RepresentationModel;
 
-namespace Distill.Mesh.Training.Configuration;
+namespace Distill.Mesh.Specs.Configuration;
 
 /// <summary>
 /// Reads a recipe YAML, applies torchtune-style dotted overrides (<c>training.optimizer.lr=1e-4</c>),
