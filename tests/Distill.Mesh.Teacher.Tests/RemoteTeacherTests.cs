@@ -130,11 +130,11 @@ public sealed class RemoteTeacherTests : IDisposable
         var remote = Config("remote", teacherModel);
         var flaky = Config("flaky", teacherModel);
 
-        await KdRecipe.RunAsync(local, null, null, default);
+        await KdRecipe.RunAsync(local, RerunPolicy.Resume, null, default);
         var connected = await RemoteTeacher.ConnectAsync(host.Channel.CreateCallInvoker(), FastRetry);
-        await KdRecipe.RunAsync(remote, null, null, default, _ => connected);
+        await KdRecipe.RunAsync(remote, RerunPolicy.Resume, null, default, _ => connected);
         var restarting = await RemoteTeacher.ConnectAsync(host.Channel.Intercept(new FailFirst(2)), FastRetry);
-        await KdRecipe.RunAsync(flaky, null, null, default, _ => restarting);
+        await KdRecipe.RunAsync(flaky, RerunPolicy.Resume, null, default, _ => restarting);
 
         var expected = Losses(local);
         Assert.Equal(5, expected.Count);
@@ -153,7 +153,7 @@ public sealed class RemoteTeacherTests : IDisposable
         config.Training = new TrainingConfig { Epochs = 2, BatchSize = 4, Optimizer = new OptimizerConfig { Lr = 1e-3 } };
         var remote = await RemoteTeacher.ConnectAsync(host.Channel.CreateCallInvoker(), FastRetry);
 
-        var result = await KdRecipe.RunAsync(config, null, null, default, _ => remote);
+        var result = await KdRecipe.RunAsync(config, RerunPolicy.Resume, null, default, _ => remote);
 
         // 20 rows, batch 4: 5 steps per epoch, every sequence scored once per epoch.
         Assert.Equal(10, result.Steps);

@@ -48,7 +48,7 @@ public class TrainerServiceTests
         var yamlPath = mesh.Dir.Combine("local.yaml");
         File.WriteAllText(yamlPath, mesh.Yaml(5));
         var (config, _) = TrainConfigLoader.Load(yamlPath, [$"output_dir={mesh.Dir.Combine("local")}"]);
-        await KdRecipe.RunAsync(config, null, null, default);
+        await KdRecipe.RunAsync(config, RerunPolicy.Resume, null, default);
         var expected = Losses(mesh.Dir.Combine("local"));
         var actual = Losses(started.OutputDir);
         Assert.Equal(expected.Count, actual.Count);
@@ -71,7 +71,7 @@ public class TrainerServiceTests
         var yamlPath = mesh.Dir.Combine($"{runId}.yaml");
         File.WriteAllText(yamlPath, mesh.Yaml(4));
         var (config, _) = TrainConfigLoader.Load(yamlPath, [.. overrides, $"output_dir={mesh.Dir.Combine(runId + "-local")}"]);
-        var result = await RecipeRunner.RunAsync(config, null, null, default);
+        var result = await RecipeRunner.RunAsync(config, RerunPolicy.Resume, null, default);
         Assert.True(result.Completed);
         return (started.OutputDir, mesh.Dir.Combine(runId + "-local"));
     }

@@ -15,7 +15,9 @@ internal static class TrainCommand
     {
         var config = new Option<string>("--config") { Description = "recipe YAML (see configs/)", Required = true };
         var overrides = new Argument<string[]>("overrides") { Description = "dotted overrides, e.g. training.optimizer.lr=1e-4", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("train", "Train a student (kd, sft, seq_kd, gkd) from a YAML config; Ctrl-C checkpoints and stops") { config, overrides };
+        var restart = new Option<bool>("--restart") { Description = "the output folder holds an earlier run: delete what it wrote there and start over" };
+        var fork = new Option<string?>("--fork") { Description = "continue from the output folder's newest checkpoint in this new folder, with this config (the original run stays as it is)" };
+        var command = new Command("train", "Train a student (kd, sft, seq_kd, gkd) from a YAML config; Ctrl-C checkpoints and stops; the same command resumes") { config, overrides, restart, fork };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -23,8 +25,18 @@ internal static class TrainCommand
             try
             {
                 var (settings, resolved) = TrainConfigLoader.Load(parse.GetValue(config)!, parse.GetValue(overrides) ?? []);
+                if (parse.GetValue(restart) && parse.GetValue(fork) is not null)
+                    throw new ArgumentException("--restart and --fork exclude each other");
+                if (parse.GetValue(fork) is { } forkInto)
+                {
+                    var from = settings.OutputDir;
+                    settings.OutputDir = Path.GetFullPath(forkInto);
+                    resolved = TrainConfigLoader.Normalized(settings);
+                    error.WriteLine($"forked {from} at step {RunProvenance.Fork(from, settings)} into {settings.OutputDir}");
+                }
+
                 var progress = new ProgressLine(error, Console.IsErrorRedirected || !ReferenceEquals(error, Console.Error));
-                var result = await RecipeRunner.RunAsync(settings, resolved, progress, cancellationToken);
+                var result = await RecipeRunner.RunAsync(settings, parse.GetValue(restart) ? RerunPolicy.Restart : RerunPolicy.Resume, progress, cancellationToken);
                 progress.Finish();
                 output.WriteLine(result.Completed
                     ? $"done: {result.Steps} steps; {(result.AdapterPath is not null ? $"adapter {result.AdapterPath}" : $"model {result.ModelPath}")}; metrics {Path.Combine(result.OutputDir, "metrics.jsonl")}; plot {Path.Combine(result.OutputDir, "loss.svg")}"

@@ -1,8 +1,6 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
-using YamlDotNet.RepresentationModel;
 
 namespace Distill.Mesh.Specs.Configuration;
 
@@ -26,31 +24,26 @@ public static class TrainConfigLoader
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"no config file at '{path}'");
-        JsonObject tree;
-        try
-        {
-            tree = Parse(File.ReadAllText(path));
-        }
-        catch (YamlDotNet.Core.YamlException e)
-        {
-            throw new ConfigException($"{path}: invalid YAML at line {e.Start.Line}: {e.Message}", e);
-        }
-
+        if (new FileInfo(path).Length > YamlTree.MaxBytes)
+            throw new ConfigException($"{path}: {new FileInfo(path).Length:N0} bytes exceed the {YamlTree.MaxBytes:N0} a config may have");
+        var tree = YamlTree.ParseMapping(File.ReadAllText(path), path);
         foreach (var item in overrides)
             Apply(tree, item);
-        var config = Bind(tree, path);
-        return (config, tree);
+        return Resolve(tree, Path.GetDirectoryName(Path.GetFullPath(path))!, path);
     }
 
-    /// <summary>YAML text to a JSON tree (scalars typed as YAML 1.2 core would: bool, int, float, null, string).</summary>
-    public static JsonObject Parse(string yaml)
+    /// <summary>Binds a parsed tree; relative paths resolve against <paramref name="folder"/>.</summary>
+    public static (TrainConfig Config, JsonObject Resolved) Resolve(JsonObject tree, string folder, string source)
     {
-        var stream = new YamlStream();
-        stream.Load(new StringReader(yaml));
-        if (stream.Documents.Count == 0)
-            return [];
-        return ToJson(stream.Documents[0].RootNode) as JsonObject ?? throw new ConfigException("the config must be a mapping at the top level");
+        var config = Bind(tree, folder, source);
+        return (config, Normalized(config));
     }
+
+    /// <summary>The config with every key and its value (defaults included): what a run records as its resolved config.</summary>
+    public static JsonObject Normalized(TrainConfig config) => JsonSerializer.SerializeToNode(config, Json)!.AsObject();
+
+    /// <summary>YAML text to a JSON tree (bounded, no aliases: see <see cref="YamlTree"/>).</summary>
+    public static JsonObject Parse(string yaml, string source = "config") => YamlTree.ParseMapping(yaml, source);
 
     /// <summary>Applies one <c>dotted.key=value</c> override; the value is parsed as a YAML scalar or flow list.</summary>
     public static void Apply(JsonObject tree, string item)
@@ -59,7 +52,9 @@ public static class TrainConfigLoader
         if (equals <= 0)
             throw new ConfigException($"override '{item}' must look like key.path=value");
         var path = item[..equals].Split('.');
-        var value = ParseValue(item[(equals + 1)..]);
+        if (path.Any(p => p.Length == 0))
+            throw new ConfigException($"override '{item}': the key path has an empty part");
+        var value = YamlTree.ParseValue(item[(equals + 1)..], $"override '{item}'");
         JsonNode node = tree;
         for (var i = 0; i < path.Length; i++)
         {
@@ -90,19 +85,11 @@ public static class TrainConfigLoader
         }
     }
 
-    private static JsonNode? ParseValue(string text)
-    {
-        var stream = new YamlStream();
-        stream.Load(new StringReader($"v: {text}"));
-        return ToJson(((YamlMappingNode)stream.Documents[0].RootNode).Children[new YamlScalarNode("v")]);
-    }
-
-    private static TrainConfig Bind(JsonObject tree, string path)
+    private static TrainConfig Bind(JsonObject tree, string folder, string path)
     {
         try
         {
             var config = tree.Deserialize<TrainConfig>(Json) ?? new TrainConfig();
-            var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
             string Resolve(string p) => string.IsNullOrEmpty(p) || Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(folder, p));
             config.Student.Model = Resolve(config.Student.Model);
             config.Dataset.Path = Resolve(config.Dataset.Path);
@@ -125,33 +112,6 @@ public static class TrainConfigLoader
         return e.Message.Contains("could not be mapped", StringComparison.Ordinal)
             ? $"unknown key {e.Message[(e.Message.IndexOf('\'') is var i and >= 0 ? i : 0)..].Split(' ')[0]} under '{where}'"
             : $"bad value at '{where}': {e.Message}";
-    }
-
-    private static JsonNode? ToJson(YamlNode node) => node switch
-    {
-        YamlMappingNode mapping => new JsonObject(mapping.Children.Select(kv =>
-            KeyValuePair.Create(((YamlScalarNode)kv.Key).Value!, ToJson(kv.Value)))),
-        YamlSequenceNode sequence => new JsonArray(sequence.Children.Select(ToJson).ToArray()),
-        YamlScalarNode scalar => Scalar(scalar),
-        _ => null,
-    };
-
-    private static JsonNode? Scalar(YamlScalarNode scalar)
-    {
-        var text = scalar.Value ?? "";
-        if (scalar.Style is YamlDotNet.Core.ScalarStyle.SingleQuoted or YamlDotNet.Core.ScalarStyle.DoubleQuoted)
-            return JsonValue.Create(text);
-        if (text is "" or "~" or "null" or "Null" or "NULL")
-            return null;
-        if (text is "true" or "True" or "TRUE")
-            return JsonValue.Create(true);
-        if (text is "false" or "False" or "FALSE")
-            return JsonValue.Create(false);
-        if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var integer))
-            return JsonValue.Create(integer);
-        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var real))
-            return JsonValue.Create(real);
-        return JsonValue.Create(text);
     }
 }
 

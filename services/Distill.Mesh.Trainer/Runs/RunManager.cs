@@ -186,7 +186,7 @@ public sealed partial class RunManager(
                 connect = _ => remote;
             }
 
-            var result = await RecipeRunner.RunAsync(config, resolved, new Progress(run), cancellation, connect);
+            var result = await RecipeRunner.RunAsync(config, RerunPolicy.Resume, new Progress(run), cancellation, connect);
             var status = result.Completed ? RunStatus.Succeeded : run.CancelledByUser ? RunStatus.Cancelled : RunStatus.Interrupted;
             SaveState(run, status);
             var note = remote is Clients.Teacher.RemoteTeacher client

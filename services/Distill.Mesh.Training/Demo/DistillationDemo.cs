@@ -31,7 +31,7 @@ public static class DistillationDemo
     /// <param name="trainStudent">How the student runs are trained (default: in this process; `demo --mesh`: through the services).</param>
     public static async Task<IReadOnlyList<Row>> RunAsync(string workdir, TextWriter log, CancellationToken cancellationToken, StudentTrainer? trainStudent = null)
     {
-        trainStudent ??= async (config, token) => (await RecipeRunner.RunAsync(config, null, null, token)).ModelPath!;
+        trainStudent ??= async (config, token) => (await RecipeRunner.RunAsync(config, RerunPolicy.Resume, null, token)).ModelPath!;
         var watch = Stopwatch.StartNew();
         Directory.CreateDirectory(workdir);
         var data = Path.Combine(workdir, "data");
@@ -48,7 +48,7 @@ public static class DistillationDemo
         {
             log.WriteLine("teacher: training a 4-layer model on 3,000 generated sentences (once; cached afterwards)…");
             var init = Initialize(Path.Combine(workdir, "teacher-init"), hidden: 128, layers: 4, intermediate: 384, seed: 11);
-            var result = await SftRecipe.RunAsync(Train("teacher", init, Path.Combine(data, "teacher.jsonl"), Path.Combine(workdir, "runs", "teacher"), steps: 400, batch: 32, lr: 3e-3), null, null, cancellationToken);
+            var result = await SftRecipe.RunAsync(Train("teacher", init, Path.Combine(data, "teacher.jsonl"), Path.Combine(workdir, "runs", "teacher"), steps: 400, batch: 32, lr: 3e-3), RerunPolicy.Resume, null, cancellationToken);
             if (Directory.Exists(teacher))
                 Directory.Delete(teacher, recursive: true);
             Directory.Move(result.ModelPath!, teacher);

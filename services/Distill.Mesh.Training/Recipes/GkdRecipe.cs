@@ -15,7 +15,7 @@ namespace Distill.Mesh.Training.Recipes;
 /// </summary>
 public static class GkdRecipe
 {
-    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
+    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
     {
         if (config.Teachers.Count == 0)
             throw new ConfigException("the gkd recipe needs a teacher");
@@ -23,7 +23,7 @@ public static class GkdRecipe
             throw new ConfigException($"gkd.lmbda must be in [0, 1] (got {config.Gkd.Lmbda})");
 
         // Setup
-        using var run = RecipeRun.Start(config, resolved);
+        using var run = RecipeRun.Start(config, rerun);
         using var teacher = KdRecipe.LoadTeachers(config, connect);
         var vocabulary = TeacherCompatibility.Check(teacher.Describe(), run.Tokenizer, run.Student.Config.VocabSize);
         await run.LoadDataAsync(vocabulary, cancellationToken);

@@ -12,17 +12,17 @@ namespace Distill.Mesh.Training.Recipes;
 public static class KdRecipe
 {
     /// <param name="config">The run.</param>
-    /// <param name="resolved">The resolved config to write with the outputs, if any.</param>
+    /// <param name="rerun">What to do when the output folder already holds a run.</param>
     /// <param name="progress">Receives step events.</param>
     /// <param name="cancellationToken">Stops the run at the next step boundary, with a checkpoint.</param>
     /// <param name="connect">Reaches a teacher some other way than loading it here (the trainer service: over gRPC).</param>
-    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
+    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
     {
         if (config.Teachers.Count == 0)
             throw new ConfigException("the kd recipe needs at least one entry under 'teachers'");
 
         // Setup
-        using var run = RecipeRun.Start(config, resolved);
+        using var run = RecipeRun.Start(config, rerun);
         using var teacher = LoadTeachers(config, connect);
         var vocabulary = TeacherCompatibility.Check(teacher.Describe(), run.Tokenizer, run.Student.Config.VocabSize);
         await run.LoadDataAsync(vocabulary, cancellationToken);

@@ -39,13 +39,14 @@ public sealed class RecipeRun : IDisposable
 
     public int PadTokenId => Tokenizer.PadTokenId ?? Tokenizer.EosTokenId ?? 0;
 
-    /// <summary>Seeds torch, loads the student and its tokenizer, attaches LoRA, writes the resolved config.</summary>
-    public static RecipeRun Start(TrainConfig config, JsonObject? resolved)
+    /// <summary>
+    /// Seeds torch, checks the output folder holds no other run (see <see cref="RunProvenance"/>),
+    /// loads the student and its tokenizer, attaches LoRA.
+    /// </summary>
+    public static RecipeRun Start(TrainConfig config, RerunPolicy rerun = RerunPolicy.Resume)
     {
         torch.manual_seed(config.Seed);
-        Directory.CreateDirectory(config.OutputDir);
-        if (resolved is not null)
-            Modeling.Checkpoints.AtomicFile.WriteAllText(Path.Combine(config.OutputDir, "resolved_config.json"), resolved.ToJsonString(TrainConfigLoader.Json));
+        RunProvenance.Prepare(config, rerun);
         var device = config.Student.Device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase) && !torch.cuda.is_available()
             ? throw new ConfigException($"student.device '{config.Student.Device}' but CUDA is not available")
             : torch.device(config.Student.Device);

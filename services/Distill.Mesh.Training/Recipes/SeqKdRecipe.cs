@@ -18,13 +18,13 @@ public static class SeqKdRecipe
     private const int GenerationBatch = 16;
 
     /// <summary>Runs the recipe; <paramref name="connect"/>, when given, reaches the teacher some other way than loading it (a teacher service) and must give a teacher that can generate.</summary>
-    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
+    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
     {
         if (config.Teachers.Count != 1)
             throw new ConfigException("the seq_kd recipe needs exactly one teacher");
 
         // Setup
-        using var run = RecipeRun.Start(config, resolved);
+        using var run = RecipeRun.Start(config, rerun);
         await run.LoadDataAsync(run.Student.Config.VocabSize, cancellationToken);
         var cache = Path.Combine(config.OutputDir, "seq_kd_train.jsonl");
         if (File.Exists(cache))

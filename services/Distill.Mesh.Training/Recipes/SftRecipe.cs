@@ -6,10 +6,10 @@ namespace Distill.Mesh.Training.Recipes;
 /// <summary>Plain supervised fine-tuning on hard labels: the baseline distillation must beat.</summary>
 public static class SftRecipe
 {
-    public static async Task<TrainResult> RunAsync(TrainConfig config, JsonObject? resolved, IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
+    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
     {
         // Setup
-        using var run = RecipeRun.Start(config, resolved);
+        using var run = RecipeRun.Start(config, rerun);
         await run.LoadDataAsync(run.Student.Config.VocabSize, cancellationToken);
         return await TrainAsync(run, progress, cancellationToken);
     }

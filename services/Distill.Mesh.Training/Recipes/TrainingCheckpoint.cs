@@ -44,13 +44,19 @@ public static class TrainingCheckpoint
         }
     }
 
+    /// <summary>The newest complete checkpoint folder, or null.</summary>
+    public static string? Latest(string outputDir)
+    {
+        var root = Folder(outputDir);
+        return Directory.Exists(root)
+            ? Directory.GetDirectories(root, $"{Prefix}*").Where(d => !Path.GetFileName(d).StartsWith('.')).Order(StringComparer.Ordinal).LastOrDefault()
+            : null;
+    }
+
     /// <summary>Restores the newest checkpoint into the model and optimizer; returns its step and history, or null.</summary>
     public static (long Step, List<TrainEvent> History)? TryResume(string outputDir, CausalLanguageModel model, TrainingOptimizer optimizer)
     {
-        var root = Folder(outputDir);
-        if (!Directory.Exists(root))
-            return null;
-        var latest = Directory.GetDirectories(root, $"{Prefix}*").Where(d => !Path.GetFileName(d).StartsWith('.')).Order(StringComparer.Ordinal).LastOrDefault();
+        var latest = Latest(outputDir);
         if (latest is null)
             return null;
 

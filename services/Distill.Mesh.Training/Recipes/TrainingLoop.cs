@@ -43,6 +43,8 @@ internal static class TrainingLoop
         var resumed = TrainingCheckpoint.TryResume(config.OutputDir, run.Student, optimizer);
         var history = resumed?.History ?? [];
         var step = resumed?.Step ?? 0;
+        if (step > totalSteps)
+            throw new ConfigException($"the run's checkpoint is at step {step}, beyond the {totalSteps} steps this config asks for (training.max_steps / epochs); a resumed run can run longer, not shorter");
         if (resumed is not null)
             progress?.Report(history[^1] with { Message = $"resumed from step {step}" });
 

@@ -61,7 +61,7 @@ public sealed class RecipeTests : IDisposable
     {
         var config = Config("kd", steps: 30);
 
-        var result = await KdRecipe.RunAsync(config, null, null, default);
+        var result = await KdRecipe.RunAsync(config, RerunPolicy.Resume, null, default);
 
         var history = File.ReadAllLines(Path.Combine(config.OutputDir, "metrics.jsonl"));
         Assert.Equal(30, history.Length);
@@ -83,11 +83,11 @@ public sealed class RecipeTests : IDisposable
         interrupted.Student.Lora = straight.Student.Lora;
         interrupted.Signal = straight.Signal;
 
-        var expected = await KdRecipe.RunAsync(straight, null, null, default);
+        var expected = await KdRecipe.RunAsync(straight, RerunPolicy.Resume, null, default);
         using var cancel = new CancellationTokenSource();
         var stop = new Progress<TrainEvent>();
-        var first = await KdRecipe.RunAsync(interrupted, null, new StopAfter(3, cancel), cancel.Token);
-        var second = await KdRecipe.RunAsync(interrupted, null, null, default);
+        var first = await KdRecipe.RunAsync(interrupted, RerunPolicy.Resume, new StopAfter(3, cancel), cancel.Token);
+        var second = await KdRecipe.RunAsync(interrupted, RerunPolicy.Resume, null, default);
 
         Assert.False(first.Completed);
         Assert.Equal(3, first.Steps);
@@ -138,9 +138,9 @@ public sealed class RecipeTests : IDisposable
         var fresh = Config("fresh", steps: 2);
         fresh.Student.Lora = new LoraSettings { R = 4, Alpha = 8 };
 
-        var result = await KdRecipe.RunAsync(fromAdapter, null, null, default);
-        await KdRecipe.RunAsync(onMerged, null, null, default);
-        await KdRecipe.RunAsync(fresh, null, null, default);
+        var result = await KdRecipe.RunAsync(fromAdapter, RerunPolicy.Resume, null, default);
+        await KdRecipe.RunAsync(onMerged, RerunPolicy.Resume, null, default);
+        await KdRecipe.RunAsync(fresh, RerunPolicy.Resume, null, default);
 
         double FirstLoss(TrainConfig c) => System.Text.Json.JsonDocument.Parse(File.ReadLines(Path.Combine(c.OutputDir, "metrics.jsonl")).First()).RootElement.GetProperty("loss").GetDouble();
         // Step 1's loss is taken before any update: the adapter's starting point is the merged student's.
@@ -150,7 +150,7 @@ public sealed class RecipeTests : IDisposable
 
         var missing = Config("missing", steps: 1);
         missing.Student.Lora = new LoraSettings { InitFrom = _dir.Combine("no-adapter") };
-        Assert.Contains("student.lora.init_from", (await Assert.ThrowsAsync<ConfigException>(() => KdRecipe.RunAsync(missing, null, null, default))).Message);
+        Assert.Contains("student.lora.init_from", (await Assert.ThrowsAsync<ConfigException>(() => KdRecipe.RunAsync(missing, RerunPolicy.Resume, null, default))).Message);
     }
 
     private sealed class StopAfter(int steps, CancellationTokenSource cancel) : IProgress<TrainEvent>
@@ -173,7 +173,7 @@ public sealed class RecipeTests : IDisposable
             File.Copy(file, Path.Combine(other, "tokenizer.json"));
         config.Teachers = [new TeacherConfig { Model = other }];
 
-        var error = await Assert.ThrowsAsync<IncompatibleTeacherException>(() => KdRecipe.RunAsync(config, null, null, default));
+        var error = await Assert.ThrowsAsync<IncompatibleTeacherException>(() => KdRecipe.RunAsync(config, RerunPolicy.Resume, null, default));
 
         Assert.Contains("teacher and student tokenizers differ", error.Message);
         Assert.False(File.Exists(Path.Combine(config.OutputDir, "metrics.jsonl")));
@@ -185,7 +185,7 @@ public sealed class RecipeTests : IDisposable
         var config = Config("packed", steps: 3);
         config.Dataset.Packing = true;
 
-        var result = await KdRecipe.RunAsync(config, null, null, default);
+        var result = await KdRecipe.RunAsync(config, RerunPolicy.Resume, null, default);
 
         Assert.True(result.Completed);
         Assert.All(Losses(config), l => Assert.True(double.IsFinite(l)));
@@ -197,7 +197,7 @@ public sealed class RecipeTests : IDisposable
         var config = Config("padded", steps: 2);
         config.Teachers = [new TeacherConfig { Model = Teacher(edit: c => c.VocabSize = 300) }];
 
-        var result = await KdRecipe.RunAsync(config, null, null, default);
+        var result = await KdRecipe.RunAsync(config, RerunPolicy.Resume, null, default);
 
         Assert.True(result.Completed);
     }
@@ -233,10 +233,10 @@ public sealed class RecipeTests : IDisposable
         onPolicy.Loss = new LossConfig { Kind = "jsd", Beta = 0.5, KdRatio = 1 };
         onPolicy.Generation = new GenerationSettings { MaxNewTokens = 6, Temperature = 1.0 };
 
-        await KdRecipe.RunAsync(kd, null, null, default);
-        await GkdRecipe.RunAsync(offPolicy, null, null, default);
+        await KdRecipe.RunAsync(kd, RerunPolicy.Resume, null, default);
+        await GkdRecipe.RunAsync(offPolicy, RerunPolicy.Resume, null, default);
         var events = new List<TrainEvent>();
-        var result = await GkdRecipe.RunAsync(onPolicy, null, new Collect(events), default);
+        var result = await GkdRecipe.RunAsync(onPolicy, RerunPolicy.Resume, new Collect(events), default);
 
         Assert.Equal(Losses(kd), Losses(offPolicy));
         Assert.True(result.Completed);
@@ -252,7 +252,7 @@ public sealed class RecipeTests : IDisposable
         config.Recipe = "seq_kd";
         config.Generation = new GenerationSettings { Greedy = true, MaxNewTokens = 5 };
 
-        var result = await SeqKdRecipe.RunAsync(config, null, null, default);
+        var result = await SeqKdRecipe.RunAsync(config, RerunPolicy.Resume, null, default);
 
         Assert.True(result.Completed);
         var first = System.Text.Json.JsonSerializer.Deserialize<Training.Datasets.TokenizedExample>(File.ReadLines(Path.Combine(config.OutputDir, "seq_kd_train.jsonl")).First())!;
