@@ -96,12 +96,19 @@ public sealed class LoraSettings
 
 public sealed class TeacherConfig
 {
+    /// <summary>HF model folder (loaded in the trainer; with <see cref="Endpoint"/>, what that service serves, for lineage).</summary>
     public string Model { get; set; } = "";
 
     /// <summary>Weight in a multi-teacher mixture.</summary>
     public double Weight { get; set; } = 1.0;
 
     public string Dtype { get; set; } = "float32";
+
+    /// <summary>cpu, cuda or cuda:N for a teacher loaded in the trainer (its rows move to the student's device).</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>A teacher service serving this teacher (http://host:port); each teacher of a mixture has its own.</summary>
+    public string? Endpoint { get; set; }
 }
 
 public sealed class SignalConfig

@@ -26,16 +26,18 @@ public static class TrainConfigLoader
             throw new FileNotFoundException($"no config file at '{path}'");
         if (new FileInfo(path).Length > YamlTree.MaxBytes)
             throw new ConfigException($"{path}: {new FileInfo(path).Length:N0} bytes exceed the {YamlTree.MaxBytes:N0} a config may have");
-        var tree = YamlTree.ParseMapping(File.ReadAllText(path), path);
+        var lines = new Dictionary<string, int>();
+        var tree = YamlTree.ParseMapping(File.ReadAllText(path), path, lines);
         foreach (var item in overrides)
             Apply(tree, item);
-        return Resolve(tree, Path.GetDirectoryName(Path.GetFullPath(path))!, path);
+        return Resolve(tree, Path.GetDirectoryName(Path.GetFullPath(path))!, path, lines);
     }
 
     /// <summary>Binds a parsed tree; relative paths resolve against <paramref name="folder"/>.</summary>
-    public static (TrainConfig Config, JsonObject Resolved) Resolve(JsonObject tree, string folder, string source)
+    public static (TrainConfig Config, JsonObject Resolved) Resolve(JsonObject tree, string folder, string source, IReadOnlyDictionary<string, int>? lines = null, IEnumerable<string>? siblings = null)
     {
-        var config = Bind(tree, folder, source);
+        var config = ConfigBinder.Bind<TrainConfig>(tree, source, lines, siblings);
+        ResolvePaths(config, folder);
         return (config, Normalized(config));
     }
 
@@ -85,33 +87,34 @@ public static class TrainConfigLoader
         }
     }
 
-    private static TrainConfig Bind(JsonObject tree, string folder, string path)
+    /// <summary>Makes the config's relative paths absolute against <paramref name="folder"/>.</summary>
+    public static void ResolvePaths(TrainConfig config, string folder)
     {
-        try
-        {
-            var config = tree.Deserialize<TrainConfig>(Json) ?? new TrainConfig();
-            string Resolve(string p) => string.IsNullOrEmpty(p) || Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(folder, p));
-            config.Student.Model = Resolve(config.Student.Model);
-            config.Dataset.Path = Resolve(config.Dataset.Path);
-            config.OutputDir = Resolve(config.OutputDir);
-            if (config.Student.Lora is { InitFrom: { } initFrom })
-                config.Student.Lora.InitFrom = Resolve(initFrom);
-            foreach (var teacher in config.Teachers)
-                teacher.Model = Resolve(teacher.Model);
-            return config;
-        }
-        catch (JsonException e)
-        {
-            throw new ConfigException($"{path}: {Describe(e)}", e);
-        }
+        string Resolve(string p) => string.IsNullOrEmpty(p) || Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(folder, p));
+        config.Student.Model = Resolve(config.Student.Model);
+        config.Dataset.Path = Resolve(config.Dataset.Path);
+        config.OutputDir = Resolve(config.OutputDir);
+        if (config.Student.Lora is { InitFrom: { } initFrom })
+            config.Student.Lora.InitFrom = Resolve(initFrom);
+        foreach (var teacher in config.Teachers)
+            teacher.Model = Resolve(teacher.Model);
     }
 
-    private static string Describe(JsonException e)
+    /// <summary>The config's paths that are relative (for callers that cannot know the folder they are relative to).</summary>
+    public static IEnumerable<(string Key, string Path)> RelativePaths(TrainConfig config)
     {
-        var where = e.Path?.TrimStart('$', '.') ?? "";
-        return e.Message.Contains("could not be mapped", StringComparison.Ordinal)
-            ? $"unknown key {e.Message[(e.Message.IndexOf('\'') is var i and >= 0 ? i : 0)..].Split(' ')[0]} under '{where}'"
-            : $"bad value at '{where}': {e.Message}";
+        IEnumerable<(string, string)> All()
+        {
+            yield return ("student.model", config.Student.Model);
+            yield return ("dataset.path", config.Dataset.Path);
+            yield return ("output_dir", config.OutputDir);
+            if (config.Student.Lora?.InitFrom is { } initFrom)
+                yield return ("student.lora.init_from", initFrom);
+            for (var i = 0; i < config.Teachers.Count; i++)
+                yield return ($"teachers.{i}.model", config.Teachers[i].Model);
+        }
+
+        return All().Where(p => !string.IsNullOrEmpty(p.Item2) && !Path.IsPathRooted(p.Item2));
     }
 }
 

@@ -26,11 +26,12 @@ public static class YamlTree
     /// <summary>Parses <paramref name="yaml"/>; an empty document is an empty mapping.</summary>
     /// <param name="yaml">The text.</param>
     /// <param name="source">What the text is, for messages (a file name, "spec_yaml").</param>
-    public static JsonObject ParseMapping(string yaml, string source)
+    /// <param name="lines">When given, receives the line of each key by dotted path (list items by index).</param>
+    public static JsonObject ParseMapping(string yaml, string source, Dictionary<string, int>? lines = null)
     {
         if (yaml.Length > MaxBytes)
             throw new ConfigException($"{source}: {yaml.Length:N0} characters exceed the {MaxBytes:N0} a spec may have");
-        var reader = new Reader(new Parser(new StringReader(yaml)), source);
+        var reader = new Reader(new Parser(new StringReader(yaml)), source, lines);
         try
         {
             return reader.Document();
@@ -48,7 +49,7 @@ public static class YamlTree
         return tree["v"]?.DeepClone();
     }
 
-    private sealed class Reader(IParser parser, string source)
+    private sealed class Reader(IParser parser, string source, Dictionary<string, int>? lines)
     {
         private int _nodes;
 
@@ -68,7 +69,7 @@ public static class YamlTree
             if (first is StreamEnd)
                 return [];
             Expect<DocumentStart>(first);
-            var root = Value(Next(), depth: 0);
+            var root = Value(Next(), depth: 0, path: "");
             Expect<DocumentEnd>(Next());
             var end = Next();
             if (end is DocumentStart)
@@ -89,7 +90,7 @@ public static class YamlTree
                 throw new ConfigException($"unexpected YAML at line {e.Start.Line}: {e.GetType().Name}");
         }
 
-        private JsonNode? Value(ParsingEvent e, int depth)
+        private JsonNode? Value(ParsingEvent e, int depth, string path)
         {
             if (++_nodes > MaxNodes)
                 throw Error(e, $"more than {MaxNodes:N0} values");
@@ -115,7 +116,9 @@ public static class YamlTree
                             throw Error(next, "merge keys (<<) are not allowed in specs; write the keys out");
                         if (mapping.ContainsKey(key.Value))
                             throw Error(next, $"key '{key.Value}' appears twice in the same mapping");
-                        mapping[key.Value] = Value(Next(), depth + 1);
+                        var keyPath = path.Length == 0 ? key.Value : $"{path}.{key.Value}";
+                        lines?.TryAdd(keyPath, (int)key.Start.Line);
+                        mapping[key.Value] = Value(Next(), depth + 1, keyPath);
                     }
 
                     return mapping;
@@ -124,7 +127,11 @@ public static class YamlTree
                         throw Error(e, $"nesting deeper than {MaxDepth} levels");
                     var sequence = new JsonArray();
                     for (var next = Next(); next is not SequenceEnd; next = Next())
-                        sequence.Add(Value(next, depth + 1));
+                    {
+                        var itemPath = $"{path}.{sequence.Count}";
+                        lines?.TryAdd(itemPath, (int)next.Start.Line);
+                        sequence.Add(Value(next, depth + 1, itemPath));
+                    }
                     return sequence;
                 default:
                     throw Error(e, $"unexpected {e.GetType().Name}");

@@ -45,6 +45,8 @@ public sealed class RecipeRun : IDisposable
     /// </summary>
     public static RecipeRun Start(TrainConfig config, RerunPolicy rerun = RerunPolicy.Resume)
     {
+        // Every value checked before anything is written (the output folder included).
+        ConfigBinder.Fail("config", TrainConfigValidator.Problems(config, checkPaths: true));
         torch.manual_seed(config.Seed);
         RunProvenance.Prepare(config, rerun);
         var device = config.Student.Device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase) && !torch.cuda.is_available()
