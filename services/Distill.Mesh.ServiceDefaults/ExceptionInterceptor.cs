@@ -62,7 +62,7 @@ public sealed class ExceptionInterceptor(ILogger<ExceptionInterceptor> logger) :
     {
         var status = e switch
         {
-            OperationCanceledException when context.CancellationToken.IsCancellationRequested => StatusCode.Cancelled,
+            OperationCanceledException when context.CancellationToken.IsCancellationRequested => context.Deadline <= DateTime.UtcNow ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,
             ArgumentException or FormatException => StatusCode.InvalidArgument,
             KeyNotFoundException or FileNotFoundException or DirectoryNotFoundException => StatusCode.NotFound,
             InvalidOperationException => StatusCode.FailedPrecondition,

@@ -28,7 +28,8 @@ public sealed class RunCommandTests : IDisposable
 
         var (teacherApp, teacherAddress) = await ServiceHost.StartTeacherAsync(_dir.Combine("teacher"), null, 0, null, quiet: true, default);
         var (trainerApp, trainerAddress) = await ServiceHost.StartAsync(0, b => b.AddTrainerService(), a => a.MapTrainerService(), new Dictionary<string, string?> { ["Trainer:RunsDirectory"] = _dir.Combine("runs") }, true, default);
-        var (controllerApp, controllerAddress) = await ServiceHost.StartAsync(0, b => b.AddControllerService(), a => a.MapControllerService(), new Dictionary<string, string?>(), true, default);
+        var (controllerApp, controllerAddress) = await ServiceHost.StartAsync(0, b => b.AddControllerService(), a => a.MapControllerService(),
+            new Dictionary<string, string?> { ["Controller:RunsDirectory"] = _dir.Combine("controller"), ["Controller:Trainer"] = trainerAddress }, true, default);
         try
         {
             var (code, output, error) = await CliRunner.Run("run", "submit", _dir.Combine("run.yaml"), "training.max_steps=4", "--controller", controllerAddress,
@@ -38,11 +39,11 @@ public sealed class RunCommandTests : IDisposable
 
             Assert.True(code == 0, error + output);
             Assert.Contains("submitted cli-run", output);
-            Assert.Contains("cli-run: Succeeded", output);
+            Assert.Contains("cli-run: succeeded", output);
             Assert.Contains("step 4/4", error);
             Assert.Contains("cli-run", listing);
             Assert.Equal(1, cancelCode);
-            Assert.Contains("NotFound", cancelError);
+            Assert.Contains($"NotFound from the controller at {controllerAddress}: no run 'no-such-run'", cancelError);
             Assert.Equal(4, File.ReadAllLines(_dir.Combine("runs", "cli-run", "metrics.jsonl")).Length);
         }
         finally

@@ -36,7 +36,7 @@ public sealed class TlsTests : IDisposable
 
     private Task<(Microsoft.AspNetCore.Builder.WebApplication App, string Address)> StartController(string certificate, string key) =>
         ServiceHost.StartAsync(0, b => b.AddControllerService(), a => a.MapControllerService(),
-            new Dictionary<string, string?> { ["Mesh:TlsCertificate"] = certificate, ["Mesh:TlsKey"] = key },
+            new Dictionary<string, string?> { ["Mesh:TlsCertificate"] = certificate, ["Mesh:TlsKey"] = key, ["Controller:RunsDirectory"] = _dir.Combine("controller") },
             quiet: true, default);
 
     [Fact]

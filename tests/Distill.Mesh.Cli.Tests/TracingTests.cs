@@ -40,7 +40,8 @@ public sealed class TracingTests : IDisposable
 
         var (teacherApp, teacherAddress) = await ServiceHost.StartTeacherAsync(_dir.Combine("teacher"), null, 0, redis.RelaxedConnectionString, quiet: true, default);
         var (trainerApp, trainerAddress) = await ServiceHost.StartAsync(0, b => b.AddTrainerService(), a => a.MapTrainerService(), new Dictionary<string, string?> { ["Trainer:RunsDirectory"] = _dir.Combine("runs") }, true, default);
-        var (controllerApp, controllerAddress) = await ServiceHost.StartAsync(0, b => b.AddControllerService(), a => a.MapControllerService(), new Dictionary<string, string?>(), true, default);
+        var (controllerApp, controllerAddress) = await ServiceHost.StartAsync(0, b => b.AddControllerService(), a => a.MapControllerService(),
+            new Dictionary<string, string?> { ["Controller:RunsDirectory"] = _dir.Combine("controller"), ["Controller:Trainer"] = trainerAddress }, true, default);
         try
         {
             var (code, output, error) = await CliRunner.Run("run", "submit", _dir.Combine("run.yaml"), "--controller", controllerAddress, "--trainer", trainerAddress,

@@ -22,6 +22,9 @@ internal sealed class MeshFixture : IAsyncDisposable
 
     public GrpcChannel TeacherChannel { get; private set; } = null!;
 
+    /// <summary>Teacher services by the address runs name them with (http://teacher is the fixture's own).</summary>
+    public Dictionary<string, GrpcChannel> Teachers { get; } = new(StringComparer.Ordinal);
+
     public string TeacherFolder => Dir.Combine("teacher");
 
     public string StudentFolder => Dir.Combine("student");
@@ -40,7 +43,15 @@ internal sealed class MeshFixture : IAsyncDisposable
         File.WriteAllLines(fixture.DatasetPath, Enumerable.Range(0, 24).Select(i => $"{{\"text\": \"line {i} holds {new string((char)('a' + i % 26), i % 5 + 2)}\"}}"));
         var teacherApp = await fixture.HostAsync(b => b.AddTeacherService(), a => a.MapTeacherService(), new() { ["Teacher:Model"] = fixture.TeacherFolder });
         fixture.TeacherChannel = Channel(teacherApp);
+        fixture.Teachers["http://teacher"] = fixture.TeacherChannel;
         return fixture;
+    }
+
+    /// <summary>Another teacher service, reached by runs at <paramref name="address"/>.</summary>
+    public async Task StartTeacherAsync(string address, string folder)
+    {
+        var app = await HostAsync(b => b.AddTeacherService(), a => a.MapTeacherService(), new() { ["Teacher:Model"] = folder });
+        Teachers[address] = Channel(app);
     }
 
     /// <summary>A trainer on the fixture's runs volume; its runs reach the fixture's teacher.</summary>
@@ -49,22 +60,48 @@ internal sealed class MeshFixture : IAsyncDisposable
         var all = new Dictionary<string, string?> { ["Trainer:RunsDirectory"] = RunsDirectory };
         foreach (var (key, value) in settings ?? [])
             all[key] = value;
-        var app = await HostAsync(b => b.AddTrainerService(new TestConnector(TeacherChannel)), a => a.MapTrainerService(), all);
+        var app = await HostAsync(b => b.AddTrainerService(new TestConnector(Teachers)), a => a.MapTrainerService(), all);
         return (app, Channel(app));
     }
 
-    /// <summary>A controller whose service addresses map to the given in-memory channels.</summary>
-    public async Task<GrpcChannel> StartControllerAsync(IReadOnlyDictionary<string, GrpcChannel> services)
+    public string ControllerDirectory => Dir.Combine("controller");
+
+    /// <summary>A trainer that accepts every call and never answers.</summary>
+    public async Task<GrpcChannel> StartSilentTrainerAsync()
     {
-        var app = await HostAsync(b => Distill.Mesh.Controller.Extensions.ControllerServiceExtensions.AddControllerService(b, new MappedChannels(services)),
-            a => Distill.Mesh.Controller.Extensions.ControllerServiceExtensions.MapControllerService(a), []);
+        var app = await HostAsync(b => b.AddServiceDefaults("silent-trainer"), a => a.MapGrpcService<SilentTrainer>(), []);
         return Channel(app);
     }
+
+    private sealed class SilentTrainer : Contracts.Trainer.V1.TrainerService.TrainerServiceBase
+    {
+        public override async Task<Contracts.Trainer.V1.RunInfo> Start(Contracts.Trainer.V1.StartRequest request, global::Grpc.Core.ServerCallContext context)
+        {
+            await Task.Delay(System.Threading.Timeout.Infinite, context.CancellationToken);
+            return new Contracts.Trainer.V1.RunInfo();
+        }
+    }
+
+    /// <summary>A controller (its run records in <see cref="ControllerDirectory"/>) whose service addresses map to the given in-memory channels.</summary>
+    public async Task<(WebApplication App, GrpcChannel Channel)> StartControllerAppAsync(IReadOnlyDictionary<string, GrpcChannel> services, Dictionary<string, string?>? settings = null)
+    {
+        var all = new Dictionary<string, string?> { ["Controller:RunsDirectory"] = ControllerDirectory, ["Controller:Trainer"] = "http://trainer" };
+        foreach (var (key, value) in settings ?? [])
+            all[key] = value;
+        var app = await HostAsync(b => Distill.Mesh.Controller.Extensions.ControllerServiceExtensions.AddControllerService(b, new MappedChannels(services)),
+            a => Distill.Mesh.Controller.Extensions.ControllerServiceExtensions.MapControllerService(a), all);
+        return (app, Channel(app));
+    }
+
+    /// <inheritdoc cref="StartControllerAppAsync"/>
+    public async Task<GrpcChannel> StartControllerAsync(IReadOnlyDictionary<string, GrpcChannel> services, Dictionary<string, string?>? settings = null) =>
+        (await StartControllerAppAsync(services, settings)).Channel;
 
     private sealed class MappedChannels(IReadOnlyDictionary<string, GrpcChannel> services) : Distill.Mesh.Controller.Runs.IServiceChannels
     {
         public global::Grpc.Core.CallInvoker For(string endpoint) =>
-            services.TryGetValue(endpoint, out var channel) ? channel.CreateCallInvoker() : throw new KeyNotFoundException($"no service at {endpoint}");
+            services.TryGetValue(endpoint, out var channel) ? channel.CreateCallInvoker()
+            : throw new global::Grpc.Core.RpcException(new global::Grpc.Core.Status(global::Grpc.Core.StatusCode.Unavailable, $"no service listens at {endpoint}"));
     }
 
     public string Yaml(int steps) => $"""
@@ -97,10 +134,10 @@ internal sealed class MeshFixture : IAsyncDisposable
     private static GrpcChannel Channel(WebApplication app) =>
         GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = app.GetTestServer().CreateHandler() });
 
-    private sealed class TestConnector(GrpcChannel channel) : ITeacherConnector
+    private sealed class TestConnector(Dictionary<string, GrpcChannel> teachers) : ITeacherConnector
     {
         public async Task<ITeacherSignal> ConnectAsync(string endpoint, CancellationToken cancellationToken) =>
-            await RemoteTeacher.ConnectAsync(channel.CreateCallInvoker(), cancellationToken: cancellationToken);
+            await RemoteTeacher.ConnectAsync((teachers.TryGetValue(endpoint, out var channel) ? channel : throw new KeyNotFoundException($"no teacher service at {endpoint}")).CreateCallInvoker(), cancellationToken: cancellationToken);
     }
 
     public async Task StopAsync(WebApplication app)

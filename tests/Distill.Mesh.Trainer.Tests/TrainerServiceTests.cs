@@ -35,14 +35,18 @@ public class TrainerServiceTests
         var (_, channel) = await mesh.StartTrainerAsync();
         var client = new TrainerService.TrainerServiceClient(channel);
 
-        var started = await client.StartAsync(new StartRequest { RunId = "kd-1", ConfigYaml = mesh.Yaml(5), TeacherEndpoint = "http://teacher" }, deadline: DateTime.UtcNow + Timeout);
+        var request = new StartRequest { RunId = "kd-1", ConfigYaml = mesh.Yaml(5), Overrides = { "mesh.teacher=http://teacher" } };
+        var started = await client.StartAsync(request, deadline: DateTime.UtcNow + Timeout);
         var events = await WatchAll(channel, "kd-1");
-        var again = await client.StartAsync(new StartRequest { RunId = "kd-1", ConfigYaml = mesh.Yaml(5) }, deadline: DateTime.UtcNow + Timeout);
+        var again = await client.StartAsync(request, deadline: DateTime.UtcNow + Timeout);
+        var other = await Assert.ThrowsAsync<RpcException>(() => client.StartAsync(new StartRequest { RunId = "kd-1", ConfigYaml = mesh.Yaml(6) }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
 
         Assert.Equal(RunState.Succeeded, events[^1].State);
-        Assert.Equal(5, events.Where(e => e.Message == "").Select(e => e.Step).Distinct().Count());
+        Assert.Equal([1, 2, 3, 4, 5], events.Where(e => e.Stage is null && e.State == RunState.Running).Select(e => e.Step).Distinct());
         Assert.Contains("teacher cache hits", events[^1].Message);
         Assert.Equal(RunState.Succeeded, again.State); // idempotent: the existing run, not a second one
+        Assert.Equal(StatusCode.AlreadyExists, other.StatusCode); // the same id with another spec is refused, the record kept
+        Assert.Equal(started.SpecSha256, again.SpecSha256);
 
         // The same config in process, teacher loaded locally.
         var yamlPath = mesh.Dir.Combine("local.yaml");
@@ -62,7 +66,7 @@ public class TrainerServiceTests
     private static async Task<(string Remote, string Local)> BothWays(MeshFixture mesh, string runId, string[] overrides)
     {
         var (_, channel) = await mesh.StartTrainerAsync();
-        var request = new StartRequest { RunId = runId, ConfigYaml = mesh.Yaml(4), TeacherEndpoint = "http://teacher" };
+        var request = new StartRequest { RunId = runId, ConfigYaml = mesh.Yaml(4), Overrides = { "mesh.teacher=http://teacher" } };
         request.Overrides.AddRange(overrides);
         var started = await new TrainerService.TrainerServiceClient(channel).StartAsync(request, deadline: DateTime.UtcNow + Timeout);
         var events = await WatchAll(channel, runId);
@@ -83,6 +87,41 @@ public class TrainerServiceTests
         Assert.Equal(expected.Count, actual.Count);
         for (var i = 0; i < expected.Count; i++)
             Assert.Equal(expected[i], actual[i], 5);
+    }
+
+    [Fact]
+    public async Task TwoTeacherMixture_ThroughTwoTeacherServices_EqualsTheInProcessMixture()
+    {
+        await using var mesh = await MeshFixture.StartAsync();
+        var second = mesh.Dir.Combine("teacher2");
+        using (var model = Distill.Mesh.Testing.TinyModels.Create("llama", 33))
+            Distill.Mesh.Testing.TinyModels.SaveWithByteTokenizer(model, second);
+        await mesh.StartTeacherAsync("http://teacher2", second);
+        var (_, channel) = await mesh.StartTrainerAsync();
+        var mixture = mesh.Yaml(4).Replace($"teachers: [ {{ model: \"{mesh.TeacherFolder}\" }} ]",
+            $"teachers: [ {{ model: \"{mesh.TeacherFolder}\", weight: 3 }}, {{ model: \"{second}\", weight: 1 }} ]");
+        Assert.Contains("weight: 3", mixture);
+        // Each teacher sends all but one id with the tail (k = V − 1: the exact distribution), at full precision.
+        var request = new StartRequest
+        {
+            RunId = "mixture",
+            ConfigYaml = mixture,
+            Overrides = { "teachers.0.endpoint=http://teacher", "teachers.1.endpoint=http://teacher2", "signal.k=261" },
+        };
+
+        var started = await new TrainerService.TrainerServiceClient(channel).StartAsync(request, deadline: DateTime.UtcNow + Timeout);
+        var events = await WatchAll(channel, "mixture");
+        var yamlPath = mesh.Dir.Combine("mixture.yaml");
+        File.WriteAllText(yamlPath, mixture);
+        var (config, _) = TrainConfigLoader.Load(yamlPath, ["signal.format=dense", $"output_dir={mesh.Dir.Combine("mixture-local")}"]);
+        await RecipeRunner.RunAsync(config, RerunPolicy.Resume, null, default);
+
+        Assert.True(events[^1].State == RunState.Succeeded, events[^1].Message);
+        AssertSameLosses(mesh.Dir.Combine("mixture-local"), started.OutputDir);
+        // One teacher alone gives other losses: the test tells the mixture from either teacher.
+        var (alone, _) = TrainConfigLoader.Load(yamlPath, ["signal.format=dense", "teachers=[{model: " + second + "}]", $"output_dir={mesh.Dir.Combine("alone")}"]);
+        await RecipeRunner.RunAsync(alone, RerunPolicy.Resume, null, default);
+        Assert.NotEqual(Losses(mesh.Dir.Combine("alone"))[0], Losses(started.OutputDir)[0], 4);
     }
 
     [Fact]
@@ -138,7 +177,7 @@ public class TrainerServiceTests
     {
         await using var mesh = await MeshFixture.StartAsync();
         var (first, channel) = await mesh.StartTrainerAsync();
-        await new TrainerService.TrainerServiceClient(channel).StartAsync(new StartRequest { RunId = "resume", ConfigYaml = mesh.Yaml(40), TeacherEndpoint = "http://teacher" }, deadline: DateTime.UtcNow + Timeout);
+        await new TrainerService.TrainerServiceClient(channel).StartAsync(new StartRequest { RunId = "resume", ConfigYaml = mesh.Yaml(40), Overrides = { "mesh.teacher=http://teacher" } }, deadline: DateTime.UtcNow + Timeout);
         await WatchAll(channel, "resume", async e =>
         {
             if (e.Step == 5)

@@ -47,9 +47,9 @@ internal static class AdaptersCommand
                 // A base model folder on this machine: record its fingerprint, so `ls` can filter by it.
                 if (File.Exists(Path.Combine(manifest.Lineage.BaseModel, "config.json")))
                     manifest.Lineage.BaseFingerprint = Modeling.Checkpoints.SafetensorsCheckpoint.Fingerprint(manifest.Lineage.BaseModel);
-                var artifact = await new RegistryClient(client, MeshAuth.Headers(parse.GetValue(token))).PushAsync(source, manifest, cancellationToken: cancellationToken);
+                var artifact = await new RegistryClient(client, MeshCliOptions.Headers(parse, token)).PushAsync(source, manifest, cancellationToken: cancellationToken);
                 if (parse.GetValue(tag) is { } t)
-                    artifact = await client.TagAsync(new TagRequest { Ref = artifact.Id, Tag = t }, MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
+                    artifact = await client.TagAsync(new TagRequest { Ref = artifact.Id, Tag = t }, MeshCliOptions.Headers(parse, token), cancellationToken: cancellationToken);
                 output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} ({artifact.Manifest.Kind.ToString().ToLowerInvariant()}, {artifact.TotalBytes:N0} bytes, {artifact.Manifest.Files.Count} files) id {artifact.Id}");
             }
         }));
@@ -119,7 +119,7 @@ internal static class AdaptersCommand
             var (client, channel) = Open(parse, registry, trust);
             using (channel)
             {
-                var artifact = await client.TagAsync(new TagRequest { Ref = parse.GetValue(reference)!, Tag = parse.GetValue(tag)! }, MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
+                var artifact = await client.TagAsync(new TagRequest { Ref = parse.GetValue(reference)!, Tag = parse.GetValue(tag)! }, MeshCliOptions.Headers(parse, token), cancellationToken: cancellationToken);
                 output.WriteLine($"{artifact.Manifest.Name}:{artifact.Version} tags: {string.Join(", ", artifact.Tags)}");
             }
         }));
@@ -136,7 +136,7 @@ internal static class AdaptersCommand
             var (client, channel) = Open(parse, registry, trust);
             using (channel)
             {
-                var response = await client.DeleteAsync(new DeleteArtifactRequest { Ref = parse.GetValue(reference)! }, MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
+                var response = await client.DeleteAsync(new DeleteArtifactRequest { Ref = parse.GetValue(reference)! }, MeshCliOptions.Headers(parse, token), cancellationToken: cancellationToken);
                 output.WriteLine($"removed {response.Id}");
             }
         }));

@@ -65,13 +65,15 @@ internal static class DemoCommand
         var (trainer, trainerAddress) = await ServiceHost.StartAsync(0, b => b.AddTrainerService(), a => a.MapTrainerService(),
             new Dictionary<string, string?> { ["Trainer:RunsDirectory"] = Path.Combine(folder, "mesh-runs") }, quiet: true, cancellationToken);
         apps.Add(trainer);
-        var (controller, controllerAddress) = await ServiceHost.StartAsync(0, b => b.AddControllerService(), a => a.MapControllerService(), new Dictionary<string, string?>(), quiet: true, cancellationToken);
+        var (controller, controllerAddress) = await ServiceHost.StartAsync(0, b => b.AddControllerService(), a => a.MapControllerService(),
+            new Dictionary<string, string?> { ["Controller:RunsDirectory"] = Path.Combine(folder, "mesh-controller"), ["Controller:Trainer"] = trainerAddress }, quiet: true, cancellationToken);
         apps.Add(controller);
         log.WriteLine($"mesh: controller {controllerAddress}, trainer {trainerAddress}");
         string? teacherAddress = null;
         return async (config, token) =>
         {
-            var spec = JsonSerializer.SerializeToNode(config, TrainConfigLoader.Json)!.AsObject();
+            var spec = TrainConfigLoader.Normalized(config);
+            spec.Remove("output_dir"); // the trainer's runs folder holds it
             var mesh = new System.Text.Json.Nodes.JsonObject { ["trainer"] = trainerAddress };
             if (config.Teachers.Count > 0)
             {
@@ -93,13 +95,16 @@ internal static class DemoCommand
             var runId = $"demo-{config.Recipe.Replace('_', '-')}-{DateTime.UtcNow:HHmmss}-{Guid.NewGuid().ToString("N")[..4]}";
             var run = await client.SubmitAsync(new SubmitRequest { RunId = runId, SpecYaml = spec.ToJsonString() }, cancellationToken: token);
             using var call = client.Watch(new WatchRunRequest { RunId = run.RunId }, cancellationToken: token);
-            var state = Contracts.Trainer.V1.RunState.Unspecified;
-            var message = "";
+            Run? final = null;
             while (await call.ResponseStream.MoveNext(token))
-                (state, message) = (call.ResponseStream.Current.Train.State, call.ResponseStream.Current.Train.Message);
-            if (state != Contracts.Trainer.V1.RunState.Succeeded)
-                throw new InvalidOperationException($"mesh run {run.RunId} ended {state}: {message}");
-            log.WriteLine($"mesh: run {run.RunId} {message}");
+            {
+                if (call.ResponseStream.Current is { EventCase: RunEvent.EventOneofCase.Snapshot, Phase: RunPhase.Succeeded or RunPhase.Failed or RunPhase.Cancelled } end)
+                    final = end.Snapshot;
+            }
+
+            if (final?.Phase != RunPhase.Succeeded)
+                throw new InvalidOperationException($"mesh run {run.RunId} ended {final?.Phase}: {final?.Reason}");
+            log.WriteLine($"mesh: run {run.RunId} succeeded{(final.Reason.Length > 0 ? $": {final.Reason}" : "")}");
             return Path.Combine(run.OutputDir, "model");
         };
     }

@@ -1,3 +1,4 @@
+using Distill.Mesh.Specs.Storage;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
@@ -101,7 +102,7 @@ internal static class ExtractCommand
                 ExtractionSummary? summary;
                 if (parse.GetValue(extractorAddress) is { } address)
                 {
-                    summary = await RemoteAsync(address, parse.GetValue(trust), parse.GetValue(token), teacherFolder, studentFolder, folder, options, parse.GetValue(shardIndex), parse.GetValue(consolidate), parse.GetValue(cleanup), Report, output, cancellationToken);
+                    summary = await RemoteAsync(address, parse.GetValue(trust), MeshCliOptions.TokenValue(parse, token), teacherFolder, studentFolder, folder, options, parse.GetValue(shardIndex), parse.GetValue(consolidate), parse.GetValue(cleanup), Report, output, cancellationToken);
                 }
                 else
                 {
@@ -133,7 +134,7 @@ internal static class ExtractCommand
 
                 if (parse.GetValue(push) is { } name)
                 {
-                    var artifact = await PushAsync(parse.GetValue(registry)!, parse.GetValue(trust), parse.GetValue(token), name, folder, teacherFolder, studentFolder, options, summary, effect, cancellationToken);
+                    var artifact = await PushAsync(parse.GetValue(registry)!, parse.GetValue(trust), MeshCliOptions.TokenValue(parse, token), name, folder, teacherFolder, studentFolder, options, summary, effect, cancellationToken);
                     error.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} ({artifact.Id[..12]}) to {parse.GetValue(registry)}");
                 }
 

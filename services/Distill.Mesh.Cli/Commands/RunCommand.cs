@@ -1,13 +1,9 @@
 using System.CommandLine;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Distill.Mesh.Contracts.Runs.V1;
-using Distill.Mesh.Specs.Configuration;
-using Grpc.Core;
 using Distill.Mesh.ServiceDefaults;
+using Distill.Mesh.Specs.Runs;
+using Grpc.Core;
 using Grpc.Net.Client;
-using EngineEvent = Distill.Mesh.Training.Recipes.TrainEvent;
-using EngineEval = Distill.Mesh.Training.Recipes.EvalResult;
 
 namespace Distill.Mesh.Cli.Commands;
 
@@ -19,61 +15,56 @@ internal static class RunCommand
     private static GrpcChannel Open(ParseResult parse, Option<string> controller, Option<string?> trust) =>
         MeshTls.CreateChannel(parse.GetValue(controller)!, parse.GetValue(trust));
 
+    /// <summary>Each CLI call's deadline (Watch has none: it lasts as long as the run).</summary>
+    private static DateTime Deadline => DateTime.UtcNow.AddMinutes(2);
+
     public static Command Create() => new("run", "Submit and follow runs on the mesh (see `distill up`)") { Submit(), Watch(), List(), Cancel() };
 
     private static Command Submit()
     {
-        var file = new Argument<string>("spec") { Description = "run spec YAML: the `distill train` config plus an optional mesh: {trainer, teacher} section" };
-        var overrides = new Argument<string[]>("overrides") { Arity = ArgumentArity.ZeroOrMore };
+        var file = new Argument<string>("spec") { Description = "run spec YAML: a `distill train` config, optionally with stages, mesh, precompute, extract and evaluate sections" };
+        var overrides = new Argument<string[]>("overrides") { Description = "dotted overrides, e.g. training.max_steps=100 stages=[train,evaluate]", Arity = ArgumentArity.ZeroOrMore };
         var controller = Controller();
         var trust = MeshCliOptions.Trust("the controller");
         var token = MeshCliOptions.Token("the controller");
-        var runId = new Option<string?>("--run-id");
-        var trainer = new Option<string?>("--trainer") { Description = "trainer address when the spec has none (default: the controller's host, port + 2, as `distill up` lays them out)" };
-        var teacher = new Option<string?>("--teacher") { Description = "teacher service address when the spec has none (else the trainer loads the teachers)" };
+        var runId = new Option<string?>("--run-id") { Description = "the run's id (default: the controller chooses); submitting the same spec again under it is harmless" };
+        var trainer = new Option<string?>("--trainer") { Description = "trainer address when the spec has no mesh.trainer (default: the controller's, as `distill up` lays them out)" };
+        var teacher = new Option<string?>("--teacher") { Description = "teacher service address for a run with one teacher (mesh.teacher)" };
         var watch = new Option<bool>("--watch") { Description = "follow the run after submitting" };
         var command = new Command("submit", "Submit a run to the controller") { file, overrides, controller, trust, token, runId, trainer, teacher, watch };
-        command.SetAction(async (parse, cancellationToken) =>
+        command.SetAction(async (parse, cancellationToken) => await MeshErrors.GuardAsync(parse.InvocationConfiguration.Error, "controller", parse.GetValue(controller)!, async () =>
         {
-            try
+            var error = parse.InvocationConfiguration.Error;
+            var path = Path.GetFullPath(parse.GetValue(file)!);
+            if (!File.Exists(path))
+                throw new ArgumentException($"no spec file at '{path}'");
+            var all = (parse.GetValue(overrides) ?? []).ToList();
+            if (parse.GetValue(trainer) is { } trainerAddress)
+                all.Add($"mesh.trainer={trainerAddress}");
+            if (parse.GetValue(teacher) is { } teacherAddress)
+                all.Add($"mesh.teacher={teacherAddress}");
+            // Relative paths resolve against the spec's folder here, where they mean something; the
+            // controller receives the canonical spec with absolute paths (nothing is written next to the spec).
+            var parsed = RunSpecLoader.Parse(File.ReadAllText(path), all, Path.GetDirectoryName(path), path);
+            if (parsed.GivenKeys.Contains("output_dir"))
+                error.WriteLine($"note: output_dir in {Path.GetFileName(path)} is for `distill train`; a mesh run writes to its trainer's runs folder");
+            var spec = parsed.Canonical;
+            spec.Remove("output_dir");
+            if (parsed.Spec.Mesh.Trainer is null)
             {
-                var path = Path.GetFullPath(parse.GetValue(file)!);
-                var spec = TrainConfigLoader.Parse(File.ReadAllText(path));
-                var mesh = spec["mesh"] as JsonObject ?? [];
-                spec.Remove("mesh");
-                // Resolve paths against the spec's folder here: the trainer reads the config elsewhere.
-                var temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileNameWithoutExtension(path)}.{Guid.NewGuid():N}.yaml");
-                TrainConfig config;
-                try
-                {
-                    File.WriteAllText(temp, spec.ToJsonString());
-                    (config, _) = TrainConfigLoader.Load(temp, parse.GetValue(overrides) ?? []);
-                }
-                finally
-                {
-                    File.Delete(temp);
-                }
+                var address = new Uri(parse.GetValue(controller)!);
+                ((System.Text.Json.Nodes.JsonObject)spec["mesh"]!)["trainer"] = new UriBuilder(address) { Port = address.Port + UpCommand.TrainerPort - UpCommand.ControllerPort }.Uri.ToString().TrimEnd('/');
+            }
 
-                var resolved = JsonSerializer.SerializeToNode(config, TrainConfigLoader.Json)!.AsObject();
-                resolved["mesh"] = new JsonObject
-                {
-                    ["trainer"] = mesh["trainer"]?.GetValue<string>() ?? parse.GetValue(trainer) ?? new UriBuilder(parse.GetValue(controller)!) { Port = new Uri(parse.GetValue(controller)!).Port + UpCommand.TrainerPort - UpCommand.ControllerPort }.Uri.ToString().TrimEnd('/'),
-                    ["teacher"] = mesh["teacher"]?.GetValue<string>() ?? parse.GetValue(teacher),
-                };
-                // The root of the run's trace: controller, trainer, teacher and Redis spans hang below it.
-                using var activity = ServiceDefaults.MeshTelemetry.Source.StartActivity("cli.run.submit");
-                using var channel = Open(parse, controller, trust);
-                var client = new RunsService.RunsServiceClient(channel);
-                var run = await client.SubmitAsync(new SubmitRequest { RunId = parse.GetValue(runId) ?? "", SpecYaml = resolved.ToJsonString() }, MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
-                parse.InvocationConfiguration.Output.WriteLine($"submitted {run.RunId} ({run.State}); outputs in {run.OutputDir}");
-                return parse.GetValue(watch) ? await Follow(client, run.RunId, parse, cancellationToken) : 0;
-            }
-            catch (Exception e) when (e is RpcException or ConfigException or FileNotFoundException or ArgumentException)
-            {
-                parse.InvocationConfiguration.Error.WriteLine($"error: {(e is RpcException r ? $"{r.StatusCode}: {r.Status.Detail}" : e.Message)}");
-                return 1;
-            }
-        });
+            // The root of the run's trace: controller, trainer, teacher and Redis spans hang below it.
+            using var activity = MeshTelemetry.Source.StartActivity("cli.run.submit");
+            using var channel = Open(parse, controller, trust);
+            var client = new RunsService.RunsServiceClient(channel);
+            var run = await client.SubmitAsync(new SubmitRequest { RunId = parse.GetValue(runId) ?? "", SpecYaml = spec.ToJsonString() }, MeshCliOptions.Headers(parse, token),
+                Deadline, cancellationToken);
+            parse.InvocationConfiguration.Output.WriteLine($"submitted {run.RunId}: stages {string.Join(" → ", run.Stages.Select(s => s.Name))}; outputs in {run.OutputDir}");
+            return parse.GetValue(watch) ? await Follow(client, run.RunId, parse, cancellationToken) : 0;
+        }));
         return command;
     }
 
@@ -82,20 +73,12 @@ internal static class RunCommand
         var runId = new Argument<string>("run-id");
         var controller = Controller();
         var trust = MeshCliOptions.Trust("the controller");
-        var command = new Command("watch", "Follow a run's progress") { runId, controller, trust };
-        command.SetAction(async (parse, cancellationToken) =>
+        var command = new Command("watch", "Follow a run's progress until it ends (Ctrl-C stops watching; the run goes on)") { runId, controller, trust };
+        command.SetAction(async (parse, cancellationToken) => await MeshErrors.GuardAsync(parse.InvocationConfiguration.Error, "controller", parse.GetValue(controller)!, async () =>
         {
             using var channel = Open(parse, controller, trust);
-            try
-            {
-                return await Follow(new RunsService.RunsServiceClient(channel), parse.GetValue(runId)!, parse, cancellationToken);
-            }
-            catch (RpcException e)
-            {
-                parse.InvocationConfiguration.Error.WriteLine($"error: {e.StatusCode}: {e.Status.Detail}");
-                return 1;
-            }
-        });
+            return await Follow(new RunsService.RunsServiceClient(channel), parse.GetValue(runId)!, parse, cancellationToken);
+        }));
         return command;
     }
 
@@ -104,16 +87,20 @@ internal static class RunCommand
         var controller = Controller();
         var trust = MeshCliOptions.Trust("the controller");
         var command = new Command("ls", "List runs") { controller, trust };
-        command.SetAction(async (parse, cancellationToken) =>
+        command.SetAction(async (parse, cancellationToken) => await MeshErrors.GuardAsync(parse.InvocationConfiguration.Error, "controller", parse.GetValue(controller)!, async () =>
         {
             using var channel = Open(parse, controller, trust);
-            var runs = await new RunsService.RunsServiceClient(channel).ListAsync(new ListRunsRequest(), cancellationToken: cancellationToken);
+            var runs = await new RunsService.RunsServiceClient(channel).ListAsync(new ListRunsRequest(), deadline: Deadline, cancellationToken: cancellationToken);
             var output = parse.InvocationConfiguration.Output;
-            output.WriteLine($"{"RUN",-32} {"STATE",-12} {"STEP",10}  OUTPUT");
+            output.WriteLine($"{"RUN",-40} {"PHASE",-10} {"STAGE",-11} {"PROGRESS",-12} OUTPUT");
             foreach (var run in runs.Runs)
-                output.WriteLine($"{run.RunId,-32} {run.State,-12} {$"{run.Step}/{run.TotalSteps}",10}  {run.OutputDir}");
+            {
+                var stage = run.CurrentStage.Length > 0 ? run.CurrentStage : run.Stages.LastOrDefault(s => s.State != StageState.Pending)?.Name ?? "";
+                output.WriteLine($"{run.RunId,-40} {RunView.Phase(run.Phase),-10} {stage,-11} {RunView.Progress(run),-12} {run.OutputDir}{(run.Reason.Length > 0 ? $"  ({run.Reason})" : "")}");
+            }
+
             return 0;
-        });
+        }));
         return command;
     }
 
@@ -124,47 +111,42 @@ internal static class RunCommand
         var trust = MeshCliOptions.Trust("the controller");
         var token = MeshCliOptions.Token("the controller");
         var command = new Command("cancel", "Cancel a run (it stops at the next step and keeps its checkpoints)") { runId, controller, trust, token };
-        command.SetAction(async (parse, cancellationToken) =>
+        command.SetAction(async (parse, cancellationToken) => await MeshErrors.GuardAsync(parse.InvocationConfiguration.Error, "controller", parse.GetValue(controller)!, async () =>
         {
             using var channel = Open(parse, controller, trust);
-            try
+            var client = new RunsService.RunsServiceClient(channel);
+            var id = parse.GetValue(runId)!;
+            var run = await client.CancelAsync(new CancelRunRequest { RunId = id }, MeshCliOptions.Headers(parse, token), Deadline, cancellationToken);
+            // Cancelling takes effect at the next step boundary: wait (briefly) to report how it ended.
+            for (var i = 0; i < 150 && run.Phase is RunPhase.Running or RunPhase.Pending; i++)
             {
-                var run = await new RunsService.RunsServiceClient(channel).CancelAsync(new CancelRunRequest { RunId = parse.GetValue(runId)! },
-                    MeshAuth.Headers(parse.GetValue(token)), cancellationToken: cancellationToken);
-                parse.InvocationConfiguration.Output.WriteLine($"{run.RunId} {run.State}");
-                return 0;
+                await Task.Delay(200, cancellationToken);
+                run = await client.GetAsync(new GetRunRequest { RunId = id }, deadline: Deadline, cancellationToken: cancellationToken);
             }
-            catch (RpcException e)
-            {
-                parse.InvocationConfiguration.Error.WriteLine($"error: {e.StatusCode}: {e.Status.Detail}");
-                return 1;
-            }
-        });
+
+            parse.InvocationConfiguration.Output.WriteLine(run.Phase is RunPhase.Running or RunPhase.Pending
+                ? $"{id}: cancelling (it stops at its next step, keeping its checkpoint)"
+                : $"{id}: {RunView.Phase(run.Phase)}{(run.Reason.Length > 0 && run.Phase != RunPhase.Cancelled ? $" ({run.Reason})" : "")}");
+            return 0;
+        }));
         return command;
     }
 
     private static async Task<int> Follow(RunsService.RunsServiceClient client, string runId, ParseResult parse, CancellationToken cancellationToken)
     {
-        var error = parse.InvocationConfiguration.Error;
-        var progress = new ProgressLine(error, Console.IsErrorRedirected || !ReferenceEquals(error, Console.Error));
-        Contracts.Trainer.V1.RunState state = Contracts.Trainer.V1.RunState.Unspecified;
-        var message = "";
+        var view = new RunView(parse.InvocationConfiguration.Error, parse.InvocationConfiguration.Output);
         using var call = client.Watch(new WatchRunRequest { RunId = runId }, cancellationToken: cancellationToken);
-        await foreach (var e in call.ResponseStream.ReadAllAsync(cancellationToken))
+        try
         {
-            var t = e.Train;
-            state = t.State;
-            message = t.Message;
-            if (t.Step > 0)
-            {
-                progress.Report(new EngineEvent(t.Step, t.TotalSteps, t.Loss, t.KdLoss, t.CeLoss, t.LearningRate, t.GradNorm, t.TokensPerSecond, t.Tokens,
-                    t.Eval is null ? null : new EngineEval(t.Eval.Perplexity, t.Eval.HasKlToTeacher ? t.Eval.KlToTeacher : null, t.Eval.HasTop1Agreement ? t.Eval.Top1Agreement : null, t.Eval.Tokens),
-                    string.IsNullOrEmpty(t.Message) ? null : t.Message));
-            }
+            await foreach (var e in call.ResponseStream.ReadAllAsync(cancellationToken))
+                view.Show(e);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled || cancellationToken.IsCancellationRequested)
+        {
+            view.Stopped();
+            return 130;
         }
 
-        progress.Finish();
-        parse.InvocationConfiguration.Output.WriteLine(string.IsNullOrEmpty(message) ? $"{runId}: {state}" : $"{runId}: {state}: {message}");
-        return state == Contracts.Trainer.V1.RunState.Succeeded ? 0 : 1;
+        return view.Finish(runId);
     }
 }

@@ -46,7 +46,7 @@ internal static class TrainCommand
                 if (result.Completed && settings.Publish is { Name.Length: > 0 } publish)
                 {
                     // The registry's bearer token, when it wants one, comes from the environment.
-                    var token = Environment.GetEnvironmentVariable("DISTILL_TOKEN");
+                    var token = MeshCliOptions.EnvironmentToken();
                     using var channel = MeshTls.CreateChannel(publish.Registry, Environment.GetEnvironmentVariable("DISTILL_TLS_TRUST"));
                     var artifact = await ResultPublisher.PublishAsync(settings, resolved, result, Path.GetFileName(settings.OutputDir), channel,
                         MeshAuth.Headers(token), cancellationToken);

@@ -67,9 +67,14 @@ internal static class UpCommand
                 var (trainer, trainerAddress) = await ServiceHost.StartAsync(Port(2), b => b.AddTrainerService(), a => a.MapTrainerService(), trainerSettings, quiet: true, cancellationToken);
                 apps.Add(trainer);
                 output.WriteLine($"trainer     {trainerAddress}  (runs in {trainerSettings["Trainer:RunsDirectory"]})");
-                var (controller, controllerAddress) = await ServiceHost.StartAsync(Port(0), b => b.AddControllerService(), a => a.MapControllerService(), mesh, quiet: true, cancellationToken);
+                var controllerSettings = new Dictionary<string, string?>(mesh)
+                {
+                    ["Controller:Trainer"] = trainerAddress,
+                    ["Controller:RunsDirectory"] = Path.Combine(Path.GetDirectoryName(trainerSettings["Trainer:RunsDirectory"]!)!, "controller"),
+                };
+                var (controller, controllerAddress) = await ServiceHost.StartAsync(Port(0), b => b.AddControllerService(), a => a.MapControllerService(), controllerSettings, quiet: true, cancellationToken);
                 apps.Add(controller);
-                output.WriteLine($"controller  {controllerAddress}  (runs API, local backend)");
+                output.WriteLine($"controller  {controllerAddress}  (runs API, local backend; run records in {controllerSettings["Controller:RunsDirectory"]})");
                 var registrySettings = new Dictionary<string, string?>(mesh) { ["Registry:Root"] = Path.GetFullPath(parse.GetValue(registry)!) };
                 var (registryApp, registryAddress) = await ServiceHost.StartAsync(Port(3), b => b.AddRegistryService(), a => a.MapRegistryService(), registrySettings, quiet: true, cancellationToken);
                 apps.Add(registryApp);

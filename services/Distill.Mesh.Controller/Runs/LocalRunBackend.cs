@@ -1,82 +1,204 @@
+using Distill.Mesh.Specs.Storage;
 using System.Collections.Concurrent;
-using System.Text.Json.Nodes;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Distill.Mesh.Contracts.Runs.V1;
 using Distill.Mesh.Contracts.Trainer.V1;
 using Distill.Mesh.ServiceDefaults;
-using Distill.Mesh.Specs.Configuration;
+using Distill.Mesh.Specs.Runs;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 
 namespace Distill.Mesh.Controller.Runs;
 
 /// <summary>
-/// Executes runs on this machine through the services' gRPC APIs: the "train" stage is a trainer
-/// run (reaching the teacher service when the spec names one). The run spec is the YAML
-/// `distill train` reads plus a `mesh:` section with the service addresses.
+/// Runs on this machine: each run is handed, whole, to a trainer service (mesh.trainer, or
+/// Controller:Trainer), which takes it through its stages and keeps it on its volume. The
+/// controller keeps a record of every run it accepted (Controller:RunsDirectory, one JSON file
+/// each: the spec, its hash, the trainer, the last state seen), so after a restart it still lists,
+/// watches and cancels them; when a trainer cannot be reached, the last state seen is reported with
+/// the reason.
 /// </summary>
-public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOptions> mesh)
+public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOptions> mesh, IOptions<ControllerOptions> options, ILogger<LocalRunBackend> logger)
+    : IRunBackend, IHostedService
 {
-    private readonly ConcurrentDictionary<string, string> _trainerOf = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, RunRecordFile> _records = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _submit = new(1, 1);
 
-    public sealed record Submission(string RunId, string Trainer, RunInfo Info);
+    /// <summary>A run as the controller keeps it.</summary>
+    public sealed record RunRecordFile(string RunId, string Spec, IReadOnlyList<string> Overrides, string Sha256, string Trainer, DateTime Created, string? LastJson);
+
+    private string Root => Path.GetFullPath(options.Value.RunsDirectory);
+
+    public RunValidation Validation => new(CheckPaths: options.Value.CheckPaths, ThroughMesh: true);
 
     private Metadata Auth() => MeshAuth.Headers(mesh.Value.AuthToken);
 
-    public async Task<Submission> SubmitAsync(string runId, string specYaml, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    private DateTime Deadline => DateTime.UtcNow + options.Value.CallTimeout;
+
+    private TrainerService.TrainerServiceClient Client(string trainer) => new(channels.For(trainer));
+
+    public async Task<Run> SubmitAsync(string runId, string specText, IReadOnlyList<string> overrides, ParsedRunSpec spec, CancellationToken cancellationToken)
     {
         using var activity = MeshTelemetry.Source.StartActivity("controller.submit");
-        JsonObject spec;
+        activity?.SetTag("distill.run_id", runId);
+        await _submit.WaitAsync(cancellationToken);
         try
         {
-            spec = TrainConfigLoader.Parse(specYaml);
+            if (_records.TryGetValue(runId, out var existing))
+            {
+                return existing.Sha256 == spec.Sha256
+                    ? await GetAsync(runId, cancellationToken)
+                    : throw new RunConflictException($"run '{runId}' exists with another spec (sha256 {existing.Sha256[..12]}…, this one {spec.Sha256[..12]}…); choose another run id, or cancel that run first");
+            }
+
+            var trainer = spec.Spec.Mesh.Trainer ?? options.Value.Trainer;
+            var request = new StartRequest { RunId = runId, ConfigYaml = specText };
+            request.Overrides.AddRange(overrides);
+            var info = await CallAsync(trainer, () => Client(trainer).StartAsync(request, Auth(), Deadline, cancellationToken).ResponseAsync);
+            var run = TrainerRunMapping.ToRun(info);
+            Save(new RunRecordFile(runId, specText, overrides, spec.Sha256, trainer, DateTime.UtcNow, JsonFormatter.Default.Format(run)));
+            return run;
         }
-        catch (YamlDotNet.Core.YamlException e)
+        finally
         {
-            throw new ArgumentException($"spec_yaml is not valid YAML: {e.Message}", e);
+            _submit.Release();
         }
-
-        var section = spec["mesh"] as JsonObject ?? throw new ArgumentException("the run spec needs a 'mesh:' section with the trainer's address (mesh.trainer)");
-        var trainer = section["trainer"]?.GetValue<string>() ?? throw new ArgumentException("mesh.trainer (the trainer service's address) is required");
-        var teacher = section["teacher"]?.GetValue<string>();
-        spec.Remove("mesh");
-        var client = new TrainerService.TrainerServiceClient(channels.For(trainer));
-        var request = new StartRequest { RunId = runId, ConfigYaml = spec.ToJsonString(), TeacherEndpoint = teacher ?? "" };
-        request.Overrides.AddRange(overrides);
-        var info = await client.StartAsync(request, Auth(), cancellationToken: cancellationToken);
-        _trainerOf[info.RunId] = trainer;
-        activity?.SetTag("distill.run_id", info.RunId);
-        return new Submission(info.RunId, trainer, info);
     }
 
-    private TrainerService.TrainerServiceClient Trainer(string runId) =>
-        _trainerOf.TryGetValue(runId, out var trainer)
-            ? new TrainerService.TrainerServiceClient(channels.For(trainer))
-            : throw new KeyNotFoundException($"no run '{runId}'");
-
-    public async IAsyncEnumerable<TrainEvent> WatchAsync(string runId, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    public async Task<Run> GetAsync(string runId, CancellationToken cancellationToken)
     {
-        using var call = Trainer(runId).Watch(new WatchRequest { RunId = runId }, cancellationToken: cancellationToken);
-        await foreach (var e in call.ResponseStream.ReadAllAsync(cancellationToken))
-            yield return e;
-    }
-
-    public async Task<RunInfo> GetAsync(string runId, CancellationToken cancellationToken)
-    {
-        var list = await Trainer(runId).ListAsync(new ListRequest(), cancellationToken: cancellationToken);
-        return list.Runs.FirstOrDefault(r => r.RunId == runId) ?? throw new KeyNotFoundException($"the trainer has no run '{runId}'");
-    }
-
-    public async Task<IReadOnlyList<RunInfo>> ListAsync(CancellationToken cancellationToken)
-    {
-        var runs = new List<RunInfo>();
-        foreach (var trainer in _trainerOf.Values.Distinct())
+        var record = Record(runId);
+        try
         {
-            var list = await new TrainerService.TrainerServiceClient(channels.For(trainer)).ListAsync(new ListRequest(), cancellationToken: cancellationToken);
-            runs.AddRange(list.Runs.Where(r => _trainerOf.ContainsKey(r.RunId)));
+            var list = await CallAsync(record.Trainer, () => Client(record.Trainer).ListAsync(new ListRequest(), deadline: Deadline, cancellationToken: cancellationToken).ResponseAsync);
+            return Observe(record, list.Runs.FirstOrDefault(r => r.RunId == runId));
+        }
+        catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+        {
+            return LastSeen(record, e.Status.Detail);
+        }
+    }
+
+    public async Task<IReadOnlyList<Run>> ListAsync(CancellationToken cancellationToken)
+    {
+        var runs = new List<Run>();
+        foreach (var group in _records.Values.GroupBy(r => r.Trainer, StringComparer.Ordinal))
+        {
+            IReadOnlyList<Contracts.Trainer.V1.RunInfo>? listed = null;
+            string? unreachable = null;
+            try
+            {
+                listed = (await CallAsync(group.Key, () => Client(group.Key).ListAsync(new ListRequest(), deadline: Deadline, cancellationToken: cancellationToken).ResponseAsync)).Runs;
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            {
+                unreachable = e.Status.Detail;
+            }
+
+            runs.AddRange(group.Select(record => unreachable is null ? Observe(record, listed!.FirstOrDefault(r => r.RunId == record.RunId)) : LastSeen(record, unreachable)));
         }
 
         return runs.OrderBy(r => r.RunId, StringComparer.Ordinal).ToList();
     }
 
-    public async Task<RunInfo> CancelAsync(string runId, CancellationToken cancellationToken) =>
-        await Trainer(runId).CancelAsync(new CancelRequest { RunId = runId }, Auth(), cancellationToken: cancellationToken);
+    public async IAsyncEnumerable<RunEvent> WatchAsync(string runId, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var record = Record(runId);
+        var snapshot = await GetAsync(runId, cancellationToken);
+        yield return new RunEvent { RunId = runId, Phase = snapshot.Phase, Time = Timestamp.FromDateTime(DateTime.UtcNow), Stage = snapshot.CurrentStage, Snapshot = snapshot };
+        if (snapshot.Phase is RunPhase.Succeeded or RunPhase.Failed or RunPhase.Cancelled)
+            yield break;
+        using var call = Client(record.Trainer).Watch(new WatchRequest { RunId = runId }, cancellationToken: cancellationToken);
+        await using var events = call.ResponseStream.ReadAllAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
+        while (await CallAsync(record.Trainer, () => events.MoveNextAsync().AsTask()))
+        {
+            if (TrainerRunMapping.ToEvent(events.Current) is { } mapped)
+                yield return mapped;
+        }
+
+        // The closing event: the run as it ended.
+        var final = await GetAsync(runId, cancellationToken);
+        yield return new RunEvent { RunId = runId, Phase = final.Phase, Time = Timestamp.FromDateTime(DateTime.UtcNow), Snapshot = final };
+    }
+
+    public async Task<Run> CancelAsync(string runId, CancellationToken cancellationToken)
+    {
+        var record = Record(runId);
+        await CallAsync(record.Trainer, () => Client(record.Trainer).CancelAsync(new CancelRequest { RunId = runId }, Auth(), Deadline, cancellationToken).ResponseAsync);
+        return await GetAsync(runId, cancellationToken);
+    }
+
+    private RunRecordFile Record(string runId) =>
+        _records.TryGetValue(runId, out var record) ? record : throw new KeyNotFoundException($"no run '{runId}'");
+
+    /// <summary>The trainer's view of the run, kept as the last state seen.</summary>
+    private Run Observe(RunRecordFile record, Contracts.Trainer.V1.RunInfo? info)
+    {
+        if (info is null)
+            return LastSeen(record, $"the trainer at {record.Trainer} no longer has this run (its runs folder was replaced?)");
+        var run = TrainerRunMapping.ToRun(info);
+        var json = JsonFormatter.Default.Format(run);
+        if (json != record.LastJson)
+            Save(record with { LastJson = json });
+        return run;
+    }
+
+    private static Run LastSeen(RunRecordFile record, string why)
+    {
+        var run = record.LastJson is null ? new Run { RunId = record.RunId, Phase = RunPhase.Pending } : JsonParser.Default.Parse<Run>(record.LastJson);
+        run.Reason = $"{why} (showing the state last seen)";
+        return run;
+    }
+
+    /// <summary>Runs a call to <paramref name="trainer"/>; a trainer that cannot be reached is named in the error.</summary>
+    private static async Task<T> CallAsync<T>(string trainer, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+        {
+            throw new RpcException(new Status(e.StatusCode, $"the trainer at {trainer} {(e.StatusCode == StatusCode.Unavailable ? "is unreachable" : "did not answer in time")} ({e.Status.Detail})"));
+        }
+    }
+
+    private void Save(RunRecordFile record)
+    {
+        Directory.CreateDirectory(Root);
+        AtomicFile.WriteAllText(Path.Combine(Root, $"{record.RunId}.json"), JsonSerializer.Serialize(record));
+        _records[record.RunId] = record;
+    }
+
+    /// <summary>Reads the records; a damaged one is moved aside with a warning, never fatal.</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(Root))
+            return Task.CompletedTask;
+        foreach (var path in Directory.GetFiles(Root, "*.json"))
+        {
+            try
+            {
+                var record = JsonSerializer.Deserialize<RunRecordFile>(File.ReadAllText(path)) ?? throw new JsonException("empty");
+                RunIds.Check(record.RunId);
+                if (record.RunId != Path.GetFileNameWithoutExtension(path))
+                    throw new JsonException($"it names run '{record.RunId}'");
+                _records[record.RunId] = record;
+            }
+            catch (Exception e) when (e is JsonException or ArgumentException or InvalidProtocolBufferException)
+            {
+                var target = Path.Combine(Root, ".quarantine", $"{Path.GetFileName(path)}.{DateTime.UtcNow:yyyyMMddHHmmss}");
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Move(path, target);
+                logger.LogWarning("Run record {Path} could not be read ({Reason}); moved to {Target}", path, e.Message, target);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -1,3 +1,4 @@
+using Distill.Mesh.Specs.Storage;
 using System.Buffers.Binary;
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -1,3 +1,4 @@
+using Distill.Mesh.Specs.Storage;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;

@@ -1,3 +1,4 @@
+using Distill.Mesh.Specs.Storage;
 using System.Text;
 using System.Text.Json;
 using Distill.Mesh.Modeling.Adapters;

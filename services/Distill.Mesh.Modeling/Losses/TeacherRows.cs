@@ -59,3 +59,20 @@ public sealed class ProjectedTeacherRows(Tensor hidden, Tensor outputWeight, boo
         outputWeight.Dispose();
     }
 }
+
+/// <summary>
+/// Rows of a teacher on another device (a teacher on its own GPU, or a remote teacher decoded on
+/// the CPU), moved to the student's device a block at a time as the loss asks for them.
+/// </summary>
+/// <param name="rows">The teacher's rows (owned: disposed with these).</param>
+/// <param name="device">The student's device.</param>
+public sealed class DeviceRows(ITeacherRows rows, Device device) : ITeacherRows
+{
+    public long Rows => rows.Rows;
+
+    public Device Device => device;
+
+    public TeacherTarget Block(long start, long length) => rows.Block(start, length).To(device);
+
+    public void Dispose() => rows.Dispose();
+}

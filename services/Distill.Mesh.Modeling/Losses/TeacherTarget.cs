@@ -12,6 +12,9 @@ public abstract record TeacherTarget
     /// <summary>The rows [start, start + length).</summary>
     public abstract TeacherTarget Slice(long start, long length);
 
+    /// <summary>Where the target's tensors are.</summary>
+    public Device Device => Tensors.First()!.device;
+
     /// <summary>The tensors the target holds.</summary>
     protected abstract IEnumerable<Tensor?> Tensors { get; }
 
@@ -29,6 +32,15 @@ public abstract record TeacherTarget
         TopKTeacherSignal t => new TopKTeacherSignal(t.Ids.clone(), t.LogProbs.clone(), t.Mode, t.TailMass?.clone()),
         SampledTeacherSignal s => new SampledTeacherSignal(s.Ids.clone(), s.Weights.clone(), s.LogProbs.clone()),
         _ => throw new InvalidOperationException($"cannot copy {GetType().Name}"),
+    };
+
+    /// <summary>The target on <paramref name="device"/> (the same tensors when they are there already).</summary>
+    public TeacherTarget To(Device device) => this switch
+    {
+        DenseTeacherLogits d => new DenseTeacherLogits(d.Logits.to(device)),
+        TopKTeacherSignal t => new TopKTeacherSignal(t.Ids.to(device), t.LogProbs.to(device), t.Mode, t.TailMass?.to(device)),
+        SampledTeacherSignal s => new SampledTeacherSignal(s.Ids.to(device), s.Weights.to(device), s.LogProbs.to(device)),
+        _ => throw new InvalidOperationException($"cannot move {GetType().Name}"),
     };
 
     /// <summary>Takes the target's tensors out of the current dispose scope (the target then owns them).</summary>

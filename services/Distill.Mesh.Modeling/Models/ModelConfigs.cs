@@ -76,5 +76,5 @@ public static class ModelConfigs
 
     /// <summary>Writes <c>config.json</c> into a folder, atomically.</summary>
     public static void Save(DecoderConfig config, string folder) =>
-        Checkpoints.AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), ToJson(config) + "\n");
+        Specs.Storage.AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), ToJson(config) + "\n");
 }

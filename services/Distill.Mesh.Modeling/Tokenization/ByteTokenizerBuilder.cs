@@ -1,3 +1,4 @@
+using Distill.Mesh.Specs.Storage;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Distill.Mesh.Modeling.Checkpoints;

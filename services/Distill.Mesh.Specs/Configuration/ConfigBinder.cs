@@ -15,8 +15,6 @@ namespace Distill.Mesh.Specs.Configuration;
 /// </summary>
 public static class ConfigBinder
 {
-    private static readonly NullabilityInfoContext Nullability = new();
-
     /// <summary>Checks <paramref name="tree"/> against <typeparamref name="T"/>, then binds it.</summary>
     /// <exception cref="ConfigException">Every problem found, one per line.</exception>
     /// <param name="tree">The parsed tree.</param>
@@ -75,7 +73,8 @@ public static class ConfigBinder
                 continue;
             }
 
-            var nullable = Nullability.Create(property).WriteState == NullabilityState.Nullable;
+            // NullabilityInfoContext caches without locks: one per check, never shared across threads.
+            var nullable = new NullabilityInfoContext().Create(property).WriteState == NullabilityState.Nullable;
             CheckValue(value, property.PropertyType, nullable, keyPath, problems, lines);
         }
     }

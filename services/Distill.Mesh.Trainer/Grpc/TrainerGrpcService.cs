@@ -1,8 +1,11 @@
 using Distill.Mesh.Contracts.Trainer.V1;
 using Distill.Mesh.Trainer.Runs;
+using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using ContractEvent = Distill.Mesh.Contracts.Trainer.V1.TrainEvent;
+using ContractState = Distill.Mesh.Contracts.Trainer.V1.RunState;
 using EngineEvent = Distill.Mesh.Training.Recipes.TrainEvent;
+using EngineEval = Distill.Mesh.Training.Recipes.EvalResult;
 
 namespace Distill.Mesh.Trainer.Grpc;
 
@@ -12,51 +15,112 @@ public sealed class TrainerGrpcService(RunManager runs) : TrainerService.Trainer
     public const string StartMethod = "/distill.trainer.v1.TrainerService/Start";
     public const string CancelMethod = "/distill.trainer.v1.TrainerService/Cancel";
 
-    public override Task<RunInfo> Start(StartRequest request, ServerCallContext context) =>
-        Task.FromResult(Info(runs.Start(new RunSpec(request.RunId, request.ConfigYaml, [.. request.Overrides], string.IsNullOrEmpty(request.TeacherEndpoint) ? null : request.TeacherEndpoint))));
+    public override Task<RunInfo> Start(StartRequest request, ServerCallContext context)
+    {
+        try
+        {
+            return Task.FromResult(Info(runs.Start(request.RunId, request.ConfigYaml, [.. request.Overrides], [.. request.Stages])));
+        }
+        catch (RunConflictException e)
+        {
+            throw new RpcException(new Status(StatusCode.AlreadyExists, e.Message));
+        }
+    }
 
     public override Task<RunInfo> Cancel(CancelRequest request, ServerCallContext context) => Task.FromResult(Info(runs.Cancel(request.RunId)));
 
     public override Task<ListResponse> List(ListRequest request, ServerCallContext context)
     {
         var response = new ListResponse();
-        response.Runs.AddRange(runs.Runs.OrderBy(r => r.Spec.RunId, StringComparer.Ordinal).Select(Info));
+        response.Runs.AddRange(runs.Runs.OrderBy(r => r.RunId, StringComparer.Ordinal).Select(Info));
         return Task.FromResult(response);
     }
 
     public override async Task Watch(WatchRequest request, IServerStreamWriter<ContractEvent> responseStream, ServerCallContext context)
     {
         var run = runs.Get(request.RunId);
-        await foreach (var (e, status) in run.WatchAsync(context.CancellationToken))
-            await responseStream.WriteAsync(Map(run.Spec.RunId, e, status), context.CancellationToken);
+        var last = run.Last;
+        await foreach (var update in run.WatchAsync(context.CancellationToken))
+        {
+            last = update.Step ?? last;
+            await responseStream.WriteAsync(Map(run.RunId, update, last), context.CancellationToken);
+        }
     }
 
-    private static RunInfo Info(RunManager.Run run)
+    private static RunInfo Info(TrainerRun run)
     {
         var last = run.Last;
-        return new RunInfo
+        var info = new RunInfo
         {
-            RunId = run.Spec.RunId,
+            RunId = run.RunId,
             State = State(run.Status),
             Step = last?.Step ?? 0,
             TotalSteps = last?.TotalSteps ?? 0,
             OutputDir = run.Folder,
             Error = run.Error ?? "",
             Recipe = run.Recipe,
+            SpecSha256 = run.Record.Sha256,
+            Created = Timestamp.FromDateTime(DateTime.SpecifyKind(run.Record.Created, DateTimeKind.Utc)),
+            Artifact = run.Artifact ?? "",
+            Note = run.Note ?? "",
         };
+        info.Stages.AddRange(run.Stages.Select(Stage));
+        return info;
     }
 
-    private static RunState State(RunStatus status) => status switch
+    private static ContractState State(RunStatus status) => status switch
     {
-        RunStatus.Running => RunState.Running,
-        RunStatus.Succeeded => RunState.Succeeded,
-        RunStatus.Failed => RunState.Failed,
-        RunStatus.Cancelled => RunState.Cancelled,
-        _ => RunState.Interrupted,
+        RunStatus.Running => ContractState.Running,
+        RunStatus.Succeeded => ContractState.Succeeded,
+        RunStatus.Failed => ContractState.Failed,
+        RunStatus.Cancelled => ContractState.Cancelled,
+        _ => ContractState.Interrupted,
     };
 
-    private static ContractEvent Map(string runId, EngineEvent e, RunStatus status)
+    private static ContractState State(StageState state) => state switch
     {
+        StageState.Running => ContractState.Running,
+        StageState.Succeeded => ContractState.Succeeded,
+        StageState.Failed => ContractState.Failed,
+        StageState.Cancelled => ContractState.Cancelled,
+        StageState.Interrupted => ContractState.Interrupted,
+        _ => ContractState.Unspecified,
+    };
+
+    private static StageInfo Stage(StageRecord stage)
+    {
+        var info = new StageInfo
+        {
+            Name = stage.Name,
+            State = State(stage.State),
+            Message = stage.Message,
+            Done = stage.Done,
+            Total = stage.Total,
+            Artifact = stage.Name == Specs.Runs.Stage.Publish ? stage.Output ?? "" : "",
+        };
+        if (stage.Started is { } started)
+            info.Started = Timestamp.FromDateTime(DateTime.SpecifyKind(started, DateTimeKind.Utc));
+        if (stage.Ended is { } ended)
+            info.Ended = Timestamp.FromDateTime(DateTime.SpecifyKind(ended, DateTimeKind.Utc));
+        if (stage.Eval is { } eval)
+            info.Eval = Eval(eval);
+        return info;
+    }
+
+    private static EvalMetrics Eval(EngineEval eval)
+    {
+        var metrics = new EvalMetrics { Perplexity = eval.Perplexity, Tokens = eval.Tokens };
+        if (eval.KlToTeacher is { } kl)
+            metrics.KlToTeacher = kl;
+        if (eval.Top1Agreement is { } top1)
+            metrics.Top1Agreement = top1;
+        return metrics;
+    }
+
+    /// <summary>A step event carries its step; a stage event its stage; the closing event the run's final state and message (with the last step).</summary>
+    private static ContractEvent Map(string runId, RunUpdate update, EngineEvent? last)
+    {
+        var e = update.Step ?? last ?? new EngineEvent(0, 0, 0, 0, 0, 0, 0, 0, 0);
         var mapped = new ContractEvent
         {
             RunId = runId,
@@ -69,18 +133,13 @@ public sealed class TrainerGrpcService(RunManager runs) : TrainerService.Trainer
             GradNorm = double.IsNaN(e.GradNorm) ? 0 : e.GradNorm,
             TokensPerSecond = e.TokensPerSecond,
             Tokens = e.Tokens,
-            Message = e.Message ?? "",
-            State = State(status),
+            Message = update.Message ?? (update.Step is not null ? e.Message : null) ?? "",
+            State = State(update.Status),
         };
-        if (e.Eval is { } eval)
-        {
-            mapped.Eval = new EvalMetrics { Perplexity = eval.Perplexity, Tokens = eval.Tokens };
-            if (eval.KlToTeacher is { } kl)
-                mapped.Eval.KlToTeacher = kl;
-            if (eval.Top1Agreement is { } top1)
-                mapped.Eval.Top1Agreement = top1;
-        }
-
+        if (update.Step?.Eval is { } eval)
+            mapped.Eval = Eval(eval);
+        if (update.Stage is { } stage)
+            mapped.Stage = Stage(stage);
         return mapped;
     }
 }

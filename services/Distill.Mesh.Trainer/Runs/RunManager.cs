@@ -1,165 +1,104 @@
-using Distill.Mesh.Clients.Registry;
+using Distill.Mesh.Specs.Storage;
 using System.Collections.Concurrent;
 using System.Text.Json;
-using System.Text.RegularExpressions;
-using System.Threading.Channels;
 using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.ServiceDefaults;
 using Distill.Mesh.Specs.Configuration;
-using Distill.Mesh.Training.Recipes;
-using Distill.Mesh.Training.Teachers;
+using Distill.Mesh.Specs.Runs;
 using Microsoft.Extensions.Options;
 
 namespace Distill.Mesh.Trainer.Runs;
 
+/// <summary>A run id that exists with another spec.</summary>
+public sealed class RunConflictException(string message) : Exception(message);
+
 /// <summary>
-/// Owns the trainer's runs: each in its own folder on the runs volume (spec.json, state.json,
-/// config, checkpoints, outputs). A run executes on a worker task; its events are kept and fanned
-/// out to watchers. At startup, runs found Running or Interrupted resume from their checkpoints;
-/// at shutdown, running runs checkpoint and become Interrupted.
+/// Owns the trainer's runs: each in its own folder on the runs volume (spec.json, state.json, the
+/// recipe's outputs and checkpoints). A spec is parsed and validated completely before anything is
+/// written, so a folder only ever holds a spec that runs. A run executes its stages on a worker
+/// task; its updates fan out to watchers. At startup, runs found Running or Interrupted resume (a
+/// damaged folder is moved aside with a warning, never fatal); at shutdown, running runs
+/// checkpoint and become Interrupted.
 /// </summary>
-public sealed partial class RunManager(
-    IOptions<TrainerOptions> options, ITeacherConnector connector, MeshChannels channels, IOptions<MeshOptions> mesh, ILogger<RunManager> logger) : IHostedService
+public sealed class RunManager(IOptions<TrainerOptions> options, StageRunner stages, ILogger<RunManager> logger) : IHostedService
 {
-    private readonly ConcurrentDictionary<string, Run> _runs = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TrainerRun> _runs = new(StringComparer.Ordinal);
+    private readonly Lock _starting = new();
 
     private string Root => Path.GetFullPath(options.Value.RunsDirectory);
 
-    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$")]
-    private static partial Regex RunIdPattern();
+    public IReadOnlyCollection<TrainerRun> Runs => _runs.Values.ToList();
 
-    /// <summary>One run in memory.</summary>
-    public sealed class Run(RunSpec spec, string folder)
+    public TrainerRun Get(string runId) =>
+        _runs.TryGetValue(runId, out var run) ? run : throw new KeyNotFoundException($"no run '{runId}' on this trainer");
+
+    /// <summary>
+    /// Starts a run; the same id with the same spec returns the existing run (retried Starts are
+    /// harmless), another spec under a known id is a <see cref="RunConflictException"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The spec does not parse or validate; nothing was written.</exception>
+    public TrainerRun Start(string? runId, string specText, IReadOnlyList<string> overrides, IReadOnlyList<string> only)
     {
-        private readonly object _lock = new();
-        private readonly List<TrainEvent> _history = [];
-        private readonly List<Channel<(TrainEvent Event, RunStatus Status)>> _watchers = [];
-
-        public RunSpec Spec { get; } = spec;
-
-        public string Folder { get; } = folder;
-
-        public RunStatus Status { get; private set; } = RunStatus.Running;
-
-        public string Recipe { get; set; } = "";
-
-        public string? Error { get; private set; }
-
-        public CancellationTokenSource Cancellation { get; set; } = new();
-
-        public bool CancelledByUser { get; set; }
-
-        public Task Execution { get; set; } = Task.CompletedTask;
-
-        public TrainEvent? Last
-        {
-            get
-            {
-                lock (_lock)
-                    return _history.Count > 0 ? _history[^1] : null;
-            }
-        }
-
-        public void Publish(TrainEvent e)
-        {
-            lock (_lock)
-            {
-                if (e.Step > 0 && (_history.Count == 0 || e.Step > _history[^1].Step || e.Eval is not null || e.Message is not null))
-                    _history.Add(e);
-                foreach (var watcher in _watchers)
-                    watcher.Writer.TryWrite((e, Status));
-            }
-        }
-
-        public void Finish(RunStatus status, string? error, string? note = null)
-        {
-            lock (_lock)
-            {
-                Status = status;
-                Error = error;
-                var last = _history.Count > 0 ? _history[^1] : new TrainEvent(0, 0, 0, 0, 0, 0, 0, 0, 0);
-                foreach (var watcher in _watchers)
-                {
-                    watcher.Writer.TryWrite((last with { Message = error ?? note ?? status.ToString().ToLowerInvariant() }, status));
-                    watcher.Writer.TryComplete();
-                }
-
-                _watchers.Clear();
-            }
-        }
-
-        public void Restart()
-        {
-            lock (_lock)
-                Status = RunStatus.Running;
-        }
-
-        /// <summary>The history so far, then live events until the run ends.</summary>
-        public async IAsyncEnumerable<(TrainEvent Event, RunStatus Status)> WatchAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            var channel = Channel.CreateUnbounded<(TrainEvent, RunStatus)>();
-            List<TrainEvent> replay;
-            RunStatus status;
-            lock (_lock)
-            {
-                replay = [.. _history];
-                status = Status;
-                if (status == RunStatus.Running)
-                    _watchers.Add(channel);
-            }
-
-            foreach (var e in replay)
-                yield return (e, RunStatus.Running);
-            if (status != RunStatus.Running)
-            {
-                yield return ((replay.Count > 0 ? replay[^1] : new TrainEvent(0, 0, 0, 0, 0, 0, 0, 0, 0)) with { Message = Error ?? status.ToString().ToLowerInvariant() }, status);
-                yield break;
-            }
-
-            await foreach (var item in channel.Reader.ReadAllAsync(cancellationToken))
-                yield return item;
-        }
-    }
-
-    public IReadOnlyCollection<Run> Runs => _runs.Values.ToList();
-
-    public Run Get(string runId) =>
-        _runs.TryGetValue(runId, out var run) ? run : throw new KeyNotFoundException($"no run '{runId}'");
-
-    /// <summary>Starts a run; a known run id returns the existing run (so retried Starts are harmless).</summary>
-    public Run Start(RunSpec spec)
-    {
-        var id = string.IsNullOrEmpty(spec.RunId) ? $"run-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}" : spec.RunId;
-        if (!RunIdPattern().IsMatch(id))
-            throw new ArgumentException($"run_id '{spec.RunId}' must be lowercase letters, digits and '-', at most 63 characters");
-        if (string.IsNullOrWhiteSpace(spec.ConfigYaml))
+        var id = RunIds.Check(string.IsNullOrEmpty(runId) ? RunIds.New() : runId);
+        if (string.IsNullOrWhiteSpace(specText))
             throw new ArgumentException("config_yaml is empty");
-        spec = spec with { RunId = id };
         var folder = Path.Combine(Root, id);
-        var created = false;
-        var run = _runs.GetOrAdd(id, _ =>
+        var parsed = Parse(id, specText, overrides, folder, only, checkPaths: true);
+        lock (_starting)
         {
-            created = true;
-            return new Run(spec, folder);
-        });
-        if (!created)
+            if (_runs.TryGetValue(id, out var existing))
+            {
+                return existing.Record.Sha256 == parsed.Sha256 && existing.Record.Stages.SequenceEqual(only)
+                    ? existing
+                    : throw new RunConflictException($"run '{id}' exists with another spec (sha256 {existing.Record.Sha256[..12]}…, this one {parsed.Sha256[..12]}…); choose another run id");
+            }
+
+            var record = new RunSpecRecord(id, specText, overrides, only, parsed.Sha256, DateTime.UtcNow);
+            Directory.CreateDirectory(folder);
+            AtomicFile.WriteAllText(Path.Combine(folder, "spec.json"), JsonSerializer.Serialize(record));
+            var run = new TrainerRun(record, parsed, folder);
+            _runs[id] = run;
+            Launch(run);
             return run;
-        Directory.CreateDirectory(folder);
-        AtomicFile.WriteAllText(Path.Combine(folder, "spec.json"), JsonSerializer.Serialize(spec));
-        Launch(run);
-        return run;
+        }
     }
 
-    /// <summary>Stops a run at its next step boundary (with a checkpoint).</summary>
-    public Run Cancel(string runId)
+    /// <summary>Parses and validates a spec for run <paramref name="id"/> (its outputs in <paramref name="folder"/>).</summary>
+    private static ParsedRunSpec Parse(string id, string specText, IReadOnlyList<string> overrides, string folder, IReadOnlyList<string> only, bool checkPaths)
+    {
+        try
+        {
+            var parsed = RunSpecLoader.Parse(specText, overrides, folder: null, "config_yaml");
+            var problems = RunSpecValidator.Problems(parsed, new RunValidation(CheckPaths: checkPaths, ThroughMesh: true));
+            problems.AddRange(only.Where(s => !parsed.Spec.Has(s)).Select(s => $"stages: this trainer was asked to run '{s}', which the spec does not have ({string.Join(", ", parsed.Spec.Stages)})"));
+            ConfigBinder.Fail($"run '{id}'", problems);
+            var spec = parsed.Spec;
+            spec.Train.OutputDir = folder;
+            // One teacher without its own endpoint is reached at mesh.teacher (validation refused it for a mixture).
+            foreach (var teacher in spec.Train.Teachers.Where(t => string.IsNullOrWhiteSpace(t.Endpoint)))
+                teacher.Endpoint = spec.Mesh.Teacher;
+            return RunSpecLoader.Canonicalize(spec) with { GivenKeys = parsed.GivenKeys };
+        }
+        catch (ConfigException e)
+        {
+            throw new ArgumentException(e.Message, e);
+        }
+    }
+
+    /// <summary>Stops a run at its next step boundary (with a checkpoint); a finished run is left as it is.</summary>
+    public TrainerRun Cancel(string runId)
     {
         var run = Get(runId);
-        run.CancelledByUser = true;
-        run.Cancellation.Cancel();
+        if (run.Status is RunStatus.Running)
+        {
+            run.CancelledByUser = true;
+            run.Cancellation.Cancel();
+        }
+
         return run;
     }
 
-    private void Launch(Run run)
+    private void Launch(TrainerRun run)
     {
         run.Restart();
         run.Cancellation = new CancellationTokenSource();
@@ -167,105 +106,108 @@ public sealed partial class RunManager(
         run.Execution = Task.Run(() => ExecuteAsync(run));
     }
 
-    private async Task ExecuteAsync(Run run)
+    private async Task ExecuteAsync(TrainerRun run)
     {
         using var activity = MeshTelemetry.Source.StartActivity("trainer.run");
-        activity?.SetTag("distill.run_id", run.Spec.RunId);
+        activity?.SetTag("distill.run_id", run.RunId);
         var cancellation = run.Cancellation.Token;
         try
         {
-            var configPath = Path.Combine(run.Folder, "config.yaml");
-            AtomicFile.WriteAllText(configPath, run.Spec.ConfigYaml);
-            var (config, resolved) = TrainConfigLoader.Load(configPath, [.. run.Spec.Overrides, $"output_dir={run.Folder}"]);
-            run.Recipe = config.Recipe;
-            Func<TeacherConfig, ITeacherSignal>? connect = null;
-            ITeacherSignal? remote = null;
-            if (!string.IsNullOrEmpty(run.Spec.TeacherEndpoint))
-            {
-                remote = await connector.ConnectAsync(run.Spec.TeacherEndpoint, cancellation);
-                connect = _ => remote;
-            }
-
-            var result = await RecipeRunner.RunAsync(config, RerunPolicy.Resume, new Progress(run), cancellation, connect);
-            var status = result.Completed ? RunStatus.Succeeded : run.CancelledByUser ? RunStatus.Cancelled : RunStatus.Interrupted;
-            SaveState(run, status);
-            var note = remote is Clients.Teacher.RemoteTeacher client
-                ? $"{status.ToString().ToLowerInvariant()}; teacher cache hits {client.CacheHitRatio:P1} of {client.ScoredSequences} sequences"
-                : null;
-            if (status == RunStatus.Succeeded && config.Publish is { Name.Length: > 0 } publish)
-                note = JoinNotes(note, await PublishAsync(run, config, resolved, result, publish));
-            run.Finish(status, null, note);
+            var note = await stages.RunAsync(run, _ => SaveState(run, RunStatus.Running), cancellation);
+            SaveState(run, RunStatus.Succeeded);
+            run.Finish(RunStatus.Succeeded, null, note ?? "succeeded");
         }
         catch (Exception) when (run.Cancellation.IsCancellationRequested)
         {
-            // Stopped mid-step (an in-flight teacher call was cancelled, as gRPC's Cancelled or an
+            // Stopped mid-stage (an in-flight teacher call was cancelled, as gRPC's Cancelled or an
             // OperationCanceledException): not a failure. The run resumes from its last checkpoint.
             var status = run.CancelledByUser ? RunStatus.Cancelled : RunStatus.Interrupted;
+            MarkRunning(run, status == RunStatus.Cancelled ? StageState.Cancelled : StageState.Interrupted, status == RunStatus.Cancelled ? "cancelled" : "interrupted; resumes when the trainer restarts");
             SaveState(run, status);
             run.Finish(status, null);
         }
         catch (Exception e)
         {
-            logger.LogError(e, "Run {RunId} failed", run.Spec.RunId);
-            SaveState(run, RunStatus.Failed, e.Message);
-            run.Finish(RunStatus.Failed, e.Message);
+            var failed = run.Stages.FirstOrDefault(s => s.State == StageState.Running)?.Name;
+            var message = Describe(e);
+            logger.LogError(e, "Run {RunId} failed in stage {Stage}", run.RunId, failed);
+            MarkRunning(run, StageState.Failed, message);
+            var error = failed is null ? message : $"stage {failed}: {message}";
+            SaveState(run, RunStatus.Failed, error);
+            run.Finish(RunStatus.Failed, error);
         }
     }
 
-    /// <summary>Pushes the result; a failed push is reported in the run's note, the run itself stays succeeded.</summary>
-    private async Task<string> PublishAsync(Run run, TrainConfig config, System.Text.Json.Nodes.JsonObject resolved, TrainResult result, PublishSettings publish)
+    /// <summary>A failure in words: what the user's config or data got wrong, or what a service said.</summary>
+    private static string Describe(Exception e) => e switch
     {
-        try
-        {
-            var artifact = await ResultPublisher.PublishAsync(config, resolved, result, run.Spec.RunId, channels.For(publish.Registry), MeshAuth.Headers(mesh.Value.AuthToken), CancellationToken.None);
-            return $"pushed {artifact.Manifest.Name}:{artifact.Version} to {publish.Registry}";
-        }
-        catch (Exception e) when (e is global::Grpc.Core.RpcException or IOException or ArgumentException or InvalidOperationException)
-        {
-            logger.LogError(e, "Run {RunId}: push to {Registry} failed", run.Spec.RunId, publish.Registry);
-            return $"push to {publish.Registry} failed: {(e is global::Grpc.Core.RpcException rpc ? rpc.Status.Detail : e.Message)}";
-        }
-    }
+        global::Grpc.Core.RpcException rpc => $"{rpc.StatusCode}: {rpc.Status.Detail}",
+        _ => e.Message,
+    };
 
-    private static string JoinNotes(string? first, string second) => first is null ? second : $"{first}; {second}";
-
-    /// <summary>Events go to the run synchronously (Progress&lt;T&gt; would post them to another thread).</summary>
-    private sealed class Progress(Run run) : IProgress<TrainEvent>
+    private static void MarkRunning(TrainerRun run, StageState state, string message)
     {
-        public void Report(TrainEvent value) => run.Publish(value);
+        foreach (var stage in run.Stages.Where(s => s.State == StageState.Running))
+            run.Update(stage with { State = state, Message = message, Ended = DateTime.UtcNow });
     }
 
-    private static void SaveState(Run run, RunStatus status, string? error = null) =>
-        AtomicFile.WriteAllText(Path.Combine(run.Folder, "state.json"), JsonSerializer.Serialize(new RunRecord(run.Spec.RunId, status, run.Recipe, error)));
+    private static void SaveState(TrainerRun run, RunStatus status, string? error = null) =>
+        AtomicFile.WriteAllText(Path.Combine(run.Folder, "state.json"), JsonSerializer.Serialize(new RunRecord(run.RunId, status, run.Recipe, error, run.Stages)));
 
     /// <summary>Picks up the runs on the volume; resumes those that were running or interrupted.</summary>
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (!Directory.Exists(Root))
             return Task.CompletedTask;
-        foreach (var folder in Directory.GetDirectories(Root))
+        foreach (var folder in Directory.GetDirectories(Root).Where(d => !Path.GetFileName(d).StartsWith('.')))
         {
             var specPath = Path.Combine(folder, "spec.json");
             if (!File.Exists(specPath))
                 continue;
-            var spec = JsonSerializer.Deserialize<RunSpec>(File.ReadAllText(specPath))!;
-            var statePath = Path.Combine(folder, "state.json");
-            var record = File.Exists(statePath) ? JsonSerializer.Deserialize<RunRecord>(File.ReadAllText(statePath)) : null;
-            var run = new Run(spec, folder) { Recipe = record?.Recipe ?? "" };
-            if (!_runs.TryAdd(spec.RunId, run))
+            if (options.Value.JobSpec is not null && Path.GetFileName(folder) != options.Value.JobId())
                 continue;
-            if (record is null || record.Status is RunStatus.Running or RunStatus.Interrupted)
+            TrainerRun run;
+            RunRecord? state;
+            try
             {
-                logger.LogInformation("Resuming run {RunId}", spec.RunId);
+                var record = JsonSerializer.Deserialize<RunSpecRecord>(File.ReadAllText(specPath)) ?? throw new JsonException("spec.json is empty");
+                if (record.RunId != Path.GetFileName(folder))
+                    throw new JsonException($"spec.json names run '{record.RunId}'");
+                // Folders it names are checked again when its stages run: one missing now fails the run, it does not hide it.
+                run = new TrainerRun(record, Parse(record.RunId, record.Spec, record.Overrides ?? [], folder, record.Stages ?? [], checkPaths: false), folder);
+                var statePath = Path.Combine(folder, "state.json");
+                state = File.Exists(statePath) ? JsonSerializer.Deserialize<RunRecord>(File.ReadAllText(statePath)) : null;
+            }
+            catch (Exception e) when (e is JsonException or ArgumentException or IOException or NotSupportedException)
+            {
+                Quarantine(folder, e.Message);
+                continue;
+            }
+
+            run.Restore(state?.Stages);
+            if (!_runs.TryAdd(run.RunId, run))
+                continue;
+            if (state is null || state.Status is RunStatus.Running or RunStatus.Interrupted)
+            {
+                logger.LogInformation("Resuming run {RunId}", run.RunId);
                 Launch(run);
             }
             else
             {
-                run.Finish(record.Status, record.Error);
+                run.Finish(state.Status, state.Error);
             }
         }
 
         return Task.CompletedTask;
+    }
+
+    /// <summary>A run folder that cannot be read is moved under .quarantine/ with a warning; the trainer starts without it.</summary>
+    private void Quarantine(string folder, string why)
+    {
+        var target = Path.Combine(Root, ".quarantine", $"{Path.GetFileName(folder)}-{DateTime.UtcNow:yyyyMMddHHmmss}");
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        Directory.Move(folder, target);
+        logger.LogWarning("Run folder {Folder} could not be read ({Reason}); moved to {Target}", folder, why, target);
     }
 
     /// <summary>Running runs checkpoint and stop; they resume when the trainer starts again.</summary>
@@ -274,6 +216,13 @@ public sealed partial class RunManager(
         var running = _runs.Values.Where(r => r.Status == RunStatus.Running).ToList();
         foreach (var run in running)
             run.Cancellation.Cancel();
-        await Task.WhenAll(running.Select(r => r.Execution)).WaitAsync(options.Value.ShutdownGrace, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(running.Select(r => r.Execution)).WaitAsync(options.Value.ShutdownGrace, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            logger.LogWarning("Runs {Runs} did not checkpoint within {Grace}", string.Join(", ", running.Where(r => !r.Execution.IsCompleted).Select(r => r.RunId)), options.Value.ShutdownGrace);
+        }
     }
 }

@@ -152,6 +152,6 @@ public static class DistillationDemo
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var lines = Enumerable.Range(0, count).Select(_ => JsonSerializer.Serialize(new { text = grammar.Sentence() }));
-        Modeling.Checkpoints.AtomicFile.WriteAllText(path, string.Join("\n", lines) + "\n");
+        Specs.Storage.AtomicFile.WriteAllText(path, string.Join("\n", lines) + "\n");
     }
 }

@@ -46,7 +46,7 @@ public static class Evaluator
                 if (length < 2)
                     continue;
                 // Awaited before no_grad and the dispose scope: both are thread-local.
-                using var teacherRows = teacher is null ? null : await teacher.ScoreAsync(batch, request, cancellationToken);
+                using var teacherRows = teacher is null ? null : new DeviceRows(await teacher.ScoreAsync(batch, request, cancellationToken), model.Device);
                 using var noGrad = torch.no_grad();
                 using var scope = torch.NewDisposeScope();
                 var (rows, labels) = TrainingLoop.Shifted(model.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);

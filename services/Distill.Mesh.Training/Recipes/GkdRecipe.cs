@@ -15,7 +15,7 @@ namespace Distill.Mesh.Training.Recipes;
 /// </summary>
 public static class GkdRecipe
 {
-    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
+    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal?>? connect = null)
     {
         if (config.Teachers.Count == 0)
             throw new ConfigException("the gkd recipe needs a teacher");

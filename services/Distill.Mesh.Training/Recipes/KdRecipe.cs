@@ -16,7 +16,7 @@ public static class KdRecipe
     /// <param name="progress">Receives step events.</param>
     /// <param name="cancellationToken">Stops the run at the next step boundary, with a checkpoint.</param>
     /// <param name="connect">Reaches a teacher some other way than loading it here (the trainer service: over gRPC).</param>
-    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
+    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal?>? connect = null)
     {
         if (config.Teachers.Count == 0)
             throw new ConfigException("the kd recipe needs at least one entry under 'teachers'");
@@ -31,9 +31,11 @@ public static class KdRecipe
         return await TrainingLoop.RunAsync(run, teacher, vocabulary, denseTeacher: connect is null, stepBatches: null, progress, cancellationToken);
     }
 
-    internal static ITeacherSignal LoadTeachers(TrainConfig config, Func<TeacherConfig, ITeacherSignal>? connect)
+    /// <summary>The run's teachers as one signal: each loaded here or reached through <paramref name="connect"/>; several make a weighted mixture.</summary>
+    public static ITeacherSignal LoadTeachers(TrainConfig config, Func<TeacherConfig, ITeacherSignal?>? connect)
     {
-        var teachers = config.Teachers.Select(t => connect?.Invoke(t) ?? InProcessTeacher.Load(t.Model, RecipeRun.DType(t.Dtype))).ToList();
+        var teachers = config.Teachers.Select((t, i) => connect?.Invoke(t)
+            ?? InProcessTeacher.Load(t.Model, RecipeRun.DType(t.Dtype), Modeling.Models.ComputeDevice.Parse(t.Device, $"teachers.{i}.device"))).ToList();
         return teachers.Count == 1 ? teachers[0] : new MixtureTeacher(teachers, config.Teachers.Select(t => t.Weight).ToList());
     }
 }

@@ -37,7 +37,10 @@ public sealed class RecipeRun : IDisposable
 
     public IReadOnlyList<TokenizedExample> Eval { get; private set; } = [];
 
-    public int PadTokenId => Tokenizer.PadTokenId ?? Tokenizer.EosTokenId ?? 0;
+    public int PadTokenId => PaddingId(Tokenizer);
+
+    /// <summary>The id batches are padded with.</summary>
+    public static int PaddingId(TextTokenizer tokenizer) => tokenizer.PadTokenId ?? tokenizer.EosTokenId ?? 0;
 
     /// <summary>
     /// Seeds torch, checks the output folder holds no other run (see <see cref="RunProvenance"/>),
@@ -85,22 +88,31 @@ public sealed class RecipeRun : IDisposable
     /// <summary>Reads, tokenizes and splits the dataset; checks every label fits the vocabulary the loss uses.</summary>
     public async Task LoadDataAsync(int vocabulary, CancellationToken cancellationToken)
     {
-        var records = await DatasetFile.ReadAsync(Config.Dataset.Path, cancellationToken);
-        var builder = new ExampleBuilder(Tokenizer, DatasetLayouts.Detect(records), new ExampleOptions
+        (Train, Eval) = await LoadExamplesAsync(Config, Tokenizer, vocabulary, cancellationToken);
+        if (Train.Count < Config.Training.BatchSize)
+            throw new ConfigException($"training.batch_size {Config.Training.BatchSize} exceeds the {Train.Count} training examples");
+    }
+
+    /// <summary>
+    /// The run's training examples (packed when configured) and its held-out split, exactly as the
+    /// train stage sees them: what precompute scores and evaluate measures.
+    /// </summary>
+    public static async Task<(IReadOnlyList<TokenizedExample> Train, IReadOnlyList<TokenizedExample> Eval)> LoadExamplesAsync(
+        TrainConfig config, TextTokenizer tokenizer, int vocabulary, CancellationToken cancellationToken)
+    {
+        var records = await DatasetFile.ReadAsync(config.Dataset.Path, cancellationToken);
+        var builder = new ExampleBuilder(tokenizer, DatasetLayouts.Detect(records), new ExampleOptions
         {
-            MaxLength = Config.Dataset.MaxLength,
-            TrainOnInputs = Config.Dataset.TrainOnInputs,
-            ChatFormat = TrainingFactory.ChatFormat(Config.Dataset.ChatFormat),
+            MaxLength = config.Dataset.MaxLength,
+            TrainOnInputs = config.Dataset.TrainOnInputs,
+            ChatFormat = TrainingFactory.ChatFormat(config.Dataset.ChatFormat),
         });
         var examples = records.Select(builder.Build).Where(e => e.InputIds.Length >= 2).ToList();
         var tooLarge = examples.SelectMany(e => e.InputIds).Where(id => id >= vocabulary).Distinct().Take(5).ToList();
         if (tooLarge.Count > 0)
             throw new IncompatibleTeacherException($"token ids {string.Join(", ", tooLarge)} are outside the {vocabulary} ids the models share");
-        (Train, Eval) = Batching.Split(examples, Config.Dataset.EvalFraction, Config.Seed);
-        if (Config.Dataset.Packing)
-            Train = Packing.Pack(Train, Config.Dataset.MaxLength);
-        if (Train.Count < Config.Training.BatchSize)
-            throw new ConfigException($"training.batch_size {Config.Training.BatchSize} exceeds the {Train.Count} training examples");
+        var (train, eval) = Batching.Split(examples, config.Dataset.EvalFraction, config.Seed);
+        return (config.Dataset.Packing ? Packing.Pack(train, config.Dataset.MaxLength) : train, eval);
     }
 
     /// <summary>Trains on these examples instead of the dataset's (sequence-level KD: the teacher's responses).</summary>
@@ -112,10 +124,13 @@ public sealed class RecipeRun : IDisposable
     }
 
     /// <summary>Optimizer steps the run takes.</summary>
-    public long TotalSteps(DataOrder order)
+    public long TotalSteps(DataOrder order) => TotalSteps(Config, order);
+
+    /// <inheritdoc cref="TotalSteps(DataOrder)"/>
+    public static long TotalSteps(TrainConfig config, DataOrder order)
     {
-        var accumulation = Math.Max(1, Config.Training.GradientAccumulation);
-        return Config.Training.MaxSteps ?? Math.Max(1, Config.Training.Epochs * order.BatchesPerEpoch / accumulation);
+        var accumulation = Math.Max(1, config.Training.GradientAccumulation);
+        return config.Training.MaxSteps ?? Math.Max(1, config.Training.Epochs * order.BatchesPerEpoch / accumulation);
     }
 
     /// <summary>The micro-batches of optimizer step <paramref name="step"/> (1-based), padded and on the student's device.</summary>

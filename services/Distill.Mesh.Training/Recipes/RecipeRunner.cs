@@ -14,7 +14,7 @@ public static class RecipeRunner
     /// <param name="progress">Step events.</param>
     /// <param name="cancellationToken">Stops the run at a step boundary, with a checkpoint.</param>
     /// <param name="connect">Reaches teachers some other way than loading them (kd, gkd; seq_kd when the teacher can generate).</param>
-    public static Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null) =>
+    public static Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal?>? connect = null) =>
         config.Recipe.ToLowerInvariant() switch
         {
             "kd" => KdRecipe.RunAsync(config, rerun, progress, cancellationToken, connect),

@@ -1,3 +1,4 @@
+using Distill.Mesh.Specs.Storage;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Distill.Mesh.Modeling.Checkpoints;
@@ -18,7 +19,7 @@ public static class SeqKdRecipe
     private const int GenerationBatch = 16;
 
     /// <summary>Runs the recipe; <paramref name="connect"/>, when given, reaches the teacher some other way than loading it (a teacher service) and must give a teacher that can generate.</summary>
-    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal>? connect = null)
+    public static async Task<TrainResult> RunAsync(TrainConfig config, RerunPolicy rerun, IProgress<TrainEvent>? progress, CancellationToken cancellationToken, Func<TeacherConfig, ITeacherSignal?>? connect = null)
     {
         if (config.Teachers.Count != 1)
             throw new ConfigException("the seq_kd recipe needs exactly one teacher");
@@ -34,10 +35,13 @@ public static class SeqKdRecipe
         else
         {
             List<TokenizedExample> generated;
-            var loaded = connect is null ? InProcessTeacher.Load(config.Teachers[0].Model, RecipeRun.DType(config.Teachers[0].Dtype)) : null;
+            var remote = connect?.Invoke(config.Teachers[0]);
+            var loaded = remote is null
+                ? InProcessTeacher.Load(config.Teachers[0].Model, RecipeRun.DType(config.Teachers[0].Dtype), Modeling.Models.ComputeDevice.Parse(config.Teachers[0].Device, "teachers.0.device"))
+                : null;
             try
             {
-                var teacher = loaded ?? connect!(config.Teachers[0]);
+                var teacher = loaded ?? remote!;
                 if (teacher is not ITeacherGenerator generator)
                     throw new ConfigException("the seq_kd recipe needs a teacher that can generate");
                 if (teacher.Describe().TokenizerHash != run.Tokenizer.Hash)

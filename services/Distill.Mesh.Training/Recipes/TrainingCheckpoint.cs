@@ -1,3 +1,4 @@
+using Distill.Mesh.Specs.Storage;
 using System.Text.Json;
 using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.Modeling.Models;

@@ -67,9 +67,9 @@ internal static class TrainingLoop
             for (var m = 0; m < batches.Count; m++)
             {
                 // The teacher is awaited before the dispose scope opens: scopes are thread-static.
-                var seed = config.Seed * 1_000_003L + (step - 1) * accumulation + m;
+                var seed = SignalSeed(config, (step - 1) * accumulation + m);
                 using var teacherRows = teacher is null ? null
-                    : await teacher.ScoreAsync(batches[m], TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed), cancellationToken);
+                    : new DeviceRows(await teacher.ScoreAsync(batches[m], TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed), cancellationToken), run.Student.Device);
                 using var scope = torch.NewDisposeScope();
                 using var parts = MicroBatchLoss(run, teacherRows, batches[m], lossOptions, vocabulary, stepTokens);
                 parts.Total.backward();
@@ -107,6 +107,9 @@ internal static class TrainingLoop
             ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
             : DistillationLoss.Compute(run.Student.Logits(hidden).narrow(-1, 0, vocabulary), teacherRows?.Block(0, teacherRows.Rows), labels, lossOptions, stepTokens);
     }
+
+    /// <summary>The seed of micro-batch <paramref name="index"/>'s teacher signal (sampled signals draw from it; a resumed run draws the same).</summary>
+    internal static long SignalSeed(TrainConfig config, long index) => config.Seed * 1_000_003L + index;
 
     /// <summary>Position t predicts token t + 1: hidden states of positions 0..T−2 against labels 1..T−1, flattened.</summary>
     internal static (Tensor Hidden, Tensor Labels) Shifted(Tensor hidden, Tensor labels)

@@ -9,6 +9,7 @@ using static TorchSharp.torch;
 
 namespace Distill.Mesh.Training.Tests.Recipes;
 
+[Collection(nameof(GlobalRandomState))]
 public sealed class RecipeTests : IDisposable
 {
     private readonly TempFolder _dir = new();

@@ -6,6 +6,7 @@ using Distill.Mesh.Training.Recipes;
 namespace Distill.Mesh.Training.Tests.Recipes;
 
 /// <summary>A rerun resumes only the same run; the record of what a folder holds is never rewritten.</summary>
+[Collection(nameof(GlobalRandomState))]
 public sealed class RerunTests : IDisposable
 {
     private readonly TempFolder _dir = new();

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Distill.Mesh.Modeling.Checkpoints;
+namespace Distill.Mesh.Specs.Storage;
 
 /// <summary>
 /// Writes a file so that readers see either the old content or the complete new one: the data

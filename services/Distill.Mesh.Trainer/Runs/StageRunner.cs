@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Distill.Mesh.Clients.Extractor;
+using Distill.Mesh.Clients.Registry;
+using Distill.Mesh.Clients.Teacher;
+using Distill.Mesh.Modeling.Extraction;
+using Distill.Mesh.ServiceDefaults;
+using Distill.Mesh.Specs.Configuration;
+using Distill.Mesh.Specs.Runs;
+using Distill.Mesh.Training.Evaluation;
+using Distill.Mesh.Training.Recipes;
+using Distill.Mesh.Training.Teachers;
+using Microsoft.Extensions.Options;
+
+namespace Distill.Mesh.Trainer.Runs;
+
+/// <summary>
+/// Takes a run through its stages in order, each in this process: precompute (the train stage's
+/// micro-batches scored through the teacher services, filling their caches), train (the recipe),
+/// extract (LoRA from teacher − student), evaluate (the result on held-out data, with the
+/// teacher) and publish (the result to the registry with its lineage). Finished stages are
+/// skipped, so a resumed run continues where it stopped; each transition is saved before it is
+/// reported.
+/// </summary>
+public sealed class StageRunner(ITeacherConnector connector, MeshChannels channels, IOptions<MeshOptions> mesh, ILogger<StageRunner> logger)
+{
+    /// <summary>Runs what is left of <paramref name="run"/>; returns the run's closing note.</summary>
+    /// <param name="run">The run.</param>
+    /// <param name="save">Persists a stage's new record (called before watchers hear of it).</param>
+    /// <param name="cancellationToken">Stops the running stage (training checkpoints first).</param>
+    public async Task<string?> RunAsync(TrainerRun run, Action<StageRecord> save, CancellationToken cancellationToken)
+    {
+        var spec = run.Spec.Spec;
+        var config = spec.Train;
+        var remotes = new Dictionary<string, ITeacherSignal>(StringComparer.Ordinal);
+        foreach (var endpoint in config.Teachers.Select(t => t.Endpoint).OfType<string>().Distinct())
+            remotes[endpoint] = await connector.ConnectAsync(endpoint, cancellationToken);
+        Func<TeacherConfig, ITeacherSignal?>? connect = remotes.Count == 0 ? null : t => t.Endpoint is { } e ? remotes[e] : null;
+        var notes = new List<string>();
+
+        void Set(StageRecord stage)
+        {
+            save(stage);
+            run.Update(stage);
+        }
+
+        foreach (var pending in run.Stages.Where(s => s.State != StageState.Succeeded))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var stage = pending with { State = StageState.Running, Started = pending.Started ?? DateTime.UtcNow, Ended = null, Message = "" };
+            Set(stage);
+            using var activity = MeshTelemetry.Source.StartActivity($"trainer.stage.{stage.Name}");
+            activity?.SetTag("distill.run_id", run.RunId);
+            var throttle = Stopwatch.StartNew();
+            void Progress(long done, long total)
+            {
+                // Progress is reported about twice a second, and always at the end.
+                if (done < total && throttle.ElapsedMilliseconds < 500)
+                    return;
+                throttle.Restart();
+                stage = stage with { Done = done, Total = total };
+                run.Update(stage);
+            }
+
+            var finished = stage.Name switch
+            {
+                Stage.Precompute => await PrecomputeAsync(spec, remotes, stage, Progress, cancellationToken),
+                Stage.Train => await TrainAsync(run, stage, connect, cancellationToken),
+                Stage.Extract => await ExtractAsync(run, stage, Progress, cancellationToken),
+                Stage.Evaluate => await EvaluateAsync(run, stage, connect, cancellationToken),
+                Stage.Publish => await PublishAsync(run, stage, cancellationToken),
+                _ => throw new InvalidOperationException($"unknown stage '{stage.Name}'"),
+            };
+            Set(finished with { State = StageState.Succeeded, Ended = DateTime.UtcNow });
+            logger.LogInformation("Run {RunId}: stage {Stage} done: {Message}", run.RunId, stage.Name, finished.Message);
+            if (stage.Name == Stage.Publish)
+                notes.Add(finished.Message);
+        }
+
+        var clients = remotes.Values.OfType<RemoteTeacher>().ToList();
+        if (clients.Count > 0 && clients.Sum(c => c.ScoredSequences) > 0)
+            notes.Insert(0, $"teacher cache hits {clients.Sum(c => c.CachedSequences) / (double)clients.Sum(c => c.ScoredSequences):P1} of {clients.Sum(c => c.ScoredSequences)} sequences");
+        return notes.Count == 0 ? null : string.Join("; ", notes);
+    }
+
+    private static async Task<StageRecord> PrecomputeAsync(RunSpec spec, Dictionary<string, ITeacherSignal> remotes, StageRecord stage, Action<long, long> progress, CancellationToken cancellationToken)
+    {
+        // On one machine the shards run in turn; on Kubernetes each is a pod (teacher precompute job).
+        long batches = 0, sequences = 0;
+        var teachers = spec.Train.Teachers.Select(t => remotes[t.Endpoint!]).Distinct().ToList();
+        for (var i = 0; i < teachers.Count; i++)
+        {
+            var offset = i;
+            var result = await SignalPrecompute.RunAsync(spec.Train, teachers[i], shard: 0, shards: 1,
+                new Progress<(long Done, long Total)>(p => progress(offset * p.Total + p.Done, teachers.Count * p.Total)), cancellationToken);
+            (batches, sequences) = (batches + result.MicroBatches, sequences + result.Sequences);
+        }
+
+        return stage with { Done = batches, Total = batches, Message = $"scored {sequences} sequences in {batches} micro-batches through {teachers.Count} teacher service(s)" };
+    }
+
+    private static async Task<StageRecord> TrainAsync(TrainerRun run, StageRecord stage, Func<TeacherConfig, ITeacherSignal?>? connect, CancellationToken cancellationToken)
+    {
+        var result = await RecipeRunner.RunAsync(run.Spec.Spec.Train, RerunPolicy.Resume, new StepProgress(run), cancellationToken, connect);
+        if (!result.Completed)
+            throw new OperationCanceledException("the train stage stopped at a checkpoint", cancellationToken);
+        return stage with
+        {
+            Done = result.Steps,
+            Total = result.Steps,
+            Eval = result.FinalEval,
+            Output = result.AdapterPath ?? result.ModelPath,
+            Message = $"{result.Steps} steps; {(result.AdapterPath is not null ? "adapter" : "model")} in {result.AdapterPath ?? result.ModelPath}",
+        };
+    }
+
+    private static async Task<StageRecord> ExtractAsync(TrainerRun run, StageRecord stage, Action<long, long> progress, CancellationToken cancellationToken)
+    {
+        var spec = run.Spec.Spec;
+        var trained = run.Stages.FirstOrDefault(s => s.Name == Stage.Train)?.Output;
+        var (teacher, student, output) = ExtractionSpecs.Folders(spec, trained is not null && File.Exists(Path.Combine(trained, "config.json")) ? trained : null);
+        var summary = await Task.Run(() =>
+        {
+            using var extractor = LoraExtractor.Open(teacher, student, ExtractionSpecs.ToOptions(spec.Extract, spec.Train.Seed));
+            var total = 0;
+            return extractor.Run(output, cleanup: false, e =>
+            {
+                if (e.Kind == "tensor")
+                    progress(++total, extractor.Plan.Tasks.Count);
+            }, cancellationToken);
+        }, cancellationToken);
+        var modules = summary.Tensors.Count(t => t.Skipped is null);
+        return stage with { Done = summary.Tensors.Count, Total = summary.Tensors.Count, Output = output, Message = $"{modules} modules of {student} → {output}" };
+    }
+
+    /// <summary>The run's result: the extracted adapter on its student, else the trained adapter on the student, else the trained model.</summary>
+    private static (string Model, string? Adapter, string Method) Result(TrainerRun run)
+    {
+        var spec = run.Spec.Spec;
+        if (run.Stages.FirstOrDefault(s => s.Name == Stage.Extract && s.State == StageState.Succeeded) is { Output: { } adapter })
+        {
+            var trained = run.Stages.FirstOrDefault(s => s.Name == Stage.Train)?.Output;
+            var (_, student, _) = ExtractionSpecs.Folders(spec, trained is not null && File.Exists(Path.Combine(trained, "config.json")) ? trained : null);
+            return (student, adapter, "extract");
+        }
+
+        var output = run.Stages.First(s => s.Name == Stage.Train).Output ?? throw new InvalidOperationException("the train stage recorded no output");
+        return File.Exists(Path.Combine(output, "config.json")) ? (output, null, spec.Train.Recipe) : (spec.Train.Student.Model, output, spec.Train.Recipe);
+    }
+
+    private static async Task<StageRecord> EvaluateAsync(TrainerRun run, StageRecord stage, Func<TeacherConfig, ITeacherSignal?>? connect, CancellationToken cancellationToken)
+    {
+        var spec = run.Spec.Spec;
+        var (model, adapter, _) = Result(run);
+        using var teacher = spec.Train.Teachers.Count == 0 ? null : KdRecipe.LoadTeachers(spec.Train, connect);
+        var eval = await ResultEvaluation.EvaluateAsync(spec.Train, model, adapter, spec.Evaluate.Dataset, spec.Evaluate.MaxExamples, teacher, denseTeacher: connect is null, cancellationToken);
+        Specs.Storage.AtomicFile.WriteAllText(Path.Combine(spec.Train.OutputDir, "eval.json"), JsonSerializer.Serialize(eval, TrainConfigLoader.Json));
+        return stage with
+        {
+            Eval = eval,
+            Message = $"perplexity {eval.Perplexity:F3}{(eval.KlToTeacher is { } kl ? $", KL to teacher {kl:F4}, top-1 agreement {eval.Top1Agreement:P1}" : "")} over {eval.Tokens} tokens of {spec.Evaluate.Dataset ?? "the eval split"}",
+        };
+    }
+
+    private async Task<StageRecord> PublishAsync(TrainerRun run, StageRecord stage, CancellationToken cancellationToken)
+    {
+        var spec = run.Spec.Spec;
+        var (model, adapter, method) = Result(run);
+        var metrics = run.Stages.FirstOrDefault(s => s.Name == Stage.Evaluate)?.Eval ?? run.Stages.FirstOrDefault(s => s.Name == Stage.Train)?.Eval;
+        var registry = spec.Train.Publish!.Registry;
+        var artifact = await ResultPublisher.PublishAsync(spec.Train, adapter ?? model, adapter is null ? spec.Train.Student.Model : model, method, metrics, run.RunId, run.Spec.Text,
+            channels.For(registry), MeshAuth.Headers(mesh.Value.AuthToken), cancellationToken);
+        var name = $"{artifact.Manifest.Name}:{artifact.Version}";
+        return stage with { Output = name, Message = $"pushed {name} to {registry}" };
+    }
+
+    /// <summary>Step events go to the run synchronously (Progress&lt;T&gt; would post them to another thread).</summary>
+    private sealed class StepProgress(TrainerRun run) : IProgress<TrainEvent>
+    {
+        public void Report(TrainEvent value) => run.Publish(value);
+    }
+}
