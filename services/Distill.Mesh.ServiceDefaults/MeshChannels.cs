@@ -7,7 +7,9 @@ namespace Distill.Mesh.ServiceDefaults;
 /// One shared gRPC channel per service address, opened with the mesh's TLS trust and message
 /// limits. Channels live as long as this object.
 /// </summary>
-public sealed class MeshChannels(IOptions<MeshOptions> options) : IDisposable
+/// <param name="options">The mesh settings (TLS trust, message limits).</param>
+/// <param name="handlers">Addresses served by an in-memory handler instead of the network (a test host).</param>
+public sealed class MeshChannels(IOptions<MeshOptions> options, IReadOnlyDictionary<string, HttpMessageHandler>? handlers = null) : IDisposable
 {
     private readonly Dictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
 
@@ -16,7 +18,12 @@ public sealed class MeshChannels(IOptions<MeshOptions> options) : IDisposable
         lock (_channels)
         {
             if (!_channels.TryGetValue(address, out var channel))
-                _channels[address] = channel = MeshTls.CreateChannel(address, options.Value.TlsTrust, options.Value.MaxMessageBytes);
+            {
+                _channels[address] = channel = handlers?.TryGetValue(address, out var handler) == true
+                    ? GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = options.Value.MaxMessageBytes, MaxSendMessageSize = options.Value.MaxMessageBytes })
+                    : MeshTls.CreateChannel(address, options.Value.TlsTrust, options.Value.MaxMessageBytes);
+            }
+
             return channel;
         }
     }

@@ -35,4 +35,19 @@ public sealed class TeacherOptions
 
     /// <summary>Longest sequence one request may carry.</summary>
     public int MaxSequenceTokens { get; set; } = 8192;
+
+    /// <summary>
+    /// Precompute job mode: fill the cache (Teacher:Redis) with this teacher's signal for the kd run
+    /// in this spec file — shard <see cref="JobShard"/> of precompute.shards — then exit.
+    /// </summary>
+    public string? JobSpec { get; set; }
+
+    /// <summary>Job mode: the folder relative paths in the spec resolve against (unset: they must be absolute, as on a cluster).</summary>
+    public string? JobSpecFolder { get; set; }
+
+    /// <summary>Job mode: the shard this pod scores (default: JOB_COMPLETION_INDEX, as an Indexed Job sets it; 0 with one shard).</summary>
+    public int? JobShard { get; set; }
+
+    /// <summary>Job mode's shard.</summary>
+    public int? Shard() => JobShard ?? (int.TryParse(Environment.GetEnvironmentVariable("JOB_COMPLETION_INDEX"), out var index) ? index : null);
 }

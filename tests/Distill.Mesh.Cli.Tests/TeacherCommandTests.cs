@@ -1,7 +1,7 @@
 using Distill.Mesh.Clients.Teacher;
+using Distill.Mesh.Specs.Runs;
 using Distill.Mesh.Testing;
-using Distill.Mesh.Training.Datasets;
-using Distill.Mesh.Training.Teachers;
+using Distill.Mesh.Training.Recipes;
 using Grpc.Net.Client;
 
 namespace Distill.Mesh.Cli.Tests;
@@ -11,62 +11,45 @@ public sealed class TeacherCommandTests : IDisposable
     private readonly TempFolder _dir = new();
 
     [Fact]
-    public async Task Precompute_FillsRedis_SoTheServiceAnswersFromTheCache()
+    public async Task Precompute_FillsRedisWithTheRunsBatches_SoTheServiceAnswersTheRunFromTheCache()
     {
         using var redis = new RedisServer();
         using (var model = TinyModels.Create("llama", 8))
             TinyModels.SaveWithByteTokenizer(model, _dir.Combine("teacher"));
-        File.WriteAllLines(_dir.Combine("d.jsonl"), ["{\"text\": \"alpha beta\"}", "{\"text\": \"gamma\"}"]);
+        using (var model = TinyModels.Create("qwen2", 9))
+            TinyModels.SaveWithByteTokenizer(model, _dir.Combine("student"));
+        File.WriteAllLines(_dir.Combine("d.jsonl"), Enumerable.Range(0, 12).Select(i => $"{{\"text\": \"alpha beta {i} {new string('g', i % 4 + 1)}\"}}"));
+        // Relative paths, as a config next to its data has them; the signal is the run's own (q8 here).
+        File.WriteAllText(_dir.Combine("run.yaml"), """
+            recipe: kd
+            student: { model: student }
+            teachers: [ { model: teacher } ]
+            signal: { format: topk, k: 16, precision: q8 }
+            dataset: { path: d.jsonl, max_length: 24, eval_fraction: 0 }
+            training: { max_steps: 3, batch_size: 4 }
+            precompute: { shards: 2 }
+            """);
 
-        var (code, output, error) = await CliRunner.Run("teacher", "precompute", "--model", _dir.Combine("teacher"), "--dataset", _dir.Combine("d.jsonl"),
-            "--redis", redis.ConnectionString, "--k", "16", "--precision", "q8");
-        Assert.True(code == 0, error);
-        Assert.Contains("cached 2 sequences", output);
+        var (code, output, error) = await CliRunner.Run("teacher", "precompute", "--spec", _dir.Combine("run.yaml"), "--redis", redis.RelaxedConnectionString);
+        Assert.True(code == 0, error + output);
+        Assert.Contains("precomputed 2 shard(s)", output);
 
-        var (app, address) = await Hosting.ServiceHost.StartTeacherAsync(_dir.Combine("teacher"), null, 0, redis.ConnectionString, quiet: true, default);
+        var (app, address) = await Hosting.ServiceHost.StartTeacherAsync(_dir.Combine("teacher"), null, 0, redis.RelaxedConnectionString, quiet: true, default);
         await using (app)
         {
             using var channel = GrpcChannel.ForAddress(address);
             var remote = await RemoteTeacher.ConnectAsync(channel.CreateCallInvoker());
-            var tokenizer = Modeling.Tokenization.TokenizerLoader.Load(_dir.Combine("teacher"));
-            var ids = tokenizer.Encode("alpha beta", addSpecialTokens: true).Concat([tokenizer.EosTokenId!.Value]).ToArray();
-            using var batch = Batching.Collate([new TokenizedExample(ids, ids.Select(i => (long)i).ToArray())], 0);
-            var request = new SignalRequest(SignalFormat.TopK, 262, 1.0, 16, Seed: 12345, Precision: SignalPrecision.Q8);
-            long hits = 0, misses = 0;
-            using (var meter = new System.Diagnostics.Metrics.MeterListener())
-            {
-                meter.InstrumentPublished = (instrument, listener) =>
-                {
-                    if (instrument.Meter.Name == SignalCacheMetrics.MeterName && instrument.Name is "distill.cache.hits" or "distill.cache.misses")
-                        listener.EnableMeasurementEvents(instrument);
-                };
-                meter.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
-                {
-                    // Only this test's Redis: other tests in the process use caches of their own.
-                    var server = "";
-                    foreach (var tag in tags)
-                    {
-                        if (tag.Key == "server.address")
-                            server = tag.Value as string ?? "";
-                    }
+            var run = RunSpecLoader.Parse(File.ReadAllText(_dir.Combine("run.yaml")), [], _dir.Path, "run.yaml").Spec.Train;
+            await SignalPrecompute.RunAsync(run, remote, 0, 1, null, default);
 
-                    if (!server.EndsWith($":{redis.Port}", StringComparison.Ordinal))
-                        return;
-                    if (instrument.Name == "distill.cache.hits")
-                        Interlocked.Add(ref hits, value);
-                    else
-                        Interlocked.Add(ref misses, value);
-                });
-                meter.Start();
-                // The very first request from a run (another seed, as a trainer sends) must hit.
-                using var rows = await remote.ScoreAsync(batch, request);
-                Assert.Equal(ids.Length - 1, rows.Rows);
-            }
-
-            Assert.Equal(0, misses);
-            Assert.True(hits >= 1, "the precomputed signal was not found in Redis");
+            Assert.Equal(12, remote.ScoredSequences);
+            Assert.Equal(12, remote.CachedSequences);
             await app.StopAsync();
         }
+
+        var (bad, _, badError) = await CliRunner.Run("teacher", "precompute", "--spec", _dir.Combine("run.yaml"), "--redis", redis.RelaxedConnectionString, "recipe=gkd");
+        Assert.Equal(1, bad);
+        Assert.Contains("precompute", badError);
     }
 
     public void Dispose() => _dir.Dispose();

@@ -3,6 +3,8 @@ using Distill.Mesh.Clients.Teacher;
 using Distill.Mesh.Teacher.Extensions;
 using Distill.Mesh.Testing;
 using Distill.Mesh.Trainer.Extensions;
+using Distill.Mesh.Registry.Extensions;
+using Microsoft.Extensions.DependencyInjection;
 using Distill.Mesh.Trainer.Runs;
 using Distill.Mesh.Training.Teachers;
 using Grpc.Net.Client;
@@ -54,13 +56,28 @@ internal sealed class MeshFixture : IAsyncDisposable
         Teachers[address] = Channel(app);
     }
 
-    /// <summary>A trainer on the fixture's runs volume; its runs reach the fixture's teacher.</summary>
+    /// <summary>In-memory services the trainer reaches by address (a registry at http://registry).</summary>
+    public Dictionary<string, HttpMessageHandler> Services { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>A registry at http://registry (its folder under the fixture's).</summary>
+    public async Task<GrpcChannel> StartRegistryAsync()
+    {
+        var app = await HostAsync(b => b.AddRegistryService(), a => a.MapRegistryService(), new() { ["Registry:Root"] = Dir.Combine("registry") });
+        Services["http://registry"] = app.GetTestServer().CreateHandler();
+        return Channel(app);
+    }
+
+    /// <summary>A trainer on the fixture's runs volume; its runs reach the fixture's teachers and services.</summary>
     public async Task<(WebApplication App, GrpcChannel Channel)> StartTrainerAsync(Dictionary<string, string?>? settings = null)
     {
         var all = new Dictionary<string, string?> { ["Trainer:RunsDirectory"] = RunsDirectory };
         foreach (var (key, value) in settings ?? [])
             all[key] = value;
-        var app = await HostAsync(b => b.AddTrainerService(new TestConnector(Teachers)), a => a.MapTrainerService(), all);
+        var app = await HostAsync(b =>
+        {
+            b.AddTrainerService(new TestConnector(Teachers));
+            b.Services.AddSingleton(sp => new MeshChannels(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshOptions>>(), Services));
+        }, a => a.MapTrainerService(), all);
         return (app, Channel(app));
     }
 

@@ -22,13 +22,15 @@ internal static class EvalCommand
         var model = new Option<string>("--model") { Description = "HF model folder (the student)", Required = true };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder to apply to the model" };
         var teacher = new Option<string?>("--teacher") { Description = "teacher model folder (adds KL and top-1 agreement)" };
+        var teacherDevice = new Option<string>("--teacher-device") { Description = "cpu, cuda or cuda:N for the teacher", DefaultValueFactory = _ => "cpu" };
+        var teacherDtype = new Option<string>("--teacher-dtype") { Description = "float32 or bfloat16 for the teacher", DefaultValueFactory = _ => "float32" };
         var dataset = new Option<string?>("--dataset") { Description = "JSON/JSONL/Parquet dataset for perplexity" };
         var choices = new Option<string?>("--choices") { Description = "JSONL with {context, choices, gold}" };
         var prompts = new Option<string?>("--prompts") { Description = "text file, one prompt per line, for side-by-side generations" };
         var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 1024 };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 48 };
         var json = new Option<bool>("--json") { Description = "print JSON" };
-        var command = new Command("eval", "Evaluate a model: perplexity, teacher KL, multiple-choice accuracy, generations") { model, adapter, teacher, dataset, choices, prompts, maxLength, maxNew, json };
+        var command = new Command("eval", "Evaluate a model: perplexity, teacher KL, multiple-choice accuracy, generations") { model, adapter, teacher, teacherDevice, teacherDtype, dataset, choices, prompts, maxLength, maxNew, json };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -40,7 +42,9 @@ internal static class EvalCommand
                     LoraAdapter.Load(student, adapterFolder);
                 student.eval();
                 var tokenizer = TokenizerLoader.Load(folder);
-                using var reference = parse.GetValue(teacher) is { } teacherFolder ? InProcessTeacher.Load(teacherFolder) : null;
+                using var reference = parse.GetValue(teacher) is { } teacherFolder
+                    ? InProcessTeacher.Load(teacherFolder, Training.Recipes.RecipeRun.DType(parse.GetValue(teacherDtype)!), ComputeDevice.Parse(parse.GetValue(teacherDevice), "--teacher-device"))
+                    : null;
                 var vocabulary = reference is null ? student.Config.VocabSize : TeacherCompatibility.Check(reference.Describe(), tokenizer, student.Config.VocabSize);
                 var report = new Dictionary<string, object?>();
 

@@ -156,7 +156,10 @@ internal static class ExtractCommand
             }
             catch (RpcException e)
             {
-                error.WriteLine($"error: {e.StatusCode}: {e.Status.Detail}");
+                // The extractor when the work went there, else the registry (--push).
+                error.WriteLine(parse.GetValue(extractorAddress) is { } remote
+                    ? $"error: {MeshErrors.Describe(e, "extractor", remote)}"
+                    : $"error: {MeshErrors.Describe(e, "registry", parse.GetValue(registry)!)}");
                 return 1;
             }
             catch (OperationCanceledException)

@@ -1,19 +1,17 @@
 using System.CommandLine;
 using Distill.Mesh.Cli.Hosting;
-using Distill.Mesh.Modeling.Losses;
-using Distill.Mesh.Modeling.Tokenization;
-using Distill.Mesh.Teacher.Caching;
-using Distill.Mesh.Training.Datasets;
-using Distill.Mesh.Training.Teachers;
-using Microsoft.Extensions.Logging.Abstractions;
-using StackExchange.Redis;
+using Distill.Mesh.Specs.Configuration;
+using Distill.Mesh.Specs.Runs;
+using Distill.Mesh.Teacher.Extensions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
 
 namespace Distill.Mesh.Cli.Commands;
 
 /// <summary>
 /// <c>distill teacher serve</c>: the teacher service alone on a port. <c>distill teacher precompute</c>:
-/// scores a dataset into the Redis cache ahead of training (offline distillation), with the keys the
-/// service uses, so a later run is served from the cache.
+/// the teacher's precompute job on this machine — a kd run's training batches scored into Redis
+/// ahead of the run, through the path the service's Score uses, so the run is served from the cache.
 /// </summary>
 internal static class TeacherCommand
 {
@@ -24,10 +22,18 @@ internal static class TeacherCommand
         var model = new Option<string>("--model") { Description = "teacher HF folder", Required = true };
         var port = new Option<int>("--port") { DefaultValueFactory = _ => 7101 };
         var redis = new Option<string?>("--redis") { Description = "Redis connection string (default: in-process cache)" };
-        var command = new Command("serve", "Run the teacher service on 127.0.0.1:PORT (HTTP/2, gRPC)") { model, port, redis };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var dtype = new Option<string>("--dtype") { Description = "float32 or bfloat16", DefaultValueFactory = _ => "float32" };
+        var command = new Command("serve", "Run the teacher service on 127.0.0.1:PORT (HTTP/2, gRPC)") { model, port, redis, device, dtype };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var (app, address) = await ServiceHost.StartTeacherAsync(Path.GetFullPath(parse.GetValue(model)!), null, parse.GetValue(port), parse.GetValue(redis), quiet: false, cancellationToken);
+            var (app, address) = await ServiceHost.StartAsync(parse.GetValue(port), b => b.AddTeacherService(), a => a.MapTeacherService(), new Dictionary<string, string?>
+            {
+                ["Teacher:Model"] = Path.GetFullPath(parse.GetValue(model)!),
+                ["Teacher:Redis"] = parse.GetValue(redis) ?? "",
+                ["Teacher:Device"] = parse.GetValue(device),
+                ["Teacher:Dtype"] = parse.GetValue(dtype),
+            }, quiet: false, cancellationToken);
             parse.InvocationConfiguration.Output.WriteLine($"teacher service listening on {address} (Ctrl-C stops)");
             try
             {
@@ -46,65 +52,62 @@ internal static class TeacherCommand
 
     private static Command Precompute()
     {
-        var model = new Option<string>("--model") { Description = "teacher HF folder", Required = true };
-        var dataset = new Option<string>("--dataset") { Description = "JSON/JSONL/Parquet dataset", Required = true };
-        var redis = new Option<string>("--redis") { Description = "Redis connection string", Required = true };
-        var k = new Option<int>("--k") { DefaultValueFactory = _ => 64 };
-        var temperature = new Option<double>("--temperature") { DefaultValueFactory = _ => 1.0 };
-        var precision = new Option<string>("--precision") { Description = "fp32, fp16, bf16, q8", DefaultValueFactory = _ => "q8" };
-        var vocabulary = new Option<int>("--vocabulary") { Description = "ids shared with the student (default: the teacher's vocabulary)" };
-        var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 2048 };
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 8 };
-        var command = new Command("precompute", "Score a dataset into the Redis cache ahead of training") { model, dataset, redis, k, temperature, precision, vocabulary, maxLength, batch };
+        var spec = new Option<string>("--spec") { Description = "the kd run spec (YAML) whose training the cache is for: its dataset, student tokenizer, signal and batches", Required = true };
+        var model = new Option<string>("--model") { Description = "teacher HF folder (default: the spec's first teacher)" };
+        var redis = new Option<string>("--redis") { Description = "Redis connection string (the teacher services of the run read the same)", Required = true };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var shard = new Option<int?>("--shard-index") { Description = "score only this shard of the spec's precompute.shards (default: all of them, in turn)" };
+        var overrides = new Argument<string[]>("overrides") { Description = "dotted overrides of the spec", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("precompute", "Score a kd run's training batches into Redis ahead of the run (the same sequences and signal the run will ask for)") { spec, model, redis, device, shard, overrides };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var error = parse.InvocationConfiguration.Error;
-            var folder = parse.GetValue(model)!;
-            using var teacher = InProcessTeacher.Load(folder);
-            var tokenizer = TokenizerLoader.Load(folder);
-            var records = await DatasetFile.ReadAsync(parse.GetValue(dataset)!, cancellationToken);
-            var builder = new ExampleBuilder(tokenizer, DatasetLayouts.Detect(records), new ExampleOptions { MaxLength = parse.GetValue(maxLength) });
-            var examples = records.Select(builder.Build).Where(e => e.InputIds.Length >= 2).ToList();
-            var signalPrecision = parse.GetValue(precision)!.ToLowerInvariant() switch
+            var path = Path.GetFullPath(parse.GetValue(spec)!);
+            try
             {
-                "fp32" => SignalPrecision.Fp32,
-                "fp16" => SignalPrecision.Fp16,
-                "bf16" => SignalPrecision.Bf16,
-                "q8" => SignalPrecision.Q8,
-                var other => throw new ArgumentException($"--precision '{other}' is not one of fp32, fp16, bf16, q8"),
-            };
-            var request = new Training.Teachers.SignalRequest(SignalFormat.TopK, parse.GetValue(vocabulary) is > 0 and var v ? v : teacher.Model.Config.VocabSize,
-                parse.GetValue(temperature), parse.GetValue(k), TopKMode.Tail, Precision: signalPrecision);
-            using var connection = await ConnectionMultiplexer.ConnectAsync(parse.GetValue(redis)!);
-            var cache = new RedisSignalCache(connection, TimeSpan.FromDays(7), NullLogger<RedisSignalCache>.Instance);
-            long done = 0, bytes = 0;
-            foreach (var chunk in examples.Chunk(Math.Max(1, parse.GetValue(batch))))
-            {
-                var encoded = new List<(string Key, EncodedSignal Signal)>();
-                using (var padded = Batching.Collate(chunk, 0))
-                using (var rows = teacher.Score(padded, request))
+                var parsed = RunSpecLoader.Parse(File.ReadAllText(path), parse.GetValue(overrides) ?? [], Path.GetDirectoryName(path), path);
+                var teacher = parse.GetValue(model) is { } folder ? Path.GetFullPath(folder)
+                    : parsed.Spec.Train.Teachers.FirstOrDefault()?.Model ?? throw new ArgumentException($"{path} has no teacher; give --model");
+                // The canonical spec (absolute paths, overrides applied) is what the job reads.
+                var canonical = Path.Combine(Path.GetTempPath(), $"distill-precompute-{Guid.NewGuid():N}.json");
+                File.WriteAllText(canonical, parsed.Text);
+                try
                 {
-                    var stride = padded.InputIds.shape[1] - 1;
-                    for (var i = 0; i < chunk.Length; i++)
+                    var shards = parse.GetValue(shard) is { } one ? [one] : Enumerable.Range(0, parsed.Spec.Precompute.Shards).ToArray();
+                    foreach (var index in shards)
                     {
-                        var signal = SignalCodec.Encode(rows.Block(i * stride, chunk[i].InputIds.Length - 1), signalPrecision, request.Vocabulary);
-                        encoded.Add((SignalCacheKey.For(teacher.Describe(), chunk[i].InputIds, request, signalPrecision), signal));
+                        var (app, _) = await ServiceHost.StartAsync(0, b => b.AddTeacherService(), a => a.MapTeacherService(), new Dictionary<string, string?>
+                        {
+                            ["Teacher:Model"] = teacher,
+                            ["Teacher:Redis"] = parse.GetValue(redis),
+                            ["Teacher:Device"] = parse.GetValue(device),
+                            ["Teacher:JobSpec"] = canonical,
+                            ["Teacher:JobShard"] = index.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        }, quiet: false, cancellationToken);
+                        await app.WaitForShutdownAsync(cancellationToken);
+                        await app.DisposeAsync();
+                        var code = Environment.ExitCode;
+                        Environment.ExitCode = 0;
+                        if (code != 0)
+                        {
+                            error.WriteLine($"error: precompute shard {index} of {parsed.Spec.Precompute.Shards} failed (its log is above)");
+                            return code;
+                        }
                     }
                 }
-
-                foreach (var (key, signal) in encoded)
+                finally
                 {
-                    await cache.SetAsync(key, signal, cancellationToken);
-                    bytes += signal.PayloadBytes;
+                    File.Delete(canonical);
                 }
 
-                done += chunk.Length;
-                error.Write($"\rprecompute {done}/{examples.Count} sequences, {bytes / 1e6:F1} MB   ");
+                parse.InvocationConfiguration.Output.WriteLine($"precomputed {parsed.Spec.Precompute.Shards} shard(s) of {path} into {parse.GetValue(redis)}");
+                return 0;
             }
-
-            error.WriteLine();
-            parse.InvocationConfiguration.Output.WriteLine($"cached {examples.Count} sequences ({bytes / 1e6:F1} MB of signal, {bytes / (double)Math.Max(1, examples.Sum(e => e.InputIds.Length - 1)):F1} B per token)");
-            return 0;
+            catch (Exception e) when (e is ConfigException or ArgumentException or IOException or InvalidOperationException)
+            {
+                error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
         });
         return command;
     }

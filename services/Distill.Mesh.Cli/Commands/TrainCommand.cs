@@ -56,7 +56,8 @@ internal static class TrainCommand
             }
             catch (Grpc.Core.RpcException e)
             {
-                error.WriteLine($"error: the run finished but the push to the registry failed: {e.StatusCode}: {e.Status.Detail}");
+                var (settings, _) = TrainConfigLoader.Load(parse.GetValue(config)!, parse.GetValue(overrides) ?? []);
+                error.WriteLine($"error: the run finished but the push failed: {MeshErrors.Describe(e, "registry", settings.Publish?.Registry ?? "?")}");
                 return 1;
             }
             catch (Exception e) when (e is ConfigException or IncompatibleTeacherException or FileNotFoundException or DirectoryNotFoundException

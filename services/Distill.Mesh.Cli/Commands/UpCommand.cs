@@ -25,6 +25,7 @@ internal static class UpCommand
     {
         var teacher = new Option<string?>("--teacher-model") { Description = "teacher HF folder to serve (default: the demo's teacher if it exists)" };
         var redis = new Option<string?>("--redis") { Description = "Redis connection string for the teacher's cache" };
+        var teacherDevice = new Option<string>("--teacher-device") { Description = "cpu, cuda or cuda:N for the teacher", DefaultValueFactory = _ => "cpu" };
         var runs = new Option<string>("--runs") { Description = "folder the trainer keeps runs in", DefaultValueFactory = _ => Path.Combine(".distill", "mesh", "runs") };
         var registry = new Option<string>("--registry-dir") { Description = "folder of the registry (SQLite + blobs)", DefaultValueFactory = _ => Path.Combine(".distill", "registry") };
         var portBase = new Option<int>("--port-base") { Description = "controller port; teacher +1, trainer +2, registry +3, extractor +4 (0: free ports)", DefaultValueFactory = _ => ControllerPort };
@@ -32,7 +33,7 @@ internal static class UpCommand
         var tlsCert = new Option<string?>("--tls-cert") { Description = "serve https with this certificate (PEM with --tls-key, or .pfx/.p12)" };
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert" };
         var tlsTrust = new Option<string?>("--tls-trust") { Description = "PEM certificate(s) the services trust when they call each other (default: --tls-cert when it is PEM)" };
-        var command = new Command("up", "Start the mesh (controller, teacher, trainer, registry, extractor) in one process on localhost") { teacher, redis, runs, registry, portBase, token, tlsCert, tlsKey, tlsTrust };
+        var command = new Command("up", "Start the mesh (controller, teacher, trainer, registry, extractor) in one process on localhost") { teacher, redis, teacherDevice, runs, registry, portBase, token, tlsCert, tlsKey, tlsTrust };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -53,7 +54,7 @@ internal static class UpCommand
                 var model = parse.GetValue(teacher) ?? (Directory.Exists(Path.Combine(".distill", "demo", "teacher")) ? Path.Combine(".distill", "demo", "teacher") : null);
                 if (model is not null)
                 {
-                    var settings = new Dictionary<string, string?>(mesh) { ["Teacher:Model"] = Path.GetFullPath(model), ["Teacher:Redis"] = parse.GetValue(redis) ?? "" };
+                    var settings = new Dictionary<string, string?>(mesh) { ["Teacher:Model"] = Path.GetFullPath(model), ["Teacher:Redis"] = parse.GetValue(redis) ?? "", ["Teacher:Device"] = parse.GetValue(teacherDevice) };
                     var (app, address) = await ServiceHost.StartAsync(Port(1), b => Teacher.Extensions.TeacherServiceExtensions.AddTeacherService(b), a => Teacher.Extensions.TeacherServiceExtensions.MapTeacherService(a), settings, quiet: true, cancellationToken);
                     apps.Add(app);
                     output.WriteLine($"teacher     {address}  ({Path.GetFullPath(model)}, cache: {(string.IsNullOrEmpty(parse.GetValue(redis)) ? "in-process" : "redis")})");

@@ -139,15 +139,7 @@ public sealed class RemoteTeacher : ITeacherSignal, ITeacherGenerator
 
     private async Task<ScoreResponse[]> ScoreOnceAsync(int[][] sequences, SignalRequest request, CancellationToken cancellationToken)
     {
-        var spec = new SignalSpec
-        {
-            Format = request.Format == EngineFormat.TopK ? ContractFormat.TopK : ContractFormat.Sampled,
-            K = request.Format == EngineFormat.TopK ? request.K : request.Samples,
-            Temperature = request.Temperature,
-            Precision = SignalMapping.FromPrecision(request.Precision),
-            Vocabulary = request.Vocabulary,
-            Seed = unchecked((ulong)request.Seed),
-        };
+        var spec = SignalMapping.ToSpec(request);
         using var call = _client.Score(deadline: DateTime.UtcNow + (_retry.CallTimeout ?? TimeSpan.FromMinutes(10)), cancellationToken: cancellationToken);
         for (var i = 0; i < sequences.Length; i++)
         {
@@ -171,6 +163,9 @@ public sealed class RemoteTeacher : ITeacherSignal, ITeacherGenerator
 
     /// <summary>What one Score sequence covers: its tokens and the batch row and position its first token sits at.</summary>
     private sealed record Segment(int Row, int Start, int[] Tokens);
+
+    /// <summary>The sequences a batch is scored as, each one Score request (what the teacher service caches by).</summary>
+    public static IEnumerable<int[]> Sequences(Batch batch) => Segments(batch).Select(s => s.Tokens);
 
     /// <summary>
     /// The sequences to score. Batches are right-padded (the mask is a prefix of ones), so a row's

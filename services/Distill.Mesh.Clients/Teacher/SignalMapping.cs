@@ -24,6 +24,17 @@ public static class SignalMapping
         _ => ValuePrecision.Q8,
     };
 
+    /// <summary>The contract's form of a signal request (what a Score request carries).</summary>
+    public static SignalSpec ToSpec(SignalRequest request) => new()
+    {
+        Format = request.Format == Training.Teachers.SignalFormat.TopK ? Contracts.Teacher.V1.SignalFormat.TopK : Contracts.Teacher.V1.SignalFormat.Sampled,
+        K = request.Format == Training.Teachers.SignalFormat.TopK ? request.K : request.Samples,
+        Temperature = request.Temperature,
+        Precision = FromPrecision(request.Precision),
+        Vocabulary = request.Vocabulary,
+        Seed = unchecked((ulong)request.Seed),
+    };
+
     public static ScoreResponse ToResponse(string requestId, EncodedSignal signal, bool fromCache) => new()
     {
         RequestId = requestId,

@@ -6,10 +6,13 @@ namespace Distill.Mesh.Extractor.Extensions;
 /// <summary>The extractor's library surface, so one host can compose every service.</summary>
 public static class ExtractorServiceExtensions
 {
+    /// <summary>The extractor service; with Extractor:JobSpec, the job that runs one shard (or the consolidation) of a run and exits.</summary>
     public static IHostApplicationBuilder AddExtractorService(this IHostApplicationBuilder builder)
     {
         builder.AddServiceDefaults("distill-extractor");
         builder.Services.Configure<ExtractorOptions>(builder.Configuration.GetSection("Extractor"));
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["Extractor:JobSpec"]))
+            builder.Services.AddHostedService<Jobs.ExtractorJob>();
         return builder;
     }
 

@@ -7,13 +7,6 @@ using Microsoft.Extensions.Options;
 
 namespace Distill.Mesh.Extractor.Grpc;
 
-/// <summary>The <c>Extractor</c> configuration section.</summary>
-public sealed class ExtractorOptions
-{
-    /// <summary>Folders the service may read models from and write adapters to; empty: anywhere.</summary>
-    public List<string> AllowedRoots { get; set; } = [];
-}
-
 /// <summary>Runs extraction shards and consolidations for remote callers (one worker per GPU pod on a cluster).</summary>
 public sealed class ExtractorGrpcService(IOptions<ExtractorOptions> options, ILogger<ExtractorGrpcService> logger) : ExtractorService.ExtractorServiceBase
 {

@@ -5,7 +5,8 @@ namespace Distill.Mesh.Specs.Runs;
 /// <summary>Where a run spec will execute, which decides what must be checked.</summary>
 /// <param name="CheckPaths">The model folders and datasets it names are on this machine (checked to exist).</param>
 /// <param name="ThroughMesh">It runs on the mesh (a trainer service chooses the output folder; teachers may be services).</param>
-public sealed record RunValidation(bool CheckPaths, bool ThroughMesh);
+/// <param name="PrecomputeThroughServices">Its precompute stage scores through the teachers' services (the trainer's), not in a teacher's own job.</param>
+public sealed record RunValidation(bool CheckPaths, bool ThroughMesh, bool PrecomputeThroughServices = true);
 
 /// <summary>
 /// A whole run spec checked before anything is created: the stages (known, in order, each with what
@@ -38,10 +39,12 @@ public static class RunSpecValidator
             p.Range("precompute.shards", spec.Precompute.Shards, 1, 4096);
             if (spec.Train.Teachers.Count == 0)
                 p.Add("stages: precompute scores the dataset with the run's teachers; the spec has none");
-            else if (validation.ThroughMesh && unserved > 0 && spec.Mesh.Teacher is null)
+            else if (validation.ThroughMesh && validation.PrecomputeThroughServices && unserved > 0 && spec.Mesh.Teacher is null)
                 p.Add("stages: precompute fills a teacher service's cache; give the teachers endpoints (teachers[i].endpoint or mesh.teacher)");
             if (spec.Train.Signal.Format.Equals("dense", StringComparison.OrdinalIgnoreCase))
                 p.Add("signal.format: precompute caches sparse signals (topk or sampled), not dense logits");
+            if (spec.Train.Recipe != "kd")
+                p.Add($"stages: precompute scores the fixed micro-batches of a kd run; recipe {spec.Train.Recipe} asks its teacher about sequences made during training");
         }
 
         if (spec.Has(Stage.Extract))

@@ -24,6 +24,9 @@ public static class TeacherServiceExtensions
         builder.Services.AddHostedService<TeacherLoader>();
         builder.Services.AddHealthChecks().AddCheck<TeacherReadiness>("teacher-model", tags: [MeshHealth.Ready]);
         builder.Services.AddSingleton<ScoringQueue>();
+        builder.Services.AddSingleton<CachedScorer>();
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["Teacher:JobSpec"]))
+            builder.Services.AddHostedService<Jobs.PrecomputeJob>();
         builder.Services.AddSingleton<ISignalCache>(sp =>
         {
             var options = sp.GetRequiredService<IOptions<TeacherOptions>>().Value;

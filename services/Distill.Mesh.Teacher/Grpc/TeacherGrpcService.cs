@@ -10,7 +10,7 @@ using Microsoft.Extensions.Options;
 namespace Distill.Mesh.Teacher.Grpc;
 
 /// <summary>Thin handlers: validate, look up the cache, queue the scoring, stream the packed signal.</summary>
-public sealed class TeacherGrpcService(TeacherModel model, ScoringQueue queue, ISignalCache cache, IOptions<TeacherOptions> options) : TeacherService.TeacherServiceBase
+public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, IOptions<TeacherOptions> options) : TeacherService.TeacherServiceBase
 {
     public override Task<TeacherInfo> Describe(DescribeRequest request, ServerCallContext context)
     {
@@ -44,38 +44,8 @@ public sealed class TeacherGrpcService(TeacherModel model, ScoringQueue queue, I
 
         async Task Handle(string requestId, int[] ids, SignalRequest signal, SignalPrecision precision)
         {
-            var key = SignalCacheKey.For(teacher.Describe(), ids, signal, precision);
-            var cached = await cache.GetAsync(key, cancellation);
-            EncodedSignal encoded;
-            if (cached is not null)
-            {
-                encoded = cached;
-            }
-            else
-            {
-                Modeling.Losses.TeacherTarget target;
-                try
-                {
-                    target = await queue.ScoreAsync(ids, signal, cancellation);
-                }
-                catch (QueueFullException e)
-                {
-                    throw new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
-                }
-
-                try
-                {
-                    encoded = SignalCodec.Encode(target, precision, signal.Vocabulary);
-                }
-                finally
-                {
-                    target.DisposeTensors();
-                }
-
-                await cache.SetAsync(key, encoded, cancellation);
-            }
-
-            var response = SignalMapping.ToResponse(requestId, encoded, cached is not null);
+            var (encoded, fromCache) = await scorer.ScoreAsync(ids, signal, precision, cancellation);
+            var response = SignalMapping.ToResponse(requestId, encoded, fromCache);
             await writeLock.WaitAsync(cancellation);
             try
             {
@@ -146,30 +116,7 @@ public sealed class TeacherGrpcService(TeacherModel model, ScoringQueue queue, I
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"{ids.Length} tokens exceed the limit of {Math.Min(description.MaxContext, options.Value.MaxSequenceTokens)} per sequence"));
         if (ids.Any(i => i < 0 || i >= description.VocabSize))
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"token id {ids.First(i => i < 0 || i >= description.VocabSize)} is outside the teacher's vocabulary [0, {description.VocabSize})"));
-        var spec = request.Signal ?? throw new RpcException(new Status(StatusCode.InvalidArgument, "signal is required"));
-        var vocabulary = spec.Vocabulary == 0 ? description.VocabSize : spec.Vocabulary;
-        if (vocabulary < 1 || vocabulary > description.VocabSize)
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.vocabulary {spec.Vocabulary} must be in [1, {description.VocabSize}]"));
-        if (spec.K < 1 || spec.K > vocabulary)
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.k must be in [1, {vocabulary}] (got {spec.K})"));
-        if (!(spec.Temperature > 0))
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.temperature must be > 0 (got {spec.Temperature})"));
-        var format = spec.Format switch
-        {
-            Contracts.Teacher.V1.SignalFormat.TopK => Training.Teachers.SignalFormat.TopK,
-            Contracts.Teacher.V1.SignalFormat.Sampled => Training.Teachers.SignalFormat.Sampled,
-            _ => throw new RpcException(new Status(StatusCode.InvalidArgument, "signal.format must be TOP_K or SAMPLED")),
-        };
-        SignalPrecision precision;
-        try
-        {
-            precision = SignalMapping.ToPrecision(spec.Precision);
-        }
-        catch (ArgumentException e)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
-        }
-
-        return (ids, new SignalRequest(format, vocabulary, spec.Temperature, spec.K, Modeling.Losses.TopKMode.Tail, spec.K, (long)spec.Seed), precision);
+        var (signal, precision) = CachedScorer.Signal(description, request.Signal);
+        return (ids, signal, precision);
     }
 }

@@ -1,3 +1,4 @@
+using Distill.Mesh.ServiceDefaults;
 using System.Diagnostics;
 using Distill.Mesh.Modeling.Models;
 using Distill.Mesh.Training.Recipes;
@@ -46,8 +47,7 @@ public sealed class TeacherLoader(TeacherModel model, ITeacherWarmUp warmUp, IOp
         {
             logger.LogCritical(e, "Teacher model {Model} could not be loaded", settings.Model);
             model.SetFailed(e);
-            Environment.ExitCode = 1;
-            lifetime.StopApplication();
+            await lifetime.ExitAsync(1, stoppingToken);
         }
     }
 

@@ -113,7 +113,7 @@ public sealed class RunManager(IOptions<TrainerOptions> options, StageRunner sta
         var cancellation = run.Cancellation.Token;
         try
         {
-            var note = await stages.RunAsync(run, _ => SaveState(run, RunStatus.Running), cancellation);
+            var note = await stages.RunAsync(run, () => SaveState(run, RunStatus.Running), cancellation);
             SaveState(run, RunStatus.Succeeded);
             run.Finish(RunStatus.Succeeded, null, note ?? "succeeded");
         }

@@ -26,9 +26,9 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
 {
     /// <summary>Runs what is left of <paramref name="run"/>; returns the run's closing note.</summary>
     /// <param name="run">The run.</param>
-    /// <param name="save">Persists a stage's new record (called before watchers hear of it).</param>
+    /// <param name="save">Persists the run's stages (called after a stage's record changed, before watchers hear of it).</param>
     /// <param name="cancellationToken">Stops the running stage (training checkpoints first).</param>
-    public async Task<string?> RunAsync(TrainerRun run, Action<StageRecord> save, CancellationToken cancellationToken)
+    public async Task<string?> RunAsync(TrainerRun run, Action save, CancellationToken cancellationToken)
     {
         var spec = run.Spec.Spec;
         var config = spec.Train;
@@ -38,11 +38,7 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
         Func<TeacherConfig, ITeacherSignal?>? connect = remotes.Count == 0 ? null : t => t.Endpoint is { } e ? remotes[e] : null;
         var notes = new List<string>();
 
-        void Set(StageRecord stage)
-        {
-            save(stage);
-            run.Update(stage);
-        }
+        void Set(StageRecord stage) => run.Update(stage, save);
 
         foreach (var pending in run.Stages.Where(s => s.State != StageState.Succeeded))
         {
@@ -65,7 +61,7 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
             var finished = stage.Name switch
             {
                 Stage.Precompute => await PrecomputeAsync(spec, remotes, stage, Progress, cancellationToken),
-                Stage.Train => await TrainAsync(run, stage, connect, cancellationToken),
+                Stage.Train => await TrainAsync(run, stage, connect, remotes.Values.OfType<RemoteTeacher>().ToList(), cancellationToken),
                 Stage.Extract => await ExtractAsync(run, stage, Progress, cancellationToken),
                 Stage.Evaluate => await EvaluateAsync(run, stage, connect, cancellationToken),
                 Stage.Publish => await PublishAsync(run, stage, cancellationToken),
@@ -92,25 +88,28 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
         {
             var offset = i;
             var result = await SignalPrecompute.RunAsync(spec.Train, teachers[i], shard: 0, shards: 1,
-                new Progress<(long Done, long Total)>(p => progress(offset * p.Total + p.Done, teachers.Count * p.Total)), cancellationToken);
+                new Reporter<(long Done, long Total)>(p => progress(offset * p.Total + p.Done, teachers.Count * p.Total)), cancellationToken);
             (batches, sequences) = (batches + result.MicroBatches, sequences + result.Sequences);
         }
 
         return stage with { Done = batches, Total = batches, Message = $"scored {sequences} sequences in {batches} micro-batches through {teachers.Count} teacher service(s)" };
     }
 
-    private static async Task<StageRecord> TrainAsync(TrainerRun run, StageRecord stage, Func<TeacherConfig, ITeacherSignal?>? connect, CancellationToken cancellationToken)
+    private static async Task<StageRecord> TrainAsync(TrainerRun run, StageRecord stage, Func<TeacherConfig, ITeacherSignal?>? connect, IReadOnlyList<RemoteTeacher> remotes, CancellationToken cancellationToken)
     {
+        var (scored, cached) = (remotes.Sum(r => r.ScoredSequences), remotes.Sum(r => r.CachedSequences));
         var result = await RecipeRunner.RunAsync(run.Spec.Spec.Train, RerunPolicy.Resume, new StepProgress(run), cancellationToken, connect);
         if (!result.Completed)
             throw new OperationCanceledException("the train stage stopped at a checkpoint", cancellationToken);
+        (scored, cached) = (remotes.Sum(r => r.ScoredSequences) - scored, remotes.Sum(r => r.CachedSequences) - cached);
         return stage with
         {
             Done = result.Steps,
             Total = result.Steps,
             Eval = result.FinalEval,
             Output = result.AdapterPath ?? result.ModelPath,
-            Message = $"{result.Steps} steps; {(result.AdapterPath is not null ? "adapter" : "model")} in {result.AdapterPath ?? result.ModelPath}",
+            Message = $"{result.Steps} steps; {(result.AdapterPath is not null ? "adapter" : "model")} in {result.AdapterPath ?? result.ModelPath}" +
+                (scored > 0 ? $"; teacher cache hits {cached / (double)scored:P1} of {scored} sequences" : ""),
         };
     }
 
@@ -168,8 +167,17 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
         var (model, adapter, method) = Result(run);
         var metrics = run.Stages.FirstOrDefault(s => s.Name == Stage.Evaluate)?.Eval ?? run.Stages.FirstOrDefault(s => s.Name == Stage.Train)?.Eval;
         var registry = spec.Train.Publish!.Registry;
-        var artifact = await ResultPublisher.PublishAsync(spec.Train, adapter ?? model, adapter is null ? spec.Train.Student.Model : model, method, metrics, run.RunId, run.Spec.Text,
-            channels.For(registry), MeshAuth.Headers(mesh.Value.AuthToken), cancellationToken);
+        Contracts.Registry.V1.Artifact artifact;
+        try
+        {
+            artifact = await ResultPublisher.PublishAsync(spec.Train, adapter ?? model, adapter is null ? spec.Train.Student.Model : model, method, metrics, run.RunId, run.Spec.Text,
+                channels.For(registry), MeshAuth.Headers(mesh.Value.AuthToken), cancellationToken);
+        }
+        catch (global::Grpc.Core.RpcException e) when (e.StatusCode is global::Grpc.Core.StatusCode.Unavailable or global::Grpc.Core.StatusCode.DeadlineExceeded)
+        {
+            throw new global::Grpc.Core.RpcException(new global::Grpc.Core.Status(e.StatusCode, $"the registry at {registry} is unreachable ({e.Status.Detail})"));
+        }
+
         var name = $"{artifact.Manifest.Name}:{artifact.Version}";
         return stage with { Output = name, Message = $"pushed {name} to {registry}" };
     }
@@ -178,5 +186,14 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
     private sealed class StepProgress(TrainerRun run) : IProgress<TrainEvent>
     {
         public void Report(TrainEvent value) => run.Publish(value);
+    }
+
+    /// <summary>
+    /// Progress handled on the reporting thread, in order (Progress&lt;T&gt; posts to the thread pool,
+    /// where a late report could overwrite the stage's final record).
+    /// </summary>
+    private sealed class Reporter<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
     }
 }

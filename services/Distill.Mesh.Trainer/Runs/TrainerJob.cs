@@ -1,3 +1,4 @@
+using Distill.Mesh.ServiceDefaults;
 using Microsoft.Extensions.Options;
 
 namespace Distill.Mesh.Trainer.Runs;
@@ -36,7 +37,7 @@ public sealed class TrainerJob(RunManager runs, IOptions<TrainerOptions> options
         catch (Exception e) when (e is ArgumentException or RunConflictException or IOException or UnauthorizedAccessException)
         {
             logger.LogCritical("Job run {RunId} ({Spec}) cannot start: {Reason}", id, settings.JobSpec, e.Message);
-            Stop(JobExit.Failed);
+            await lifetime.ExitAsync(JobExit.Failed, stoppingToken);
             return;
         }
 
@@ -61,12 +62,6 @@ public sealed class TrainerJob(RunManager runs, IOptions<TrainerOptions> options
             _ => JobExit.Failed,
         };
         logger.LogInformation("Job run {RunId} ended {Status}{Error}", id, run.Status, run.Error is null ? "" : $": {run.Error}");
-        Stop(code);
-    }
-
-    private void Stop(int code)
-    {
-        Environment.ExitCode = code;
-        lifetime.StopApplication();
+        await lifetime.ExitAsync(code, stoppingToken);
     }
 }

@@ -81,13 +81,14 @@ public sealed class TrainerRun(RunSpecRecord record, ParsedRunSpec spec, string 
         }
     }
 
-    /// <summary>Replaces a stage's record and tells the watchers.</summary>
-    public void Update(StageRecord stage)
+    /// <summary>Replaces a stage's record, runs <paramref name="persist"/> (the record is saved before anyone hears of it), then tells the watchers.</summary>
+    public void Update(StageRecord stage, Action? persist = null)
     {
         lock (_lock)
         {
             var index = _stages.FindIndex(s => s.Name == stage.Name);
             _stages[index] = stage;
+            persist?.Invoke();
             Send(new RunUpdate(null, stage, Status));
         }
     }

@@ -24,7 +24,24 @@ public static class SignalPrecompute
     /// <param name="shards">How many shards the work is split into.</param>
     /// <param name="progress">(micro-batches done, micro-batches of this shard).</param>
     /// <param name="cancellationToken">Stops between micro-batches.</param>
-    public static async Task<PrecomputeResult> RunAsync(TrainConfig config, ITeacherSignal teacher, int shard, int shards, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
+    public static Task<PrecomputeResult> RunAsync(TrainConfig config, ITeacherSignal teacher, int shard, int shards, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken) =>
+        RunAsync(config, teacher.Describe(), async (batch, request, token) =>
+        {
+            using (await teacher.ScoreAsync(batch, request, token))
+            {
+            }
+        }, shard, shards, progress, cancellationToken);
+
+    /// <summary>The same micro-batches handed to <paramref name="score"/> (a teacher service's own cache-first scorer, in its precompute job).</summary>
+    /// <param name="config">The run (recipe kd).</param>
+    /// <param name="teacher">The teacher the micro-batches are scored by.</param>
+    /// <param name="score">Scores (and caches) one micro-batch with one signal request.</param>
+    /// <param name="shard">This shard's index in [0, <paramref name="shards"/>).</param>
+    /// <param name="shards">How many shards the work is split into.</param>
+    /// <param name="progress">(micro-batches done, micro-batches of this shard).</param>
+    /// <param name="cancellationToken">Stops between micro-batches.</param>
+    public static async Task<PrecomputeResult> RunAsync(TrainConfig config, TeacherDescription teacher, Func<Batch, SignalRequest, CancellationToken, Task> score,
+        int shard, int shards, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
     {
         if (config.Recipe != "kd")
             throw new ConfigException($"precompute scores the fixed micro-batches of a kd run; recipe {config.Recipe} asks its teacher about sequences generated during training");
@@ -32,7 +49,7 @@ public static class SignalPrecompute
             throw new ArgumentException($"shard {shard} of {shards}: the index must be in [0, {shards})");
         var tokenizer = TokenizerLoader.Load(config.Student.Model);
         var studentVocabulary = ModelConfigs.Load(Path.Combine(config.Student.Model, "config.json")).VocabSize;
-        var vocabulary = TeacherCompatibility.Check(teacher.Describe(), tokenizer, studentVocabulary);
+        var vocabulary = TeacherCompatibility.Check(teacher, tokenizer, studentVocabulary);
         var (train, _) = await RecipeRun.LoadExamplesAsync(config, tokenizer, vocabulary, cancellationToken);
         var order = new DataOrder(train, config.Training.BatchSize, config.Seed);
         var microBatches = RecipeRun.TotalSteps(config, order) * Math.Max(1, config.Training.GradientAccumulation);
@@ -43,12 +60,11 @@ public static class SignalPrecompute
             cancellationToken.ThrowIfCancellationRequested();
             var examples = order.MicroBatch(index);
             using (var batch = Batching.Collate(examples, RecipeRun.PaddingId(tokenizer)))
-            using (await teacher.ScoreAsync(batch, TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, TrainingLoop.SignalSeed(config, index)), cancellationToken))
-            {
-            }
+                await score(batch, TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, TrainingLoop.SignalSeed(config, index)), cancellationToken);
 
             sequences += examples.Count;
-            progress?.Report((++done, mine));
+            done++;
+            progress?.Report((done, mine));
         }
 
         return new PrecomputeResult(done, sequences);

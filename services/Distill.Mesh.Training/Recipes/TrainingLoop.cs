@@ -60,6 +60,11 @@ internal static class TrainingLoop
 
             var watch = Stopwatch.StartNew();
             step++;
+            // TorchSharp 0.107 cannot read or restore the CUDA generator's state, so no checkpoint can
+            // carry it: on CUDA each step reseeds it from (seed, step), and a resumed run draws the
+            // same dropout masks as an uninterrupted one. (The CPU generator's state is checkpointed.)
+            if (run.Student.Device.type == DeviceType.CUDA)
+                torch.cuda.manual_seed_all(CudaStepSeed(config.Seed, step));
             optimizer.LearningRate = schedule.At(step);
             var (batches, message) = stepBatches(order, step);
             var stepTokens = batches.Sum(b => b.TrainedTokens);
@@ -107,6 +112,9 @@ internal static class TrainingLoop
             ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
             : DistillationLoss.Compute(run.Student.Logits(hidden).narrow(-1, 0, vocabulary), teacherRows?.Block(0, teacherRows.Rows), labels, lossOptions, stepTokens);
     }
+
+    /// <summary>The CUDA generator's seed for step <paramref name="step"/> (a pure function: resume-exact without saved state).</summary>
+    internal static long CudaStepSeed(int seed, long step) => unchecked(seed * 2_147_483_647L + step * 1_000_000_007L) & long.MaxValue;
 
     /// <summary>The seed of micro-batch <paramref name="index"/>'s teacher signal (sampled signals draw from it; a resumed run draws the same).</summary>
     internal static long SignalSeed(TrainConfig config, long index) => config.Seed * 1_000_003L + index;
