@@ -60,7 +60,7 @@ internal static class TrainCommand
                 error.WriteLine($"error: the run finished but the push failed: {MeshErrors.Describe(e, "registry", settings.Publish?.Registry ?? "?")}");
                 return 1;
             }
-            catch (Exception e) when (e is ConfigException or IncompatibleTeacherException or FileNotFoundException or DirectoryNotFoundException
+            catch (Exception e) when (e is ConfigException or IncompatibleTeacherException or TrainingDivergedException or FileNotFoundException or DirectoryNotFoundException
                 or Training.Datasets.DatasetFormatException or Modeling.Checkpoints.CheckpointFormatException or Modeling.Models.ModelConfigException
                 or Modeling.Tokenization.TokenizerFormatException or Modeling.Adapters.AdapterFormatException or ArgumentException)
             {

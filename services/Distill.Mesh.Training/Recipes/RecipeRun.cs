@@ -141,12 +141,21 @@ public sealed class RecipeRun : IDisposable
             .Select(m => Batching.Collate(order.MicroBatch((step - 1) * accumulation + m), PadTokenId, Student.Device)).ToList();
     }
 
-    /// <summary>Clips the gradient norm (when configured), steps the optimizer and clears the gradients; returns the norm.</summary>
-    public double ClipAndStep(Optimization.TrainingOptimizer optimizer)
+    /// <summary>
+    /// Clips the gradient norm (when configured), steps the optimizer and clears the gradients;
+    /// returns the norm (measured also when clipping is off). A non-finite loss or gradient norm
+    /// applies nothing: the weights stay those of the previous step.
+    /// </summary>
+    /// <exception cref="TrainingDivergedException">The step's loss or gradients are NaN or infinite.</exception>
+    public double ClipAndStep(Optimization.TrainingOptimizer optimizer, long step, double loss)
     {
-        var norm = Config.Training.MaxGradNorm > 0
-            ? nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter), Config.Training.MaxGradNorm)
-            : double.NaN;
+        var norm = nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter), Config.Training.MaxGradNorm > 0 ? Config.Training.MaxGradNorm : double.PositiveInfinity);
+        if (!double.IsFinite(loss) || !double.IsFinite(norm))
+        {
+            optimizer.ZeroGrad();
+            throw new TrainingDivergedException(step, loss, norm);
+        }
+
         optimizer.Step();
         optimizer.ZeroGrad();
         return norm;

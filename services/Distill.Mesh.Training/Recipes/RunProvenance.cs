@@ -85,6 +85,25 @@ public static class RunProvenance
         Append(folder, log);
     }
 
+    /// <summary>Whether <paramref name="folder"/> holds (the start of) a run.</summary>
+    public static bool Exists(string folder) => File.Exists(Path.Combine(folder, ResolvedConfigFile)) || Directory.Exists(TrainingCheckpoint.Folder(folder));
+
+    /// <summary>
+    /// Removes what a run that failed before it trained anything wrote (its record and provenance),
+    /// and the folder when nothing else is in it: a failed start leaves no folder claiming a run.
+    /// A run that wrote a checkpoint, a metric or generated data is kept.
+    /// </summary>
+    public static void DiscardIfUntrained(string folder)
+    {
+        if (!Directory.Exists(folder) || Directory.Exists(TrainingCheckpoint.Folder(folder))
+            || RunOutputs.Except([ResolvedConfigFile, LogFile]).Any(n => File.Exists(Path.Combine(folder, n)) || Directory.Exists(Path.Combine(folder, n))))
+            return;
+        foreach (var name in new[] { ResolvedConfigFile, LogFile })
+            File.Delete(Path.Combine(folder, name));
+        if (!Directory.EnumerateFileSystemEntries(folder).Any())
+            Directory.Delete(folder);
+    }
+
     /// <summary>
     /// Starts the run <paramref name="config"/> describes, in its (new) output folder, from the newest
     /// checkpoint of the run in <paramref name="source"/> (weights, optimizer, RNG, history), recording

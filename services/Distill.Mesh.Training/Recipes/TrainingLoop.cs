@@ -83,9 +83,27 @@ internal static class TrainingLoop
                 ce += parts.Ce.to_type(ScalarType.Float64).item<double>();
             }
 
-            var gradNorm = run.ClipAndStep(optimizer);
-            foreach (var batch in batches)
-                batch.Dispose();
+            double gradNorm;
+            try
+            {
+                gradNorm = run.ClipAndStep(optimizer, step, loss);
+            }
+            catch (TrainingDivergedException diverged)
+            {
+                // The weights are still the last good step's: keep them as a checkpoint to fork from.
+                var latest = TrainingCheckpoint.Latest(config.OutputDir);
+                if (step > 1 && (latest is null || !latest.EndsWith($"{step - 1:D8}", StringComparison.Ordinal)))
+                    TrainingCheckpoint.Save(config.OutputDir, step - 1, run.Student, optimizer, history);
+
+                MetricsLog.Rewrite(config.OutputDir, history);
+                throw diverged.WithCheckpoint(TrainingCheckpoint.Latest(config.OutputDir));
+            }
+            finally
+            {
+                foreach (var batch in batches)
+                    batch.Dispose();
+            }
+
 
             var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
                 run.EvalDue(step, totalSteps) ? await Evaluate() : null, message);
