@@ -6,6 +6,9 @@ public sealed class TrainerOptions
     /// <summary>The volume runs live on: one folder per run (spec, state, checkpoints, outputs).</summary>
     public string RunsDirectory { get; set; } = "runs";
 
+    /// <summary>The registry a run's publish stage pushes to when its spec names none.</summary>
+    public string Registry { get; set; } = Specs.Configuration.PublishSettings.LocalRegistry;
+
     /// <summary>How long a shutdown (SIGTERM) waits for running runs to checkpoint.</summary>
     public TimeSpan ShutdownGrace { get; set; } = TimeSpan.FromMinutes(2);
 

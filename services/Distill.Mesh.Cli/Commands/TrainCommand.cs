@@ -47,17 +47,18 @@ internal static class TrainCommand
                 {
                     // The registry's bearer token, when it wants one, comes from the environment.
                     var token = MeshCliOptions.EnvironmentToken();
-                    using var channel = MeshTls.CreateChannel(publish.Registry, Environment.GetEnvironmentVariable("DISTILL_TLS_TRUST"));
+                    var registry = publish.Registry ?? Environment.GetEnvironmentVariable("DISTILL_REGISTRY") ?? PublishSettings.LocalRegistry;
+                    using var channel = MeshTls.CreateChannel(registry, Environment.GetEnvironmentVariable("DISTILL_TLS_TRUST"));
                     var artifact = await ResultPublisher.PublishAsync(settings, resolved, result, Path.GetFileName(settings.OutputDir), channel,
                         MeshAuth.Headers(token), cancellationToken);
-                    output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} to {publish.Registry} ({artifact.Id[..12]})");
+                    output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} to {registry} ({artifact.Id[..12]})");
                 }
                 return result.Completed ? 0 : 130;
             }
             catch (Grpc.Core.RpcException e)
             {
                 var (settings, _) = TrainConfigLoader.Load(parse.GetValue(config)!, parse.GetValue(overrides) ?? []);
-                error.WriteLine($"error: the run finished but the push failed: {MeshErrors.Describe(e, "registry", settings.Publish?.Registry ?? "?")}");
+                error.WriteLine($"error: the run finished but the push failed: {MeshErrors.Describe(e, "registry", settings.Publish?.Registry ?? Environment.GetEnvironmentVariable("DISTILL_REGISTRY") ?? PublishSettings.LocalRegistry)}");
                 return 1;
             }
             catch (Exception e) when (e is ConfigException or IncompatibleTeacherException or TrainingDivergedException or FileNotFoundException or DirectoryNotFoundException

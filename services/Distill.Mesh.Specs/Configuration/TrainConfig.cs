@@ -39,8 +39,14 @@ public sealed class PublishSettings
     /// <summary>Artifact name in the registry (versions accumulate under it).</summary>
     public string Name { get; set; } = "";
 
-    /// <summary>Registry address (default: the local mesh's).</summary>
-    public string Registry { get; set; } = "http://127.0.0.1:7103";
+    /// <summary>
+    /// Registry address. Null: the trainer's own (Trainer:Registry), or for <c>distill train</c> the
+    /// DISTILL_REGISTRY environment variable, else the local mesh's (http://127.0.0.1:7103).
+    /// </summary>
+    public string? Registry { get; set; }
+
+    /// <summary>The local mesh's registry, where nothing else names one.</summary>
+    public const string LocalRegistry = "http://127.0.0.1:7103";
 
     /// <summary>Tags to point at the pushed version (e.g. candidate).</summary>
     public List<string> Tags { get; set; } = [];

@@ -116,7 +116,8 @@ public static partial class TrainConfigValidator
         if (config.Publish is { } publish)
         {
             p.Check("publish.name", () => ArtifactNames.CheckName(publish.Name));
-            p.Address("publish.registry", publish.Registry);
+            if (publish.Registry is not null)
+                p.Address("publish.registry", publish.Registry);
             for (var i = 0; i < publish.Tags.Count; i++)
                 p.Check($"publish.tags.{i}", () => ArtifactNames.CheckTag(publish.Tags[i]));
         }

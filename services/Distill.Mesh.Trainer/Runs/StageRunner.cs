@@ -22,7 +22,7 @@ namespace Distill.Mesh.Trainer.Runs;
 /// skipped, so a resumed run continues where it stopped; each transition is saved before it is
 /// reported.
 /// </summary>
-public sealed class StageRunner(ITeacherConnector connector, MeshChannels channels, IOptions<MeshOptions> mesh, ILogger<StageRunner> logger)
+public sealed class StageRunner(ITeacherConnector connector, MeshChannels channels, IOptions<MeshOptions> mesh, IOptions<TrainerOptions> options, ILogger<StageRunner> logger)
 {
     /// <summary>Runs what is left of <paramref name="run"/>; returns the run's closing note.</summary>
     /// <param name="run">The run.</param>
@@ -166,7 +166,7 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
         var spec = run.Spec.Spec;
         var (model, adapter, method) = Result(run);
         var metrics = run.Stages.FirstOrDefault(s => s.Name == Stage.Evaluate)?.Eval ?? run.Stages.FirstOrDefault(s => s.Name == Stage.Train)?.Eval;
-        var registry = spec.Train.Publish!.Registry;
+        var registry = spec.Train.Publish!.Registry ?? options.Value.Registry;
         Contracts.Registry.V1.Artifact artifact;
         try
         {
