@@ -26,6 +26,7 @@ public static class DistillCommand
             AdaptersCommand.Create(),
             KdLossCommand.Create(),
             BenchCommand.Create(),
+            CrdCommand.Create(),
         };
         return root;
     }

@@ -18,6 +18,9 @@ public sealed class TrainerOptions
     /// <summary>Job mode: the run's id (default: the environment's DISTILL_RUN_ID, else the spec file's name).</summary>
     public string? JobRunId { get; set; }
 
+    /// <summary>Job mode: where to report the run's events (the controller's address, on Kubernetes).</summary>
+    public string? ReportTo { get; set; }
+
     /// <summary>Job mode: the stages of the spec this pod runs, comma-separated (default: all).</summary>
     public string? JobStages { get; set; }
 

@@ -1,5 +1,10 @@
 using Distill.Mesh.Controller.Grpc;
+using Distill.Mesh.Controller.Kubernetes;
+using Distill.Mesh.Controller.Kubernetes.Progress;
+using Distill.Mesh.Controller.Kubernetes.Reconciliation;
+using Distill.Mesh.Controller.Kubernetes.Scaling;
 using Distill.Mesh.Controller.Runs;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Distill.Mesh.ServiceDefaults;
 
 namespace Distill.Mesh.Controller.Extensions;
@@ -17,18 +22,47 @@ public static class ControllerServiceExtensions
         else
             builder.Services.AddSingleton<IServiceChannels, GrpcServiceChannels>();
         var backend = builder.Configuration.GetSection("Controller").Get<ControllerOptions>()?.Backend ?? "local";
-        if (!backend.Equals("local", StringComparison.OrdinalIgnoreCase))
-            throw new InvalidOperationException($"Controller:Backend '{backend}' is not available (local)");
-        builder.Services.AddSingleton<LocalRunBackend>();
-        builder.Services.AddSingleton<IRunBackend>(sp => sp.GetRequiredService<LocalRunBackend>());
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<LocalRunBackend>());
+        switch (backend.ToLowerInvariant())
+        {
+            case "local":
+                builder.Services.AddSingleton<LocalRunBackend>();
+                builder.Services.AddSingleton<IRunBackend>(sp => sp.GetRequiredService<LocalRunBackend>());
+                builder.Services.AddHostedService(sp => sp.GetRequiredService<LocalRunBackend>());
+                break;
+            case "kubernetes":
+                AddKubernetesBackend(builder);
+                break;
+            default:
+                throw new InvalidOperationException($"Controller:Backend '{backend}' is not one of local, kubernetes");
+        }
+
         return builder;
+    }
+
+    /// <summary>Runs as DistillationRuns, reconciled by the operator in the replica that holds the lease.</summary>
+    private static void AddKubernetesBackend(IHostApplicationBuilder builder)
+    {
+        builder.Services.Configure<KubernetesOptions>(builder.Configuration.GetSection("Controller:Kubernetes"));
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<KubernetesConnection>();
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<KubernetesConnection>().Client);
+        builder.Services.AddSingleton<OperatorMetrics>();
+        builder.Services.AddSingleton<RunReconciler>();
+        builder.Services.AddSingleton<TeacherScaler>();
+        builder.Services.AddSingleton<OperatorLoop>();
+        builder.Services.AddSingleton<KubernetesOperator>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<KubernetesOperator>());
+        builder.Services.AddSingleton<ProgressRelay>();
+        builder.Services.AddSingleton<KubernetesRunBackend>();
+        builder.Services.AddSingleton<IRunBackend>(sp => sp.GetRequiredService<KubernetesRunBackend>());
     }
 
     public static WebApplication MapControllerService(this WebApplication app)
     {
-        app.Services.GetRequiredService<MutatingMethods>().Add(RunsGrpcService.SubmitMethod, RunsGrpcService.CancelMethod);
+        app.Services.GetRequiredService<MutatingMethods>().Add(RunsGrpcService.SubmitMethod, RunsGrpcService.CancelMethod, ProgressSinkService.ReportMethod);
         app.MapGrpcService<RunsGrpcService>();
+        if (app.Services.GetService<ProgressRelay>() is not null)
+            app.MapGrpcService<ProgressSinkService>();
         return app;
     }
 }

@@ -25,6 +25,7 @@ public static class TrainerServiceExtensions
         else
             builder.Services.AddSingleton<ITeacherConnector, GrpcTeacherConnector>();
         builder.Services.AddSingleton<StageRunner>();
+        builder.Services.AddSingleton<ProgressReporter>();
         builder.Services.AddSingleton<RunManager>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RunManager>());
         if (!string.IsNullOrWhiteSpace(settings.JobSpec))

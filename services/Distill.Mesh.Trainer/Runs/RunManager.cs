@@ -48,9 +48,17 @@ public sealed class RunManager(IOptions<TrainerOptions> options, StageRunner sta
         {
             if (_runs.TryGetValue(id, out var existing))
             {
-                return existing.Record.Sha256 == parsed.Sha256 && existing.Record.Stages.SequenceEqual(only)
-                    ? existing
-                    : throw new RunConflictException($"run '{id}' exists with another spec (sha256 {existing.Record.Sha256[..12]}…, this one {parsed.Sha256[..12]}…); choose another run id");
+                if (existing.Record.Sha256 != parsed.Sha256)
+                    throw new RunConflictException($"run '{id}' exists with another spec (sha256 {existing.Record.Sha256[..12]}…, this one {parsed.Sha256[..12]}…); choose another run id");
+                if (existing.Record.Stages.SequenceEqual(only))
+                    return existing;
+                // Another slice of the same run (the next stage's pod on Kubernetes): it runs once the run is idle.
+                if (existing.Status == RunStatus.Running)
+                    throw new RunConflictException($"run '{id}' is running stages {string.Join(", ", existing.Record.Stages.DefaultIfEmpty("(all)"))}; start {string.Join(", ", only.DefaultIfEmpty("(all)"))} after it");
+                existing.Refilter(only);
+                AtomicFile.WriteAllText(Path.Combine(folder, "spec.json"), JsonSerializer.Serialize(existing.Record));
+                Launch(existing);
+                return existing;
             }
 
             var record = new RunSpecRecord(id, specText, overrides, only, parsed.Sha256, DateTime.UtcNow);

@@ -40,7 +40,7 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
 
         void Set(StageRecord stage) => run.Update(stage, save);
 
-        foreach (var pending in run.Stages.Where(s => s.State != StageState.Succeeded))
+        foreach (var pending in run.Stages.Where(s => s.State != StageState.Succeeded && run.Runs(s.Name)))
         {
             cancellationToken.ThrowIfCancellationRequested();
             var stage = pending with { State = StageState.Running, Started = pending.Started ?? DateTime.UtcNow, Ended = null, Message = "" };
@@ -116,8 +116,8 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
     private static async Task<StageRecord> ExtractAsync(TrainerRun run, StageRecord stage, Action<long, long> progress, CancellationToken cancellationToken)
     {
         var spec = run.Spec.Spec;
-        var trained = run.Stages.FirstOrDefault(s => s.Name == Stage.Train)?.Output;
-        var (teacher, student, output) = ExtractionSpecs.Folders(spec, trained is not null && File.Exists(Path.Combine(trained, "config.json")) ? trained : null);
+        var trained = Path.Combine(spec.Train.OutputDir, "model");
+        var (teacher, student, output) = ExtractionSpecs.Folders(spec, spec.Has(Stage.Train) && File.Exists(Path.Combine(trained, "config.json")) ? trained : null);
         var summary = await Task.Run(() =>
         {
             using var extractor = LoraExtractor.Open(teacher, student, ExtractionSpecs.ToOptions(spec.Extract, spec.Train.Seed));
@@ -132,19 +132,28 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
         return stage with { Done = summary.Tensors.Count, Total = summary.Tensors.Count, Output = output, Message = $"{modules} modules of {student} → {output}" };
     }
 
-    /// <summary>The run's result: the extracted adapter on its student, else the trained adapter on the student, else the trained model.</summary>
+    /// <summary>
+    /// The run's result, read from the run's folder (a stage may have run in another pod): the
+    /// extracted adapter on its student, else the trained adapter on the student, else the trained model.
+    /// </summary>
     private static (string Model, string? Adapter, string Method) Result(TrainerRun run)
     {
         var spec = run.Spec.Spec;
-        if (run.Stages.FirstOrDefault(s => s.Name == Stage.Extract && s.State == StageState.Succeeded) is { Output: { } adapter })
+        var (model, adapter) = (Path.Combine(spec.Train.OutputDir, "model"), Path.Combine(spec.Train.OutputDir, "adapter"));
+        var trainedModel = spec.Has(Stage.Train) && File.Exists(Path.Combine(model, "config.json")) ? model : null;
+        if (spec.Has(Stage.Extract))
         {
-            var trained = run.Stages.FirstOrDefault(s => s.Name == Stage.Train)?.Output;
-            var (_, student, _) = ExtractionSpecs.Folders(spec, trained is not null && File.Exists(Path.Combine(trained, "config.json")) ? trained : null);
-            return (student, adapter, "extract");
+            var (_, student, extracted) = ExtractionSpecs.Folders(spec, trainedModel);
+            return File.Exists(Path.Combine(extracted, "adapter_config.json"))
+                ? (student, extracted, "extract")
+                : throw new InvalidOperationException($"the extract stage's adapter is not in {extracted} (did the extract stage finish?)");
         }
 
-        var output = run.Stages.First(s => s.Name == Stage.Train).Output ?? throw new InvalidOperationException("the train stage recorded no output");
-        return File.Exists(Path.Combine(output, "config.json")) ? (output, null, spec.Train.Recipe) : (spec.Train.Student.Model, output, spec.Train.Recipe);
+        if (spec.Has(Stage.Train) && File.Exists(Path.Combine(adapter, "adapter_config.json")))
+            return (spec.Train.Student.Model, adapter, spec.Train.Recipe);
+        return trainedModel is not null
+            ? (trainedModel, null, spec.Train.Recipe)
+            : throw new InvalidOperationException($"the train stage's result is not in {spec.Train.OutputDir} (did the train stage finish?)");
     }
 
     private static async Task<StageRecord> EvaluateAsync(TrainerRun run, StageRecord stage, Func<TeacherConfig, ITeacherSignal?>? connect, CancellationToken cancellationToken)

@@ -23,7 +23,7 @@ public static class JobExit
 /// that finds the run finished on the volume exits 0 at once; one that finds it interrupted resumes
 /// it (finished stages kept, training from its checkpoint).
 /// </summary>
-public sealed class TrainerJob(RunManager runs, IOptions<TrainerOptions> options, IHostApplicationLifetime lifetime, ILogger<TrainerJob> logger) : BackgroundService
+public sealed class TrainerJob(RunManager runs, ProgressReporter reporter, IOptions<TrainerOptions> options, IHostApplicationLifetime lifetime, ILogger<TrainerJob> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -41,11 +41,16 @@ public sealed class TrainerJob(RunManager runs, IOptions<TrainerOptions> options
             return;
         }
 
+        using var reporting = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var report = settings.ReportTo is { Length: > 0 } address ? reporter.ReportAsync(run, address, reporting.Token) : Task.CompletedTask;
         try
         {
             await foreach (var _ in run.WatchAsync(stoppingToken))
             {
             }
+
+            // The last events reach the controller before the pod goes (a stuck controller is not waited for long).
+            await report.WaitAsync(TimeSpan.FromSeconds(10), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -54,6 +59,7 @@ public sealed class TrainerJob(RunManager runs, IOptions<TrainerOptions> options
             return;
         }
 
+        await reporting.CancelAsync();
         var code = run.Status switch
         {
             RunStatus.Succeeded => JobExit.Succeeded,

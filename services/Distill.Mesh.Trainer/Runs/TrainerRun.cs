@@ -16,9 +16,16 @@ public sealed class TrainerRun(RunSpecRecord record, ParsedRunSpec spec, string 
     private readonly Lock _lock = new();
     private readonly List<TrainEvent> _history = [];
     private readonly List<Channel<RunUpdate>> _watchers = [];
-    private List<StageRecord> _stages = [.. (record.Stages.Count > 0 ? record.Stages : spec.Spec.Stages).Select(s => new StageRecord(s))];
+    private List<StageRecord> _stages = [.. spec.Spec.Stages.Select(s => new StageRecord(s))];
 
-    public RunSpecRecord Record { get; } = record;
+    /// <summary>What the run was started with; its Stages are the ones this trainer runs (empty: all).</summary>
+    public RunSpecRecord Record { get; private set; } = record;
+
+    /// <summary>Whether this trainer runs <paramref name="stage"/> (a Kubernetes pod runs one stage of a run).</summary>
+    public bool Runs(string stage) => Record.Stages.Count == 0 || Record.Stages.Contains(stage, StringComparer.Ordinal);
+
+    /// <summary>Another slice of the run's stages for this trainer (a later stage's pod).</summary>
+    public void Refilter(IReadOnlyList<string> stages) => Record = Record with { Stages = stages };
 
     public ParsedRunSpec Spec { get; } = spec;
 
@@ -119,7 +126,11 @@ public sealed class TrainerRun(RunSpecRecord record, ParsedRunSpec spec, string 
     public void Restart()
     {
         lock (_lock)
+        {
             Status = RunStatus.Running;
+            Error = null;
+            Note = null;
+        }
     }
 
     /// <summary>The history so far (steps, then the stages as they are), then live updates until the run ends.</summary>
