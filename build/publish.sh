@@ -20,5 +20,7 @@ for service in "${services[@]}"; do
     *) echo "publish: unknown service '$service' (controller, teacher, trainer, registry, extractor)" >&2; exit 2 ;;
   esac
   dotnet publish "$root/services/Distill.Mesh.$project/Distill.Mesh.$project.csproj" -c Release -r linux-x64 --self-contained false \
-    -p:TorchBackend="$backend" -p:DebugType=none -nologo -v quiet -o "$out/$service"
+    -p:TorchBackend="$backend" -nologo -v quiet -o "$out/$service"
+  # Symbols stay in the build folders (a global DebugType=none would rebuild the shared libraries without them).
+  find "$out/$service" -name '*.pdb' -delete
 done

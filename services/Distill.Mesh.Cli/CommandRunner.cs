@@ -33,10 +33,15 @@ internal static class CommandRunner
             }
         });
 
-    /// <summary>Errors caused by the user's files or arguments (not bugs): reported without a stack trace.</summary>
-    private static bool IsUserError(Exception e) => e is FileNotFoundException or DirectoryNotFoundException
+    /// <summary>Errors caused by the user's files, arguments or environment (not bugs): reported without a stack trace.</summary>
+    public static bool IsUserError(Exception e) => e is IOException
         or CheckpointFormatException or ModelConfigException or TokenizerFormatException or AdapterFormatException
-        or ArgumentException or FormatException or JsonException or UnauthorizedAccessException;
+        or ArgumentException or FormatException or JsonException or UnauthorizedAccessException
+        or Specs.Configuration.ConfigException or Training.Recipes.TrainingDivergedException or Training.Teachers.IncompatibleTeacherException
+        or Training.Datasets.DatasetFormatException or Grpc.Core.RpcException;
+
+    /// <summary>A user error in one line (an RPC failure with its status).</summary>
+    public static string Describe(Exception e) => e is Grpc.Core.RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
 
     public static void WriteJson(TextWriter output, object value) => output.WriteLine(JsonSerializer.Serialize(value, Json));
 

@@ -9,12 +9,16 @@ internal static class MeshErrors
     {
         StatusCode.Unavailable when e.Status.Detail.Contains(" at http", StringComparison.Ordinal) || e.Status.Detail.Contains(" at https", StringComparison.Ordinal)
             => $"the {service} at {address} could not reach another service: {e.Status.Detail}",
-        StatusCode.Unavailable => $"the {service} at {address} is unreachable (is it running? `distill up` starts the mesh): {e.Status.Detail}",
+        StatusCode.Unavailable => $"the {service} at {address} is unreachable (is it running? `distill up` starts the mesh){Detail(e)}",
         StatusCode.DeadlineExceeded => $"the {service} at {address} did not answer in time: {e.Status.Detail}",
         StatusCode.Unauthenticated => $"the {service} at {address} wants a bearer token (--token, DISTILL_TOKEN or DISTILL_TOKEN_FILE): {e.Status.Detail}",
         StatusCode.Cancelled => "cancelled",
         _ => $"{e.StatusCode} from the {service} at {address}: {e.Status.Detail}",
     };
+
+    /// <summary>The status detail, unless it is gRPC's generic "Error connecting to subchannel." that says nothing more.</summary>
+    private static string Detail(RpcException e) =>
+        e.Status.Detail.StartsWith("Error connecting to subchannel", StringComparison.Ordinal) ? (e.Status.DebugException?.InnerException?.Message is { } why ? $": {why}" : "") : $": {e.Status.Detail}";
 
     /// <summary>Runs <paramref name="body"/>; RPC failures and bad input become "error: …" on <paramref name="error"/> and exit code 1.</summary>
     public static async Task<int> GuardAsync(TextWriter error, string service, string address, Func<Task<int>> body)
@@ -36,7 +40,7 @@ internal static class MeshErrors
         {
             return 130;
         }
-        catch (Exception e) when (e is Specs.Configuration.ConfigException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception e) when (e is Specs.Configuration.ConfigException or ArgumentException or FormatException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             error.WriteLine($"error: {e.Message}");
             return 1;

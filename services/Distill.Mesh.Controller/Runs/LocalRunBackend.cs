@@ -51,7 +51,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
             {
                 return existing.Sha256 == spec.Sha256
                     ? await GetAsync(runId, cancellationToken)
-                    : throw new RunConflictException($"run '{runId}' exists with another spec (sha256 {existing.Sha256[..12]}…, this one {spec.Sha256[..12]}…); choose another run id, or cancel that run first");
+                    : throw new RunConflictException($"run '{runId}' exists with another spec (sha256 {existing.Sha256[..12]}…, this one {spec.Sha256[..12]}…); a run keeps its id and its spec for good, so submit this spec under another run id");
             }
 
             var trainer = spec.Spec.Mesh.Trainer ?? options.Value.Trainer;

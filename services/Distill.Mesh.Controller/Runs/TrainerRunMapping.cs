@@ -25,7 +25,7 @@ public static class TrainerRunMapping
         {
             Trainer.RunState.Failed => info.Error,
             Trainer.RunState.Interrupted => "interrupted; it resumes when its trainer starts again",
-            Trainer.RunState.Cancelled => "cancelled",
+            Trainer.RunState.Cancelled => "cancelled by the user; its checkpoints are kept",
             Trainer.RunState.Succeeded => info.Note,
             _ => "",
         };

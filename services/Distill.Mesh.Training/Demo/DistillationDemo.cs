@@ -48,7 +48,7 @@ public static class DistillationDemo
         {
             log.WriteLine("teacher: training a 4-layer model on 3,000 generated sentences (once; cached afterwards)…");
             var init = Initialize(Path.Combine(workdir, "teacher-init"), hidden: 128, layers: 4, intermediate: 384, seed: 11);
-            var result = await SftRecipe.RunAsync(Train("teacher", init, Path.Combine(data, "teacher.jsonl"), Path.Combine(workdir, "runs", "teacher"), steps: 400, batch: 32, lr: 3e-3), RerunPolicy.Resume, null, cancellationToken);
+            var result = await SftRecipe.RunAsync(Fresh(TeacherConfig(workdir, init)), RerunPolicy.Resume, null, cancellationToken);
             if (Directory.Exists(teacher))
                 Directory.Delete(teacher, recursive: true);
             Directory.Move(result.ModelPath!, teacher);
@@ -58,12 +58,9 @@ public static class DistillationDemo
 
         var student = Initialize(Path.Combine(workdir, "student-init"), hidden: 64, layers: 2, intermediate: 128, seed: 12);
         log.WriteLine("student: fine-tuning on 160 sentences (hard labels)…");
-        var sftModel = await trainStudent(Train("sft", student, Path.Combine(data, "student.jsonl"), Path.Combine(workdir, "runs", "sft"), steps: StudentSteps, batch: 16, lr: 3e-3), cancellationToken);
+        var sftModel = await trainStudent(Fresh(SftConfig(workdir, student)), cancellationToken);
         log.WriteLine("student: distilling on the same 160 sentences (teacher's distributions, forward KL)…");
-        var kdConfig = Train("kd", student, Path.Combine(data, "student.jsonl"), Path.Combine(workdir, "runs", "kd"), steps: StudentSteps, batch: 16, lr: 3e-3);
-        kdConfig.Teachers = [new TeacherConfig { Model = teacher }];
-        kdConfig.Loss = new LossConfig { Kind = "fkl", KdRatio = 1.0, Temperature = 1.0 };
-        var kdModel = await trainStudent(kdConfig, cancellationToken);
+        var kdModel = await trainStudent(Fresh(KdConfig(workdir, student, teacher)), cancellationToken);
 
         log.WriteLine("evaluating on 300 held-out sentences and 96 agreement probes…");
         var heldout = await DatasetFile.ReadAsync(Path.Combine(data, "heldout.jsonl"), cancellationToken);
@@ -126,10 +123,33 @@ public static class DistillationDemo
         return folder;
     }
 
-    private static TrainConfig Train(string recipe, string model, string dataset, string output, int steps, int batch, double lr)
+    /// <summary>The teacher's training run (plain fine-tuning on the 3,000 sentences).</summary>
+    internal static TrainConfig TeacherConfig(string workdir, string init) =>
+        Config("sft", init, Path.Combine(workdir, "data", "teacher.jsonl"), Path.Combine(workdir, "runs", "teacher"), steps: 400, batch: 32, lr: 3e-3);
+
+    /// <summary>The student's plain fine-tuning run.</summary>
+    internal static TrainConfig SftConfig(string workdir, string student) =>
+        Config("sft", student, Path.Combine(workdir, "data", "student.jsonl"), Path.Combine(workdir, "runs", "sft"), steps: StudentSteps, batch: 16, lr: 3e-3);
+
+    /// <summary>The student's distillation run (the teacher's full distributions, forward KL).</summary>
+    internal static TrainConfig KdConfig(string workdir, string student, string teacher)
     {
-        if (Directory.Exists(output))
-            Directory.Delete(output, recursive: true);
+        var config = Config("kd", student, Path.Combine(workdir, "data", "student.jsonl"), Path.Combine(workdir, "runs", "kd"), steps: StudentSteps, batch: 16, lr: 3e-3);
+        config.Teachers = [new TeacherConfig { Model = teacher }];
+        config.Loss = new LossConfig { Kind = "fkl", KdRatio = 1.0, Temperature = 1.0 };
+        return config;
+    }
+
+    /// <summary>The demo starts its runs over each time.</summary>
+    private static TrainConfig Fresh(TrainConfig config)
+    {
+        if (Directory.Exists(config.OutputDir))
+            Directory.Delete(config.OutputDir, recursive: true);
+        return config;
+    }
+
+    private static TrainConfig Config(string recipe, string model, string dataset, string output, int steps, int batch, double lr)
+    {
         return new TrainConfig
         {
             Recipe = recipe,
