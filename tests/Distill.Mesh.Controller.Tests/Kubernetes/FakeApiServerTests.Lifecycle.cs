@@ -67,6 +67,59 @@ public sealed partial class FakeApiServerTests
     }
 
     [Fact]
+    public async Task DeleteNamespacedJob_NoPropagationPolicy_OrphansPodsAsBatchV1Does()
+    {
+        var job = await _client.BatchV1.CreateNamespacedJobAsync(Job("extract"), Ns).WaitAsync(Timeout);
+        var pod = Pod("extract-0");
+        pod.Metadata.OwnerReferences = [new V1OwnerReference { ApiVersion = "batch/v1", Kind = "Job", Name = "extract", Uid = job.Metadata.Uid }];
+        await _client.CoreV1.CreateNamespacedPodAsync(pod, Ns).WaitAsync(Timeout);
+
+        await _client.BatchV1.DeleteNamespacedJobAsync("extract", Ns).WaitAsync(Timeout);
+
+        Assert.Equal(["extract-0"], (await _client.CoreV1.ListNamespacedPodAsync(Ns).WaitAsync(Timeout)).Items.Select(p => p.Metadata.Name));
+    }
+
+    [Fact]
+    public async Task DeleteNamespacedDeployment_OwnerOfOwner_CascadesThroughEveryLevel()
+    {
+        var deployment = await _client.AppsV1.CreateNamespacedDeploymentAsync(Deployment("teacher"), Ns).WaitAsync(Timeout);
+        var config = new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "teacher-config", OwnerReferences = [new V1OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = "teacher", Uid = deployment.Metadata.Uid }] } };
+        var createdConfig = await _client.CoreV1.CreateNamespacedConfigMapAsync(config, Ns).WaitAsync(Timeout);
+        var secret = new V1Secret { Metadata = new V1ObjectMeta { Name = "teacher-secret", OwnerReferences = [new V1OwnerReference { ApiVersion = "v1", Kind = "ConfigMap", Name = "teacher-config", Uid = createdConfig.Metadata.Uid }] } };
+        await _client.CoreV1.CreateNamespacedSecretAsync(secret, Ns).WaitAsync(Timeout);
+
+        await _client.AppsV1.DeleteNamespacedDeploymentAsync("teacher", Ns).WaitAsync(Timeout);
+
+        await _server.WaitForAbsentAsync("", "v1", "secrets", Ns, "teacher-secret", Timeout);
+        Assert.Null(_server.Get("", "v1", "configmaps", Ns, "teacher-config"));
+    }
+
+    [Fact]
+    public async Task PatchNamespacedCustomObject_NewFinalizerWhileDeleting_Invalid422()
+    {
+        var run = Run("run-1", "tiny");
+        run["metadata"]!["finalizers"] = new JsonArray("distill.mesh.io/cleanup");
+        await _client.CustomObjects.CreateNamespacedCustomObjectAsync(run, Group, Version, Ns, Runs).WaitAsync(Timeout);
+        await _client.CustomObjects.DeleteNamespacedCustomObjectAsync(Group, Version, Ns, Runs, "run-1").WaitAsync(Timeout);
+
+        var e = await Assert.ThrowsAsync<k8s.Autorest.HttpOperationException>(() => _client.CustomObjects.PatchNamespacedCustomObjectAsync(
+            new V1Patch("""{"metadata":{"finalizers":["distill.mesh.io/cleanup","other"]}}""", V1Patch.PatchType.MergePatch), Group, Version, Ns, Runs, "run-1").WaitAsync(Timeout));
+
+        Assert.Equal(System.Net.HttpStatusCode.UnprocessableEntity, e.Response.StatusCode);
+    }
+
+    [Fact]
+    public async Task GenericClient_CoreGroup_ServesPodsThroughApisDoubleSlashPath()
+    {
+        await _client.CoreV1.CreateNamespacedPodAsync(Pod("a"), Ns).WaitAsync(Timeout);
+        using var pods = new GenericClient(_client, "v1", "pods", disposeClient: false);
+
+        var pod = await pods.ReadNamespacedAsync<V1Pod>(Ns, "a").WaitAsync(Timeout);
+
+        Assert.Equal("a", pod.Metadata.Name);
+    }
+
+    [Fact]
     public async Task LeaderElector_TwoCandidatesOnOneLease_OneLeadsAndTheOtherTakesOverAfterExpiry()
     {
         using var clientA = _server.Client();

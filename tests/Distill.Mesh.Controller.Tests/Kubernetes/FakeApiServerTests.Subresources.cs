@@ -76,6 +76,33 @@ public sealed partial class FakeApiServerTests
     }
 
     [Fact]
+    public async Task PatchNamespacedPod_StrategicMergeFinalizers_MergeAsSetAndDeleteFromPrimitiveListRemoves()
+    {
+        var pod = Pod("a");
+        pod.Metadata.Finalizers = ["one"];
+        await _client.CoreV1.CreateNamespacedPodAsync(pod, Ns).WaitAsync(Timeout);
+
+        var added = await _client.CoreV1.PatchNamespacedPodAsync(new V1Patch("""{"metadata":{"finalizers":["two","one"]}}""", V1Patch.PatchType.StrategicMergePatch), "a", Ns).WaitAsync(Timeout);
+        var removed = await _client.CoreV1.PatchNamespacedPodAsync(new V1Patch("""{"metadata":{"$deleteFromPrimitiveList/finalizers":["one"]}}""", V1Patch.PatchType.StrategicMergePatch), "a", Ns).WaitAsync(Timeout);
+
+        Assert.Equal(["one", "two"], added.Metadata.Finalizers);
+        Assert.Equal(["two"], removed.Metadata.Finalizers);
+    }
+
+    [Fact]
+    public async Task PatchNamespacedPodStatus_StrategicMergeConditions_MergeByType()
+    {
+        await _client.CoreV1.CreateNamespacedPodAsync(Pod("a"), Ns).WaitAsync(Timeout);
+        _server.Patch("", "v1", "pods", Ns, "a", JsonNode.Parse("""{"status":{"conditions":[{"type":"PodScheduled","status":"True"},{"type":"Ready","status":"False"}]}}""")!.AsObject());
+
+        var patched = await _client.CoreV1.PatchNamespacedPodStatusAsync(
+            new V1Patch("""{"status":{"conditions":[{"type":"Ready","status":"True"}]}}""", V1Patch.PatchType.StrategicMergePatch), "a", Ns).WaitAsync(Timeout);
+
+        Assert.Equal([("PodScheduled", "True"), ("Ready", "True")], patched.Status.Conditions.Select(c => (c.Type, c.Status)));
+        Assert.Equal("Pending", patched.Status.Phase);
+    }
+
+    [Fact]
     public async Task PatchNamespacedDeployment_StaleResourceVersionInPatch_Conflict409()
     {
         var created = await _client.AppsV1.CreateNamespacedDeploymentAsync(Deployment("teacher"), Ns).WaitAsync(Timeout);

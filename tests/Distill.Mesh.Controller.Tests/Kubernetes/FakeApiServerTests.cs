@@ -63,6 +63,27 @@ public sealed partial class FakeApiServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CreateNamespaced_EachBuiltInKind_ReadsBackThroughTypedClient()
+    {
+        var meta = () => new V1ObjectMeta { Name = "teacher" };
+        await _client.CoreV1.CreateNamespacedServiceAsync(new V1Service { Metadata = meta(), Spec = new V1ServiceSpec { Ports = [new V1ServicePort { Port = 5000 }] } }, Ns).WaitAsync(Timeout);
+        await _client.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = meta(), StringData = new Dictionary<string, string> { ["token"] = "t" } }, Ns).WaitAsync(Timeout);
+        await _client.CoreV1.CreateNamespacedServiceAccountAsync(new V1ServiceAccount { Metadata = meta() }, Ns).WaitAsync(Timeout);
+        await _client.CoreV1.CreateNamespacedPersistentVolumeClaimAsync(new V1PersistentVolumeClaim { Metadata = meta(), Spec = new V1PersistentVolumeClaimSpec { AccessModes = ["ReadWriteOnce"] } }, Ns).WaitAsync(Timeout);
+        await _client.CoreV1.CreateNamespacedEventAsync(new Corev1Event { Metadata = new V1ObjectMeta { Name = "teacher.1" }, InvolvedObject = new V1ObjectReference { Kind = "Pod", Name = "teacher" }, Reason = "Started" }, Ns).WaitAsync(Timeout);
+        await _client.EventsV1.CreateNamespacedEventAsync(new Eventsv1Event { Metadata = new V1ObjectMeta { Name = "teacher.2" }, Reason = "Scaled", Action = "Scale", EventTime = DateTime.UtcNow }, Ns).WaitAsync(Timeout);
+        await _client.CoordinationV1.CreateNamespacedLeaseAsync(new V1Lease { Metadata = meta(), Spec = new V1LeaseSpec { HolderIdentity = "a" } }, Ns).WaitAsync(Timeout);
+
+        Assert.Equal(5000, (await _client.CoreV1.ReadNamespacedServiceAsync("teacher", Ns).WaitAsync(Timeout)).Spec.Ports.Single().Port);
+        Assert.Equal("t", (await _client.CoreV1.ReadNamespacedSecretAsync("teacher", Ns).WaitAsync(Timeout)).StringData["token"]);
+        Assert.Equal("teacher", (await _client.CoreV1.ReadNamespacedServiceAccountAsync("teacher", Ns).WaitAsync(Timeout)).Metadata.Name);
+        Assert.Equal(["ReadWriteOnce"], (await _client.CoreV1.ReadNamespacedPersistentVolumeClaimAsync("teacher", Ns).WaitAsync(Timeout)).Spec.AccessModes);
+        Assert.Equal("Started", (await _client.CoreV1.ListNamespacedEventAsync(Ns).WaitAsync(Timeout)).Items.Single().Reason);
+        Assert.Equal("Scaled", (await _client.EventsV1.ListNamespacedEventAsync(Ns).WaitAsync(Timeout)).Items.Single().Reason);
+        Assert.Equal("a", (await _client.CoordinationV1.ReadNamespacedLeaseAsync("teacher", Ns).WaitAsync(Timeout)).Spec.HolderIdentity);
+    }
+
+    [Fact]
     public async Task CreateNamespacedPod_NameTaken_Conflict409AlreadyExists()
     {
         await _client.CoreV1.CreateNamespacedPodAsync(Pod("trainer-0"), Ns).WaitAsync(Timeout);

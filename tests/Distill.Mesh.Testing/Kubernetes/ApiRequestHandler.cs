@@ -48,7 +48,7 @@ internal sealed class ApiRequestHandler(
         if (route.Document is not null)
         {
             if (!HttpMethods.IsGet(request.Method))
-                throw ApiError.MethodNotAllowed($"the server does not allow this method on the requested resource");
+                throw ApiError.MethodNotAllowed("the server does not allow this method on the requested resource");
             await WriteAsync(context, HttpStatusCode.OK, catalog.Document(route, address()) ?? throw PageNotFound()).ConfigureAwait(false);
             return;
         }
@@ -59,7 +59,8 @@ internal sealed class ApiRequestHandler(
         calls.Enqueue(call);
 
         var resource = catalog.Find(route.Group, route.Version!, route.Plural!) ?? throw PageNotFound();
-        if ((resource.Namespaced && route.Namespace is null && route.Name is not null) || (!resource.Namespaced && route.Namespace is not null))
+        // Only list and watch span namespaces; a cluster-scoped resource has none.
+        if (resource.Namespaced ? route.Namespace is null && verb is not ("list" or "watch") : route.Namespace is not null)
             throw PageNotFound();
         if (route.Subresource is { } sub && !(sub == "status" && resource.StatusSubresource) && !(sub == "scale" && resource.ScaleSubresource))
             throw PageNotFound();
@@ -101,12 +102,12 @@ internal sealed class ApiRequestHandler(
                 await WriteAsync(context, HttpStatusCode.OK, patched).ConfigureAwait(false);
                 break;
             case "delete":
-                var options = await DeletionOptionsAsync(request).ConfigureAwait(false);
+                var options = await DeletionOptionsAsync(request, resource).ConfigureAwait(false);
                 var (deleted, removed) = store.Delete(resource, ns, name, options);
                 await WriteAsync(context, HttpStatusCode.OK, removed && !resource.ReturnsDeletedObject ? Success(resource, deleted) : deleted).ConfigureAwait(false);
                 break;
             case "deletecollection":
-                var collectionOptions = await DeletionOptionsAsync(request).ConfigureAwait(false);
+                var collectionOptions = await DeletionOptionsAsync(request, resource).ConfigureAwait(false);
                 var (victims, _) = store.List(resource, resource.Namespaced ? route.Namespace : null, LabelSelector.Parse(query["labelSelector"]), FieldSelector.Parse(query["fieldSelector"]));
                 foreach (var victim in victims)
                 {
@@ -192,15 +193,21 @@ internal sealed class ApiRequestHandler(
             throw ApiError.BadRequest("the namespace of the provided object does not match the namespace sent on the request");
     }
 
-    private static async Task<DeletionOptions> DeletionOptionsAsync(HttpRequest request)
+    private static async Task<DeletionOptions> DeletionOptionsAsync(HttpRequest request, ApiResource resource)
     {
         var body = await ReadNodeAsync(request).ConfigureAwait(false) as JsonObject;
         var policy = request.Query["propagationPolicy"].ToString();
         if (policy.Length == 0)
             policy = ObjectStore.Text(body ?? [], "propagationPolicy") ?? "";
-        var orphan = policy == "Orphan"
-            || request.Query["orphanDependents"] is ["true"]
-            || (body?["orphanDependents"] is JsonValue v && v.TryGetValue<bool>(out var o) && o);
+        var orphanDependents = request.Query["orphanDependents"] is [var q] ? bool.TryParse(q, out var fromQuery) && fromQuery
+            : body?["orphanDependents"] is JsonValue v && v.TryGetValue<bool>(out var fromBody) ? fromBody
+            : (bool?)null;
+        var orphan = policy switch
+        {
+            "Orphan" => true,
+            "Background" or "Foreground" => false,
+            _ => orphanDependents ?? resource.OrphansByDefault,
+        };
         var preconditions = body?["preconditions"] as JsonObject;
         return new DeletionOptions(orphan, preconditions is null ? null : ObjectStore.Text(preconditions, "uid"), preconditions is null ? null : ObjectStore.Text(preconditions, "resourceVersion"));
     }

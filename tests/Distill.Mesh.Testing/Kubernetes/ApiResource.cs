@@ -9,6 +9,7 @@ namespace Distill.Mesh.Testing.Kubernetes;
 /// <param name="StatusSubresource">Whether writes to the main resource keep the stored status and /status writes change only status.</param>
 /// <param name="ScaleSubresource">Whether /scale maps an autoscaling/v1 Scale onto spec.replicas.</param>
 /// <param name="ReturnsDeletedObject">Whether DELETE answers with the object (pods, services...) rather than a Status, as the real registry does.</param>
+/// <param name="OrphansByDefault">Whether a DELETE without a propagationPolicy orphans dependents (batch/v1 Jobs, kept for compatibility by the real server).</param>
 public sealed record ApiResource(
     string Group,
     string Version,
@@ -17,7 +18,8 @@ public sealed record ApiResource(
     bool Namespaced = true,
     bool StatusSubresource = false,
     bool ScaleSubresource = false,
-    bool ReturnsDeletedObject = false)
+    bool ReturnsDeletedObject = false,
+    bool OrphansByDefault = false)
 {
     /// <summary>The apiVersion objects of this resource carry ("v1", "apps/v1").</summary>
     public string ApiVersion => Group.Length == 0 ? Version : $"{Group}/{Version}";
@@ -40,7 +42,7 @@ public sealed record ApiResource(
         new("", "v1", "namespaces", "Namespace", Namespaced: false, StatusSubresource: true),
         new("", "v1", "nodes", "Node", Namespaced: false, StatusSubresource: true),
         new("apps", "v1", "deployments", "Deployment", StatusSubresource: true, ScaleSubresource: true),
-        new("batch", "v1", "jobs", "Job", StatusSubresource: true),
+        new("batch", "v1", "jobs", "Job", StatusSubresource: true, OrphansByDefault: true),
         new("coordination.k8s.io", "v1", "leases", "Lease"),
         new("events.k8s.io", "v1", "events", "Event"),
     ];

@@ -36,7 +36,11 @@ public sealed class FakeApiServer : IAsyncDisposable
         _app = builder.Build();
         var handler = new ApiRequestHandler(_store, _catalog, _calls, _failures, () => Address, _stopping.Token);
         _app.Run(handler.HandleAsync);
-        _store.Committed += e => Changed?.Invoke(new WatchEvent(e.Type, e.Key.Resource, (JsonObject)e.Object.DeepClone()));
+        _store.Committed += e =>
+        {
+            if (Changed is { } changed)
+                changed(new WatchEvent(e.Type, e.Key.Resource, (JsonObject)e.Object.DeepClone()));
+        };
     }
 
     /// <summary>
@@ -60,7 +64,7 @@ public sealed class FakeApiServer : IAsyncDisposable
         var server = new FakeApiServer();
         await server._app.StartAsync(cancellationToken).ConfigureAwait(false);
         var addresses = server._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-        server.Address = new Uri(addresses.Single().Replace("[::1]", "127.0.0.1", StringComparison.Ordinal) + "/");
+        server.Address = new Uri(addresses.Single() + "/");
         return server;
     }
 

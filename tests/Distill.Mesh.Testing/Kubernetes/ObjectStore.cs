@@ -118,6 +118,9 @@ internal sealed partial class ObjectStore
             if (scope != WriteScope.Status && !JsonNode.DeepEquals(WithoutMetadataAndStatus(current), WithoutMetadataAndStatus(next)))
                 Metadata(next)["generation"] = Number(Metadata(current)["generation"]) + 1;
 
+            if (Metadata(current).ContainsKey("deletionTimestamp") && Finalizers(next).Any(f => !Finalizers(current).Any(c => JsonNode.DeepEquals(c, f))))
+                throw ApiError.Invalid($"{resource.Kind} \"{name}\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted");
+
             // The real server neither bumps resourceVersion nor sends an event for a write that changes nothing.
             if (JsonNode.DeepEquals(current, next))
                 return Clone(current);
