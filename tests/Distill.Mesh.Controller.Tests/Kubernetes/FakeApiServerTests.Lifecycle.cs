@@ -109,14 +109,17 @@ public sealed partial class FakeApiServerTests
     }
 
     [Fact]
-    public async Task GenericClient_CoreGroup_ServesPodsThroughApisDoubleSlashPath()
+    public async Task GenericClientAndCustomObjects_CoreGroup_ServePods()
     {
         await _client.CoreV1.CreateNamespacedPodAsync(Pod("a"), Ns).WaitAsync(Timeout);
         using var pods = new GenericClient(_client, "v1", "pods", disposeClient: false);
 
         var pod = await pods.ReadNamespacedAsync<V1Pod>(Ns, "a").WaitAsync(Timeout);
+        // CustomObjects with group "" asks for /apis//v1/...; the fake serves it as the core group.
+        var untyped = Json(await _client.CustomObjects.GetNamespacedCustomObjectAsync("", "v1", Ns, "pods", "a").WaitAsync(Timeout));
 
         Assert.Equal("a", pod.Metadata.Name);
+        Assert.Equal(pod.Metadata.Uid, untyped["metadata"]!["uid"]!.GetValue<string>());
     }
 
     [Fact]

@@ -23,7 +23,7 @@ internal sealed record ApiRoute(string Group, string? Version, string? Plural, s
             ["api", var version] => Discovery("resources", "", version),
             ["apis", var group, var version] => Discovery("resources", group, version),
             ["api", var version, .. var rest] => Resource("", version, rest),
-            // GenericClient with the core group ("") asks for /apis//v1/...: serve it as /api/v1/....
+            // CustomObjects calls with the core group ("") ask for /apis//v1/...: serve them as /api/v1/....
             ["apis", var group, var version, .. var rest] => Resource(group, version, rest),
             _ => null,
         };
