@@ -19,7 +19,7 @@ namespace Distill.Mesh.Controller.Kubernetes;
 /// changes and the progress their trainer pods report, Cancel suspends the run and marks it
 /// cancelled (its pods go, its checkpoints stay).
 /// </summary>
-public sealed class KubernetesRunBackend(KubernetesConnection connection, ProgressRelay relay, IOptions<KubernetesOptions> options) : IRunBackend
+public sealed class KubernetesRunBackend(KubernetesConnection connection, ProgressRelay relay, IOptions<KubernetesOptions> options, ILogger<KubernetesRunBackend> logger) : IRunBackend
 {
     private IKubernetes Client => connection.Client;
 
@@ -114,28 +114,29 @@ public sealed class KubernetesRunBackend(KubernetesConnection connection, Progre
 
         var events = System.Threading.Channels.Channel.CreateUnbounded<RunEvent>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var statuses = Task.Run(async () =>
-        {
-            try
+        var seen = snapshot;
+        // The run's status changes (a watch that expires or ends is resumed, or relisted on 410), until it ends.
+        var statuses = ListWatch.RunAsync<DistillationRun>($"run {runId}",
+            async ct =>
             {
-                var seen = snapshot;
-                await foreach (var (type, run) in RunWatch.Of(Client, Namespace, current.Metadata.ResourceVersion, stop.Token))
+                var run = await ReadAsync(runId, ct);
+                return ([run], run.Metadata.ResourceVersion);
+            },
+            (rv, onError, ct) => RunWatch.Of(Client, Namespace, rv, onError, ct),
+            (type, run) =>
+            {
+                if (run.Metadata.Name != runId)
+                    return;
+                var next = ToRun(run);
+                foreach (var change in Changes(seen, next))
+                    events.Writer.TryWrite(change);
+                seen = next;
+                if (type == WatchEventType.Deleted || Final(next.Phase))
                 {
-                    if (run.Metadata.Name != runId)
-                        continue;
-                    var next = ToRun(run);
-                    foreach (var change in Changes(seen, next))
-                        events.Writer.TryWrite(change);
-                    seen = next;
-                    if (type == WatchEventType.Deleted || Final(next.Phase))
-                        break;
+                    events.Writer.TryComplete();
+                    stop.Cancel();
                 }
-            }
-            finally
-            {
-                events.Writer.TryComplete();
-            }
-        }, CancellationToken.None);
+            }, logger, stop.Token).ContinueWith(_ => events.Writer.TryComplete(), TaskScheduler.Default);
         var relayed = Task.Run(async () =>
         {
             await foreach (var e in reports.Reader.ReadAllAsync(stop.Token))
@@ -145,7 +146,7 @@ public sealed class KubernetesRunBackend(KubernetesConnection connection, Progre
         await foreach (var e in events.Reader.ReadAllAsync(cancellationToken))
             yield return e;
         await stop.CancelAsync();
-        await Task.WhenAll(statuses.ContinueWith(_ => { }, TaskScheduler.Default), relayed);
+        await Task.WhenAll(statuses, relayed);
         yield return Snapshot(await GetAsync(runId, cancellationToken));
     }
 

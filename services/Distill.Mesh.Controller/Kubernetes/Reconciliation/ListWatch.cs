@@ -8,13 +8,15 @@ namespace Distill.Mesh.Controller.Kubernetes.Reconciliation;
 /// List-then-watch, as an informer does it (KubernetesClient has none): list, hand every object
 /// to the handler, watch from the list's resourceVersion, resume a watch that ends from the last
 /// resourceVersion seen, relist when the server answers 410 Gone (the version is too old), and
-/// back off with jitter after errors.
+/// back off with jitter after errors. KubernetesClient reports a watch's ERROR event (the 410)
+/// only through its onError callback, then ends the enumeration; a watch that times out without
+/// any event ends with an EndOfStream error; both are handled here.
 /// </summary>
 public static class ListWatch
 {
     public delegate Task<(IReadOnlyList<T> Items, string ResourceVersion)> Lister<T>(CancellationToken cancellationToken);
 
-    public delegate IAsyncEnumerable<(WatchEventType Type, T Item)> Watcher<T>(string resourceVersion, CancellationToken cancellationToken);
+    public delegate IAsyncEnumerable<(WatchEventType Type, T Item)> Watcher<T>(string resourceVersion, Action<Exception> onError, CancellationToken cancellationToken);
 
     public static async Task RunAsync<T>(string what, Lister<T> list, Watcher<T> watch, Action<WatchEventType, T> handle, ILogger logger, CancellationToken cancellationToken)
         where T : IKubernetesObject<V1ObjectMeta>
@@ -30,18 +32,29 @@ public static class ListWatch
                 backoff = TimeSpan.FromSeconds(1);
                 while (!cancellationToken.IsCancellationRequested)
                 {
-                    await foreach (var (type, item) in watch(resourceVersion, cancellationToken))
+                    Exception? reported = null;
+                    try
                     {
-                        if (type == WatchEventType.Bookmark || item?.Metadata is null)
+                        await foreach (var (type, item) in watch(resourceVersion, e => reported ??= e, cancellationToken))
                         {
-                            if (item?.Metadata?.ResourceVersion is { } bookmark)
-                                resourceVersion = bookmark;
-                            continue;
-                        }
+                            if (type == WatchEventType.Bookmark || item?.Metadata is null)
+                            {
+                                if (item?.Metadata?.ResourceVersion is { } bookmark)
+                                    resourceVersion = bookmark;
+                                continue;
+                            }
 
-                        resourceVersion = item.Metadata.ResourceVersion ?? resourceVersion;
-                        handle(type, item);
+                            resourceVersion = item.Metadata.ResourceVersion ?? resourceVersion;
+                            handle(type, item);
+                        }
                     }
+                    catch (HttpRequestException e) when (e.InnerException is EndOfStreamException)
+                    {
+                        // A watch that timed out with nothing to say: resume it.
+                    }
+
+                    if (reported is not null && !(reported is HttpRequestException { InnerException: EndOfStreamException }))
+                        throw reported;
                 }
             }
             catch (Exception e) when (Gone(e))

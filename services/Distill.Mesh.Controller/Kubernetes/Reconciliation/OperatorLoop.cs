@@ -35,7 +35,7 @@ public sealed class OperatorLoop(IKubernetes client, RunReconciler reconciler, T
                     var list = await client.CustomObjects.ListNamespacedCustomObjectAsync<DistillationRunList>(DistillationRun.Group, DistillationRun.Version, ns, DistillationRun.Plural, cancellationToken: ct);
                     return (list.Items.ToList(), list.Metadata.ResourceVersion);
                 },
-                (rv, ct) => RunWatch.Of(client, ns, rv, ct),
+                (rv, onError, ct) => RunWatch.Of(client, ns, rv, onError, ct),
                 (type, run) =>
                 {
                     if (type == WatchEventType.Deleted)
@@ -55,7 +55,7 @@ public sealed class OperatorLoop(IKubernetes client, RunReconciler reconciler, T
                     var list = await client.BatchV1.ListNamespacedJobAsync(ns, labelSelector: managed, cancellationToken: ct);
                     return (list.Items.ToList(), list.Metadata.ResourceVersion);
                 },
-                (rv, ct) => client.BatchV1.WatchListNamespacedJobAsync(ns, labelSelector: managed, resourceVersion: rv, timeoutSeconds: 300, cancellationToken: ct),
+                (rv, onError, ct) => client.BatchV1.WatchListNamespacedJobAsync(ns, labelSelector: managed, resourceVersion: rv, timeoutSeconds: 300, onError: onError, cancellationToken: ct),
                 (_, job) => Enqueue(RunOf(job.Metadata)), logger, cancellationToken),
             ListWatch.RunAsync<V1Pod>("pods",
                 async ct =>
@@ -63,7 +63,7 @@ public sealed class OperatorLoop(IKubernetes client, RunReconciler reconciler, T
                     var list = await client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: managed, cancellationToken: ct);
                     return (list.Items.ToList(), list.Metadata.ResourceVersion);
                 },
-                (rv, ct) => client.CoreV1.WatchListNamespacedPodAsync(ns, labelSelector: managed, resourceVersion: rv, timeoutSeconds: 300, cancellationToken: ct),
+                (rv, onError, ct) => client.CoreV1.WatchListNamespacedPodAsync(ns, labelSelector: managed, resourceVersion: rv, timeoutSeconds: 300, onError: onError, cancellationToken: ct),
                 (_, pod) => Enqueue(RunOf(pod.Metadata)), logger, cancellationToken),
             ListWatch.RunAsync<V1Deployment>("teacher deployments",
                 async ct =>
@@ -71,7 +71,7 @@ public sealed class OperatorLoop(IKubernetes client, RunReconciler reconciler, T
                     var list = await client.AppsV1.ListNamespacedDeploymentAsync(ns, labelSelector: $"{Labels.Component}=teacher", cancellationToken: ct);
                     return (list.Items.ToList(), list.Metadata.ResourceVersion);
                 },
-                (rv, ct) => client.AppsV1.WatchListNamespacedDeploymentAsync(ns, labelSelector: $"{Labels.Component}=teacher", resourceVersion: rv, timeoutSeconds: 300, cancellationToken: ct),
+                (rv, onError, ct) => client.AppsV1.WatchListNamespacedDeploymentAsync(ns, labelSelector: $"{Labels.Component}=teacher", resourceVersion: rv, timeoutSeconds: 300, onError: onError, cancellationToken: ct),
                 (_, deployment) =>
                 {
                     // A teacher that became ready lets its runs' train stages start.
