@@ -22,8 +22,6 @@ public sealed class ExtractorOptions
     public bool JobConsolidate { get; set; }
 
     /// <summary>Job mode's run id.</summary>
-    public string JobId() => JobRunId ?? Environment.GetEnvironmentVariable("DISTILL_RUN_ID") ?? Path.GetFileNameWithoutExtension(JobSpec ?? "");
+    public string JobId() => JobRunId ?? Path.GetFileNameWithoutExtension(JobSpec ?? "");
 
-    /// <summary>Job mode's shard.</summary>
-    public int? Shard() => JobShard ?? (int.TryParse(Environment.GetEnvironmentVariable("JOB_COMPLETION_INDEX"), out var index) ? index : null);
 }

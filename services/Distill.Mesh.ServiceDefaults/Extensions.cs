@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -35,6 +36,7 @@ public static class Extensions
         var configured = section.Get<MeshOptions>() ?? new MeshOptions();
         builder.Services.AddSingleton(new MutatingMethods());
         builder.Services.AddSingleton<MeshChannels>();
+        builder.Services.TryAddSingleton<JobOutcome>();
         var certificate = MeshTls.LoadServerCertificate(configured);
         builder.Services.Configure<KestrelServerOptions>(k =>
         {

@@ -48,6 +48,4 @@ public sealed class TeacherOptions
     /// <summary>Job mode: the shard this pod scores (default: JOB_COMPLETION_INDEX, as an Indexed Job sets it; 0 with one shard).</summary>
     public int? JobShard { get; set; }
 
-    /// <summary>Job mode's shard.</summary>
-    public int? Shard() => JobShard ?? (int.TryParse(Environment.GetEnvironmentVariable("JOB_COMPLETION_INDEX"), out var index) ? index : null);
 }

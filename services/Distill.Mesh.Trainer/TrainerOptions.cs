@@ -25,7 +25,7 @@ public sealed class TrainerOptions
     public string? JobStages { get; set; }
 
     /// <summary>Job mode's run id; in job mode this is the only run the trainer resumes from the volume (others belong to other pods).</summary>
-    public string JobId() => JobRunId ?? Environment.GetEnvironmentVariable("DISTILL_RUN_ID") ?? Path.GetFileNameWithoutExtension(JobSpec ?? "");
+    public string JobId() => JobRunId ?? Path.GetFileNameWithoutExtension(JobSpec ?? "");
 
     /// <summary>Job mode's stages.</summary>
     public IReadOnlyList<string> JobStageList() => (JobStages ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -29,8 +29,14 @@ public sealed class OperatorMetrics : IDisposable
             "{replica}", "Replicas of each teacher Deployment");
     }
 
+    private long _reconciled;
+
+    /// <summary>Reconciles this replica has run (any result).</summary>
+    public long ReconcileCount => Interlocked.Read(ref _reconciled);
+
     public void Reconciled(double seconds, bool failed)
     {
+        Interlocked.Increment(ref _reconciled);
         var result = new KeyValuePair<string, object?>("result", failed ? "error" : "ok");
         _reconciles.Add(1, result);
         _duration.Record(seconds, result);

@@ -11,6 +11,13 @@ public static class ExtractorServiceExtensions
     {
         builder.AddServiceDefaults("distill-extractor");
         builder.Services.Configure<ExtractorOptions>(builder.Configuration.GetSection("Extractor"));
+        // A Job's pod environment (DISTILL_RUN_ID, JOB_COMPLETION_INDEX) fills what the section leaves unset.
+        builder.Services.PostConfigure<ExtractorOptions>(o =>
+        {
+            var (runId, index) = JobOutcome.FromEnvironment(builder.Configuration);
+            o.JobRunId ??= runId;
+            o.JobShard ??= index;
+        });
         if (!string.IsNullOrWhiteSpace(builder.Configuration["Extractor:JobSpec"]))
             builder.Services.AddHostedService<Jobs.ExtractorJob>();
         return builder;

@@ -14,7 +14,7 @@ namespace Distill.Mesh.Extractor.Jobs;
 /// finished shard (its report matches the plan and its file's SHA-256) is skipped, an interrupted
 /// one is computed again; consolidation refuses missing shards.
 /// </summary>
-public sealed class ExtractorJob(IOptions<ExtractorOptions> options, IHostApplicationLifetime lifetime, ILogger<ExtractorJob> logger) : BackgroundService
+public sealed class ExtractorJob(IOptions<ExtractorOptions> options, JobOutcome outcome, ILogger<ExtractorJob> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -46,24 +46,24 @@ public sealed class ExtractorJob(IOptions<ExtractorOptions> options, IHostApplic
                 }
                 else
                 {
-                    var shard = settings.Shard() ?? throw new ConfigException("Extractor:JobShard (or JOB_COMPLETION_INDEX) names the shard this job computes; or set Extractor:JobConsolidate");
+                    var shard = settings.JobShard ?? throw new ConfigException("Extractor:JobShard (or JOB_COMPLETION_INDEX) names the shard this job computes; or set Extractor:JobConsolidate");
                     if (shard < 0 || shard >= extractor.Plan.Shards)
                         throw new ConfigException($"shard {shard} is outside the plan's {extractor.Plan.Shards} shards (extract.shards)");
                     extractor.RunShard(output, shard, Log, stoppingToken);
                 }
             }, stoppingToken);
-            await lifetime.ExitAsync(0, stoppingToken);
+            await outcome.ExitAsync(0, stoppingToken);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            Environment.ExitCode = 143;
+            outcome.Set(143);
             return;
         }
         catch (Exception e) when (e is ConfigException or ArgumentException or IOException or InvalidOperationException
             or Modeling.Checkpoints.CheckpointFormatException or Modeling.Models.ModelConfigException)
         {
             logger.LogCritical("Extraction job {Spec} failed: {Reason}", settings.JobSpec, e.Message);
-            await lifetime.ExitAsync(1, stoppingToken);
+            await outcome.ExitAsync(1, stoppingToken);
         }
     }
 }

@@ -17,6 +17,8 @@ public static class TeacherServiceExtensions
     {
         builder.AddServiceDefaults("distill-teacher");
         builder.Services.Configure<TeacherOptions>(builder.Configuration.GetSection("Teacher"));
+        // A Job's pod environment (DISTILL_RUN_ID, JOB_COMPLETION_INDEX) fills what the section leaves unset.
+        builder.Services.PostConfigure<TeacherOptions>(o => o.JobShard ??= JobOutcome.FromEnvironment(builder.Configuration).Index);
         // A teacher handed in stays the caller's; one loaded here (in the background, so liveness
         // answers while it loads) belongs to the host. Either is ready after its warm-up.
         builder.Services.AddSingleton(new TeacherModel(teacher));

@@ -16,7 +16,7 @@ namespace Distill.Mesh.Teacher.Jobs;
 /// process exits: 0 done, 1 failed, 143 stopped by SIGTERM. Restart-safe: what is in the cache
 /// already is a hit and not scored again, so a rerun of a finished shard only reads the cache.
 /// </summary>
-public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOptions<TeacherOptions> options, IHostApplicationLifetime lifetime, ILogger<PrecomputeJob> logger) : BackgroundService
+public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOptions<TeacherOptions> options, JobOutcome outcome, ILogger<PrecomputeJob> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -30,7 +30,7 @@ public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOpti
             var parsed = RunSpecLoader.Parse(await File.ReadAllTextAsync(settings.JobSpec!, stoppingToken), [], settings.JobSpecFolder, settings.JobSpec!);
             ConfigBinder.Fail(settings.JobSpec!, RunSpecValidator.Problems(parsed, new RunValidation(CheckPaths: true, ThroughMesh: false, PrecomputeThroughServices: false)));
             var shards = parsed.Spec.Precompute.Shards;
-            var shard = settings.Shard() ?? (shards == 1 ? 0 : throw new ConfigException($"the run has {shards} precompute shards: Teacher:JobShard (or JOB_COMPLETION_INDEX) names this job's"));
+            var shard = settings.JobShard ?? (shards == 1 ? 0 : throw new ConfigException($"the run has {shards} precompute shards: Teacher:JobShard (or JOB_COMPLETION_INDEX) names this job's"));
             var description = teacher.Describe();
             long scored = 0, cached = 0;
             var watch = Stopwatch.StartNew();
@@ -47,18 +47,18 @@ public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOpti
             }), stoppingToken);
             logger.LogInformation("Precompute shard {Shard}/{Shards} done in {Seconds:F1} s: {Batches} micro-batches, {Scored} sequences scored, {Cached} already cached",
                 shard, shards, watch.Elapsed.TotalSeconds, result.MicroBatches, scored, cached);
-            await lifetime.ExitAsync(0, stoppingToken);
+            await outcome.ExitAsync(0, stoppingToken);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            Environment.ExitCode = 143;
+            outcome.Set(143);
             return;
         }
         catch (Exception e) when (e is ConfigException or ArgumentException or IOException or InvalidOperationException or global::Grpc.Core.RpcException
             or Training.Teachers.IncompatibleTeacherException or Training.Datasets.DatasetFormatException)
         {
             logger.LogCritical("Precompute job {Spec} failed: {Reason}", settings.JobSpec, e.Message);
-            await lifetime.ExitAsync(1, stoppingToken);
+            await outcome.ExitAsync(1, stoppingToken);
         }
     }
 }

@@ -24,7 +24,7 @@ public sealed class ForwardWarmUp : ITeacherWarmUp
 /// while it loads), warms it up, then marks the teacher ready. A model that cannot be loaded stops
 /// the service with exit code 1: a teacher without a model has nothing to serve.
 /// </summary>
-public sealed class TeacherLoader(TeacherModel model, ITeacherWarmUp warmUp, IOptions<TeacherOptions> options, IHostApplicationLifetime lifetime, ILogger<TeacherLoader> logger) : BackgroundService
+public sealed class TeacherLoader(TeacherModel model, ITeacherWarmUp warmUp, IOptions<TeacherOptions> options, JobOutcome outcome, ILogger<TeacherLoader> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -47,7 +47,7 @@ public sealed class TeacherLoader(TeacherModel model, ITeacherWarmUp warmUp, IOp
         {
             logger.LogCritical(e, "Teacher model {Model} could not be loaded", settings.Model);
             model.SetFailed(e);
-            await lifetime.ExitAsync(1, stoppingToken);
+            await outcome.ExitAsync(1, stoppingToken);
         }
     }
 

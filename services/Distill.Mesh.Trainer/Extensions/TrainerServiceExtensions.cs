@@ -15,6 +15,8 @@ public static class TrainerServiceExtensions
     {
         builder.AddServiceDefaults("distill-trainer");
         builder.Services.Configure<TrainerOptions>(builder.Configuration.GetSection("Trainer"));
+        // A Job's pod environment (DISTILL_RUN_ID, JOB_COMPLETION_INDEX) fills what the section leaves unset.
+        builder.Services.PostConfigure<TrainerOptions>(o => o.JobRunId ??= JobOutcome.FromEnvironment(builder.Configuration).RunId);
         // SIGTERM: running runs checkpoint within Trainer:ShutdownGrace; the host waits that long
         // (Kubernetes' terminationGracePeriodSeconds must cover it).
         var settings = builder.Configuration.GetSection("Trainer").Get<TrainerOptions>() ?? new TrainerOptions();

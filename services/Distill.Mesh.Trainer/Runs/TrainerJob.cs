@@ -23,7 +23,7 @@ public static class JobExit
 /// that finds the run finished on the volume exits 0 at once; one that finds it interrupted resumes
 /// it (finished stages kept, training from its checkpoint).
 /// </summary>
-public sealed class TrainerJob(RunManager runs, ProgressReporter reporter, IOptions<TrainerOptions> options, IHostApplicationLifetime lifetime, ILogger<TrainerJob> logger) : BackgroundService
+public sealed class TrainerJob(RunManager runs, ProgressReporter reporter, IOptions<TrainerOptions> options, JobOutcome outcome, ILogger<TrainerJob> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -37,7 +37,7 @@ public sealed class TrainerJob(RunManager runs, ProgressReporter reporter, IOpti
         catch (Exception e) when (e is ArgumentException or RunConflictException or IOException or UnauthorizedAccessException)
         {
             logger.LogCritical("Job run {RunId} ({Spec}) cannot start: {Reason}", id, settings.JobSpec, e.Message);
-            await lifetime.ExitAsync(JobExit.Failed, stoppingToken);
+            await outcome.ExitAsync(JobExit.Failed, stoppingToken);
             return;
         }
 
@@ -55,7 +55,7 @@ public sealed class TrainerJob(RunManager runs, ProgressReporter reporter, IOpti
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
             // SIGTERM: the run manager checkpoints the run as the host stops.
-            Environment.ExitCode = JobExit.Interrupted;
+            outcome.Set(JobExit.Interrupted);
             return;
         }
 
@@ -68,6 +68,6 @@ public sealed class TrainerJob(RunManager runs, ProgressReporter reporter, IOpti
             _ => JobExit.Failed,
         };
         logger.LogInformation("Job run {RunId} ended {Status}{Error}", id, run.Status, run.Error is null ? "" : $": {run.Error}");
-        await lifetime.ExitAsync(code, stoppingToken);
+        await outcome.ExitAsync(code, stoppingToken);
     }
 }

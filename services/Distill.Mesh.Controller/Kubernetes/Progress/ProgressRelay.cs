@@ -55,7 +55,8 @@ public sealed class ProgressRelay(KubernetesConnection connection, TimeProvider 
         }
 
         var now = time.GetUtcNow().UtcDateTime;
-        var due = e.Stage is not null || !_mirrored.TryGetValue(e.RunId, out var last) || now - last >= Throttle;
+        // Stage events and the last step always; other steps at most every Throttle.
+        var due = e.Stage is not null || (e.TotalSteps > 0 && e.Step >= e.TotalSteps) || !_mirrored.TryGetValue(e.RunId, out var last) || now - last >= Throttle;
         if (!due || (e.Stage is null && e.Step == 0))
             return;
         _mirrored[e.RunId] = now;
