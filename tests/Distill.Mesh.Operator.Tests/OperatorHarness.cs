@@ -1,6 +1,8 @@
 using Distill.Mesh.Contracts.Runs.V1;
 using Distill.Mesh.Controller.Extensions;
 using Distill.Mesh.Controller.Kubernetes;
+using Distill.Mesh.Controller.Kubernetes.Entities;
+using Distill.Mesh.Specs.Runs;
 using Distill.Mesh.Operator.Tests.Cluster;
 using Distill.Mesh.Registry.Extensions;
 using Distill.Mesh.ServiceDefaults;
@@ -52,13 +54,15 @@ internal sealed class OperatorHarness : IAsyncDisposable
 
     public string DatasetPath => Cluster.Dir.Combine("models", "data.jsonl");
 
-    /// <param name="realPods">Run pods as the real services (else each pod sleeps until terminated, unless a test scripts it).</param>
+    /// <summary>The scripted containers pods run when the harness does not run the real services.</summary>
+    public ScriptedPods Scripts { get; } = new();
+
+    /// <param name="realPods">Run pods as the real services (else as <see cref="Scripts"/>).</param>
     /// <param name="redis">Start Redis for the teacher cache (precompute needs it).</param>
     public static async Task<OperatorHarness> StartAsync(bool realPods, bool redis = false)
     {
         var harness = new OperatorHarness(await SimulatedCluster.StartAsync());
-        if (realPods)
-            harness.Cluster.Kubelet.Runner = new ServicePods(harness.Cluster.Network).RunAsync;
+        harness.Cluster.Kubelet.Runner = realPods ? new ServicePods(harness.Cluster.Network).RunAsync : harness.Scripts.RunAsync;
         if (redis)
             harness.Redis = new RedisServer();
         Directory.CreateDirectory(harness.Cluster.Dir.Combine("models"));
@@ -112,16 +116,31 @@ internal sealed class OperatorHarness : IAsyncDisposable
     }
 
     /// <summary>A run spec for the runs API over the harness's models and dataset.</summary>
-    public string Spec(int steps, string stages, string recipe = "kd", string extra = "", double evalFraction = 0) => $$"""
+    public string Spec(int steps, string stages, string recipe = "kd", string extra = "", double evalFraction = 0, int checkpointEvery = 2) => $$"""
         recipe: {{recipe}}
         seed: 5
         student: { model: "{{StudentFolder}}" }
         {{(recipe == "sft" ? "" : $"teachers: [ {{ model: \"{TeacherFolder}\" }} ]\nsignal: {{ format: topk, k: 16, precision: fp32 }}\nloss: {{ kind: fkl, kd_ratio: 0.8 }}")}}
         dataset: { path: "{{DatasetPath}}", max_length: 32, eval_fraction: {{evalFraction.ToString(System.Globalization.CultureInfo.InvariantCulture)}} }
-        training: { max_steps: {{steps}}, batch_size: 4, checkpoint_every: 2, log_every: 1, optimizer: { lr: 3.0e-3 } }
+        training: { max_steps: {{steps}}, batch_size: 4, checkpoint_every: {{checkpointEvery}}, log_every: 1, optimizer: { lr: 3.0e-3 } }
         stages: {{stages}}
         {{extra}}
         """;
+
+    /// <summary>Creates a DistillationRun as `kubectl apply` would: the run spec from YAML, the rest as <paramref name="configure"/> sets it.</summary>
+    public DistillationRun CreateRun(string name, string specYaml, Action<DistillationRunSpec>? configure = null)
+    {
+        var canonical = (System.Text.Json.Nodes.JsonObject)RunSpecLoader.Parse(specYaml, [], folder: null, "spec").Canonical.DeepClone();
+        canonical.Remove("output_dir");
+        var run = new DistillationRun { Metadata = new k8s.Models.V1ObjectMeta { Name = name, NamespaceProperty = "default" }, Spec = new DistillationRunSpec { Run = canonical } };
+        configure?.Invoke(run.Spec);
+        var created = Cluster.Api.Put(DistillationRun.Group, DistillationRun.Version, DistillationRun.Plural, Objects.Node(run));
+        return Objects.Typed<DistillationRun>(created);
+    }
+
+    /// <summary>The run once <paramref name="condition"/> holds for it.</summary>
+    public Task<DistillationRun> RunAsync(string name, Func<DistillationRun, bool> condition, TimeSpan timeout, string what) =>
+        Cluster.EventuallyAsync(() => Cluster.Run(name), condition, timeout, $"run {name}: {what}");
 
     private async Task<WebApplication> HostAsync(Action<WebApplicationBuilder> add, Action<WebApplication> map, Dictionary<string, string?> settings)
     {

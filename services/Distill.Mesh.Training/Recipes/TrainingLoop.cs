@@ -46,7 +46,11 @@ internal static class TrainingLoop
         if (step > totalSteps)
             throw new ConfigException($"the run's checkpoint is at step {step}, beyond the {totalSteps} steps this config asks for (training.max_steps / epochs); a resumed run can run longer, not shorter");
         if (resumed is not null)
+        {
+            // Steps logged after the checkpoint (a run killed between checkpoints) are trained again: log them once.
+            MetricsLog.Rewrite(config.OutputDir, history);
             progress?.Report(history[^1] with { Message = $"resumed from step {step}" });
+        }
 
         Task<EvalResult> Evaluate() => Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: denseTeacher);
 

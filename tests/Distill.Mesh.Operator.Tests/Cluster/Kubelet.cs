@@ -30,8 +30,18 @@ internal sealed class PodContext(V1Pod pod, IReadOnlyDictionary<string, string> 
     /// <summary>What the pod serves once its readiness probe passes (null: not ready).</summary>
     public HttpMessageHandler? Handler => _handler;
 
+    /// <summary>When the kubelet started the container.</summary>
+    public DateTime StartedAt { get; } = DateTime.UtcNow;
+
+    /// <summary>When the container first served (its readiness passed).</summary>
+    public DateTime? ReadyAt { get; private set; }
+
     /// <summary>Marks the pod Ready, serving <paramref name="handler"/>.</summary>
-    public void Serve(HttpMessageHandler handler) => _handler = handler;
+    public void Serve(HttpMessageHandler handler)
+    {
+        ReadyAt ??= DateTime.UtcNow;
+        _handler = handler;
+    }
 }
 
 /// <summary>What runs a pod's container in process: returns the container's exit code; <c>terminate</c> is its SIGTERM.</summary>

@@ -216,7 +216,7 @@ public sealed class RunReconciler(IKubernetes client, IOptions<KubernetesOptions
         RunStatusEditor.SetCondition(status, RunConditions.Progressing, false, waiting.Reason, waiting.Message, generation, now);
         var grace = run.Spec.UnschedulableGraceSeconds ?? Options.UnschedulableGraceSeconds;
         if ((now - since).TotalSeconds < grace)
-            return TimeSpan.FromSeconds(Math.Min(30, Math.Max(1, grace - (now - since).TotalSeconds)));
+            return TimeSpan.FromSeconds(Math.Min(5, Math.Max(1, grace - (now - since).TotalSeconds))); // Kueue's Workloads are not watched: look again soon
         await SetSuspendAsync(job, true, cancellationToken);
         var message = $"stage {step.Stage} could not be scheduled for {grace} s: {waiting.Message}";
         RunStatusEditor.End(status, RunPhases.Failed, waiting.Reason, message, generation, now, StageStates.Failed);

@@ -11,7 +11,7 @@ public sealed record Waiting(string Reason, string Message);
 /// <summary>
 /// Reads what holds a stage back: a pod Pending with PodScheduled=False/Unschedulable (the
 /// scheduler's message, e.g. "0/3 nodes are available: 3 Insufficient nvidia.com/gpu"), or a
-/// Kueue Workload of the Job with QuotaReserved=False (WaitingForQuota, NoMatchingFlavor…).
+/// Kueue Workload of the Job with QuotaReserved=False (WaitingForQuota, with Kueue's message).
 /// </summary>
 public static class Scheduling
 {
@@ -54,7 +54,7 @@ public static class Scheduling
                 continue;
             var reserved = workload["status"]?["conditions"]?.AsArray().OfType<JsonObject>().FirstOrDefault(c => c["type"]?.GetValue<string>() == "QuotaReserved");
             if (reserved?["status"]?.GetValue<string>() == "False")
-                return new Waiting(reserved["reason"]?.GetValue<string>() ?? "WaitingForQuota", reserved["message"]?.GetValue<string>() ?? "");
+                return new Waiting("WaitingForQuota", reserved["message"]?.GetValue<string>() is { Length: > 0 } message ? message : $"Kueue has not reserved quota ({reserved["reason"]?.GetValue<string>() ?? "Pending"})");
         }
 
         return null;

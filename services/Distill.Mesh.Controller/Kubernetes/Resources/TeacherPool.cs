@@ -51,11 +51,13 @@ public static class TeacherPool
             environment["Teacher__Redis"] = redis;
         var pod = PodTemplates.Build(run, "teacher", null, options.TeacherImage, environment, teacher.Resources, PodTemplates.Mounts.Models, options, grpcPort: Port, restartAlways: true);
         pod.Metadata.Labels = new Dictionary<string, string>(Metadata(run, teacher).Labels);
+        var metadata = Metadata(run, teacher);
+        metadata.Annotations = new Dictionary<string, string> { [Scaling.TeacherScaler.IdleTimeout] = teacher.IdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         return new V1Deployment
         {
             ApiVersion = "apps/v1",
             Kind = "Deployment",
-            Metadata = Metadata(run, teacher),
+            Metadata = metadata,
             Spec = new V1DeploymentSpec
             {
                 Replicas = replicas,

@@ -86,7 +86,10 @@ public sealed class TeacherScaler(IKubernetes client, TimeProvider time, Operato
                 continue;
             }
 
-            var idleTimeout = annotations.TryGetValue(IdleTimeout, out var text) && long.TryParse(text, CultureInfo.InvariantCulture, out var seconds) ? seconds : 900;
+            // The longest timeout any run of this teacher asked for (a run may end before a pass saw it running).
+            var users = runs.Where(r => r.Spec.Teacher?.Model is not null && TeacherPool.Name(r.Spec.Teacher) == name).ToList();
+            var idleTimeout = users.Count > 0 ? users.Max(r => r.Spec.Teacher!.IdleTimeoutSeconds)
+                : annotations.TryGetValue(IdleTimeout, out var text) && long.TryParse(text, CultureInfo.InvariantCulture, out var seconds) ? seconds : 900;
             if ((now - idleSince).TotalSeconds >= idleTimeout)
             {
                 await PatchAsync(deployment, 0, idleSince: null, null, cancellationToken);
