@@ -82,4 +82,21 @@ public class ResilienceTests
         lease = harness.Cluster.Api.Get("coordination.k8s.io", "v1", "leases", "default", KubernetesOperator.LeaseName)!;
         Assert.Equal(other.Identity, lease["spec"]!["holderIdentity"]!.GetValue<string>());
     }
+
+    [Fact]
+    public async Task ConflictsAndServerErrors_AreRetriedWithBackoff_AndTheRunStillCompletesOnce()
+    {
+        await using var harness = await OperatorHarness.StartAsync(realPods: false);
+        var controller = await harness.StartControllerAsync();
+        // Another writer got there first three times, then the server failed twice creating the Job.
+        harness.Cluster.Api.FailNext("patch", "distillationruns/status", System.Net.HttpStatusCode.Conflict, times: 3);
+        harness.Cluster.Api.FailNext("create", "jobs", System.Net.HttpStatusCode.InternalServerError, times: 2);
+        harness.CreateRun("contended", harness.Spec(4, "[train]", recipe: "sft"));
+
+        var done = await harness.RunAsync("contended", r => r.Status.Phase == RunPhases.Succeeded, Timeout, "Succeeded");
+        Assert.Single(harness.Cluster.JobsOf("contended"));
+        Assert.Single(harness.Cluster.Kubelet.Started.Values);
+        Assert.Equal(StageStates.Succeeded, done.Status.Stages.Single().State);
+        Assert.Contains(harness.Cluster.Api.Calls, c => c is { Verb: "patch", Resource: "distillationruns", Subresource: "status" });
+    }
 }
