@@ -42,6 +42,10 @@ public static class Extensions
         {
             if (configured.Port is { } port)
                 Listen(k, configured.ListenAddress, port, certificate);
+            if (configured.MetricsPort is { } metricsPort)
+                Listen(k, configured.ListenAddress, metricsPort, null, HttpProtocols.Http1);
+            if (configured.HealthPort is { } healthPort)
+                Listen(k, configured.ListenAddress, healthPort, null);
             else if (certificate is not null)
                 k.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate);
             // Large streams (teacher signal, registry blobs): HTTP/2 windows wide enough that a
@@ -68,18 +72,23 @@ public static class Extensions
         var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService(serviceName))
             .WithTracing(t => t.AddSource(MeshTelemetry.Name, "Grpc.Net.Client").AddAspNetCoreInstrumentation().AddHttpClientInstrumentation())
-            .WithMetrics(m => m.AddMeter(MeshTelemetry.Name).AddMeter("Distill.Mesh.*").AddAspNetCoreInstrumentation());
+            .WithMetrics(m =>
+            {
+                m.AddMeter(MeshTelemetry.Name).AddMeter("Distill.Mesh.*").AddAspNetCoreInstrumentation();
+                if (configured.MetricsPort is not null)
+                    m.AddPrometheusExporter();
+            });
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
             telemetry.UseOtlpExporter();
         return builder;
     }
 
     /// <summary>The gRPC endpoint: HTTP/2 only (gRPC needs no HTTP/1), https with the mesh certificate.</summary>
-    private static void Listen(KestrelServerOptions kestrel, string address, int port, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate)
+    private static void Listen(KestrelServerOptions kestrel, string address, int port, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate, HttpProtocols protocols = HttpProtocols.Http2)
     {
         void Configure(ListenOptions l)
         {
-            l.Protocols = HttpProtocols.Http2;
+            l.Protocols = protocols;
             if (certificate is not null)
                 l.UseHttps(certificate);
         }
@@ -103,8 +112,27 @@ public static class Extensions
     /// <summary>Maps grpc.health.v1 and server reflection.</summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
+        var mesh = app.Services.GetRequiredService<IOptions<MeshOptions>>().Value;
+        if (mesh.HealthPort is { } healthPort)
+        {
+            // The plaintext probe port serves health checks and nothing else.
+            app.Use((context, next) =>
+            {
+                if (context.Connection.LocalPort == healthPort && !context.Request.Path.StartsWithSegments("/grpc.health.v1.Health", StringComparison.Ordinal))
+                {
+                    context.Response.StatusCode = Microsoft.AspNetCore.Http.StatusCodes.Status404NotFound;
+                    return Task.CompletedTask;
+                }
+
+                return next(context);
+            });
+        }
+
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();
+        // The scrape endpoint answers on its own port only, never on the gRPC one.
+        if (mesh.MetricsPort is { } metricsPort)
+            app.MapPrometheusScrapingEndpoint("/metrics").RequireHost($"*:{metricsPort}");
         return app;
     }
 }

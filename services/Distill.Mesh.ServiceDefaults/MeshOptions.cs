@@ -15,6 +15,19 @@ public sealed class MeshOptions
     /// <summary>Port of the gRPC endpoint (HTTP/2; https when <see cref="TlsCertificate"/> is set); 0 picks a free one. Null: the host decides (tests).</summary>
     public int? Port { get; set; }
 
+    /// <summary>
+    /// Port of a Prometheus scrape endpoint (<c>GET /metrics</c>, plain HTTP/1.1 on
+    /// <see cref="ListenAddress"/>); null: none. The OTLP exporter is separate
+    /// (OTEL_EXPORTER_OTLP_ENDPOINT).
+    /// </summary>
+    public int? MetricsPort { get; set; }
+
+    /// <summary>
+    /// Port of a plaintext HTTP/2 endpoint that serves grpc.health.v1 only (every other path: 404),
+    /// for Kubernetes gRPC probes, which cannot speak TLS; null: none (probe the gRPC port).
+    /// </summary>
+    public int? HealthPort { get; set; }
+
     /// <summary>When set, mutating calls must carry "authorization: Bearer &lt;token&gt;".</summary>
     public string? AuthToken { get; set; }
 

@@ -77,4 +77,49 @@ public class PublishedServiceTests(PublishedServices published)
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, await process.HealthAsync(""));
         Assert.Equal(0, await process.TerminateAsync(TimeSpan.FromSeconds(30)));
     }
+
+    [Fact]
+    public async Task MetricsPort_ServesPrometheusText_OnItsOwnPortOnly()
+    {
+        using var volumes = new TempFolder();
+        var port = FreePort();
+        await using var process = ImageRun.Start(published, Docker, "registry", volumes, new Dictionary<string, string> { ["Mesh__MetricsPort"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        await process.WaitReadyAsync(TimeSpan.FromSeconds(90));
+        await process.HealthAsync("");
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        var text = "";
+        for (var attempt = 0; attempt < 20 && !text.Contains("http_server_request_duration_seconds", StringComparison.Ordinal); attempt++)
+        {
+            await Task.Delay(500);
+            text = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        }
+
+        Assert.Contains("# TYPE http_server_request_duration_seconds histogram", text);
+        // The gRPC port speaks HTTP/2 only: no scrape endpoint there.
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => http.GetStringAsync($"http://127.0.0.1:{process.Port}/metrics"));
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public async Task HealthPort_AnswersHealthChecksInPlaintext_AndNothingElse()
+    {
+        using var volumes = new TempFolder();
+        var port = FreePort();
+        await using var process = ImageRun.Start(published, Docker, "registry", volumes, new Dictionary<string, string> { ["Mesh__HealthPort"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        await process.WaitReadyAsync(TimeSpan.FromSeconds(90));
+
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+        var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = "readiness" }, deadline: DateTime.UtcNow.AddSeconds(20));
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+        var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => new Contracts.Registry.V1.RegistryService.RegistryServiceClient(channel)
+            .ListAsync(new Contracts.Registry.V1.ListArtifactsRequest(), deadline: DateTime.UtcNow.AddSeconds(20)).ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.Unimplemented, refused.StatusCode);
+    }
 }

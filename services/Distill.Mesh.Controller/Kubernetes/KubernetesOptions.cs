@@ -35,6 +35,16 @@ public sealed class KubernetesOptions
     /// <summary>A Secret with the mesh's bearer token (key "token"), mounted into every pod.</summary>
     public string? TokenSecret { get; set; }
 
+    /// <summary>
+    /// A Secret with the mesh's TLS material (tls.crt, tls.key, ca.crt), mounted into every pod:
+    /// they trust ca.crt, teacher pods serve https with tls.crt/tls.key (probed on the plaintext
+    /// health port, as Kubernetes gRPC probes cannot speak TLS), and teacher addresses are https.
+    /// </summary>
+    public string? TlsSecret { get; set; }
+
+    /// <summary>Environment variables every run and teacher pod gets (e.g. OTEL_EXPORTER_OTLP_ENDPOINT).</summary>
+    public Dictionary<string, string> PodEnvironment { get; set; } = new(StringComparer.Ordinal);
+
     /// <summary>How long a pod may stay unschedulable before its run fails, when the run does not say.</summary>
     public long UnschedulableGraceSeconds { get; set; } = 1800;
 
@@ -43,8 +53,16 @@ public sealed class KubernetesOptions
 
     public int TeacherGpus { get; set; } = 1;
 
+    /// <summary>The idle timeout of a teacher Deployment for runs submitted through the runs API.</summary>
+    public long TeacherIdleTimeoutSeconds { get; set; } = 900;
+
     /// <summary>GPUs each stage's pods request for runs submitted through the runs API.</summary>
     public Dictionary<string, int> StageGpus { get; set; } = new() { ["precompute"] = 1, ["train"] = 1, ["extract"] = 0, ["evaluate"] = 1, ["publish"] = 0 };
+
+    /// <summary>The claims runs submitted through the runs API mount (a DistillationRun names its own in spec.storage).</summary>
+    public string RunsClaim { get; set; } = "distill-runs";
+
+    public string ModelsClaim { get; set; } = "distill-models";
 
     /// <summary>Runs reconciled at once.</summary>
     public int Concurrency { get; set; } = 4;

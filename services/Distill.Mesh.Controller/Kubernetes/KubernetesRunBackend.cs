@@ -84,9 +84,11 @@ public sealed class KubernetesRunBackend(KubernetesConnection connection, Progre
                     Model = teachers[0].Model,
                     Dtype = teachers[0].Dtype is "bfloat16" or "bf16" ? "bfloat16" : "float32",
                     Device = settings.TeacherDevice,
+                    IdleTimeoutSeconds = settings.TeacherIdleTimeoutSeconds,
                     Resources = new PodResourcesSpec { Gpus = settings.TeacherGpus },
                 } : null,
                 Resources = resources,
+                Storage = new StorageSpec { RunsClaim = settings.RunsClaim, ModelsClaim = settings.ModelsClaim },
             },
         };
     }

@@ -76,6 +76,7 @@ public class BuilderTests
         Assert.Equal("h100", pod.NodeSelector["gpu"]);
         Assert.Equal("training", pod.PriorityClassName);
         Assert.Equal("Never", pod.RestartPolicy);
+        Assert.False(pod.AutomountServiceAccountToken); // run pods never call the Kubernetes API
         Assert.True(pod.SecurityContext.RunAsNonRoot);
         Assert.Equal("RuntimeDefault", pod.SecurityContext.SeccompProfile.Type);
         Assert.True(container.SecurityContext.ReadOnlyRootFilesystem);
@@ -138,6 +139,27 @@ public class BuilderTests
         Assert.True(container.StartupProbe.FailureThreshold * container.StartupProbe.PeriodSeconds >= 15 * 60); // a model load may take many minutes
         Assert.Equal("Always", deployment.Spec.Template.Spec.RestartPolicy);
         Assert.Equal($"http://{TeacherPool.Name(a.Spec.Teacher!)}.ml.svc:7101", TeacherPool.Endpoint(a.Spec.Teacher!, "ml"));
+    }
+
+    [Fact]
+    public void WithTls_PodsTrustTheMeshCa_TeachersServeHttps_AndAreProbedOnThePlaintextHealthPort()
+    {
+        var run = Run();
+        var options = new KubernetesOptions { Redis = "redis:6379", TlsSecret = "distill-tls", PodEnvironment = new() { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://collector:4317" } };
+
+        var teacher = TeacherPool.Deployment(run, run.Spec.Teacher!, 1, options).Spec.Template.Spec;
+        var train = StageJobs.Build(run, StageJobs.Steps(Spec(run)).Single(s => s.Part == "train"), run.Spec.Teacher, options).Spec.Template.Spec;
+
+        var teacherEnv = teacher.Containers[0].Env.ToDictionary(e => e.Name, e => e.Value);
+        Assert.Equal(($"{PodTemplates.TlsFolder}/tls.crt", $"{PodTemplates.TlsFolder}/tls.key", $"{PodTemplates.TlsFolder}/ca.crt"), (teacherEnv["Mesh__TlsCertificate"], teacherEnv["Mesh__TlsKey"], teacherEnv["Mesh__TlsTrust"]));
+        Assert.Equal(PodTemplates.HealthPort.ToString(), teacherEnv["Mesh__HealthPort"]);
+        Assert.All(new[] { teacher.Containers[0].ReadinessProbe, teacher.Containers[0].LivenessProbe, teacher.Containers[0].StartupProbe }, p => Assert.Equal(PodTemplates.HealthPort, p.Grpc.Port));
+        var trainEnv = train.Containers[0].Env.ToDictionary(e => e.Name, e => e.Value);
+        Assert.Equal($"{PodTemplates.TlsFolder}/ca.crt", trainEnv["Mesh__TlsTrust"]);
+        Assert.False(trainEnv.ContainsKey("Mesh__TlsCertificate")); // a job serves nobody
+        Assert.Equal("http://collector:4317", trainEnv["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        Assert.Contains(train.Volumes, v => v.Secret?.SecretName == "distill-tls");
+        Assert.StartsWith("https://", TeacherPool.Endpoint(run.Spec.Teacher!, "ml", tls: true));
     }
 
     [Fact]

@@ -97,7 +97,7 @@ public sealed class RunReconciler(IKubernetes client, IOptions<KubernetesOptions
 
         // The spec the pods read.
         var teacher = run.Spec.Teacher;
-        var endpoint = teacher?.Endpoint ?? (teacher?.Model is not null ? TeacherPool.Endpoint(teacher, run.Metadata.NamespaceProperty) : null);
+        var endpoint = teacher?.Endpoint ?? (teacher?.Model is not null ? TeacherPool.Endpoint(teacher, run.Metadata.NamespaceProperty, Options.TlsSecret is not null) : null);
         if (await KubeCalls.OrNullAsync(() => client.CoreV1.ReadNamespacedConfigMapAsync(SpecConfigMap.Name(run), run.Metadata.NamespaceProperty, cancellationToken: cancellationToken)) is null)
         {
             await KubeCalls.CreateOrGetAsync(

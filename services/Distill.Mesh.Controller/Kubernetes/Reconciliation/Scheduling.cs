@@ -41,9 +41,9 @@ public static class Scheduling
         {
             list = await client.CustomObjects.ListNamespacedCustomObjectAsync(KueueGroup, KueueVersion, job.Metadata.NamespaceProperty, "workloads", cancellationToken: cancellationToken);
         }
-        catch (Exception e) when (KubeCalls.IsNotFound(e))
+        catch (Exception e) when (KubeCalls.IsNotFound(e) || e is k8s.Autorest.HttpOperationException { Response.StatusCode: System.Net.HttpStatusCode.Forbidden })
         {
-            return null; // Kueue is not installed
+            return null; // Kueue is not installed (or the controller may not read its Workloads)
         }
 
         var items = JsonNode.Parse(JsonSerializer.Serialize(list))?["items"]?.AsArray() ?? [];

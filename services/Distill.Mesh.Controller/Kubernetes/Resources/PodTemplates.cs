@@ -8,7 +8,8 @@ namespace Distill.Mesh.Controller.Kubernetes.Resources;
 /// privilege escalation, every capability dropped, read-only root filesystem, seccomp
 /// RuntimeDefault; /tmp is an emptyDir), GPU requests with the NVIDIA toleration, and the run's
 /// volumes: its spec (/etc/distill), the runs claim (/var/lib/distill/runs), the models claim
-/// (/models, read-only) and the mesh token (a Secret, when configured).
+/// (/models, read-only), the mesh token and TLS material (Secrets, when configured); no
+/// service account token.
 /// </summary>
 public static class PodTemplates
 {
@@ -20,6 +21,10 @@ public static class PodTemplates
     public const string RunsFolder = "/var/lib/distill/runs";
     public const string ModelsFolder = "/models";
     public const string TokenFile = "/etc/distill-token/token";
+    public const string TlsFolder = "/etc/distill-tls";
+
+    /// <summary>The plaintext port teacher pods answer health probes on when the mesh uses TLS.</summary>
+    public const int HealthPort = 7110;
     public const string Gpu = "nvidia.com/gpu";
 
     /// <summary>What a pod mounts.</summary>
@@ -63,6 +68,22 @@ public static class PodTemplates
             env.Add(new V1EnvVar { Name = "Mesh__AuthTokenFile", Value = TokenFile });
         }
 
+        if (options.TlsSecret is { } tls)
+        {
+            volumes.Add(new V1Volume { Name = "tls", Secret = new V1SecretVolumeSource { SecretName = tls } });
+            volumeMounts.Add(new V1VolumeMount { Name = "tls", MountPath = TlsFolder, ReadOnlyProperty = true });
+            env.Add(new V1EnvVar { Name = "Mesh__TlsTrust", Value = $"{TlsFolder}/ca.crt" });
+            if (grpcPort is not null)
+            {
+                env.Add(new V1EnvVar { Name = "Mesh__TlsCertificate", Value = $"{TlsFolder}/tls.crt" });
+                env.Add(new V1EnvVar { Name = "Mesh__TlsKey", Value = $"{TlsFolder}/tls.key" });
+                env.Add(new V1EnvVar { Name = "Mesh__HealthPort", Value = HealthPort.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            }
+        }
+
+        foreach (var (name, value) in options.PodEnvironment.Where(e => env.All(v => v.Name != e.Key)))
+            env.Add(new V1EnvVar { Name = name, Value = value });
+
         var gpus = resources?.Gpus ?? 0;
         var container = new V1Container
         {
@@ -83,10 +104,11 @@ public static class PodTemplates
         if (grpcPort is { } port)
         {
             container.Ports = [new V1ContainerPort { ContainerPort = port, Name = "grpc", Protocol = "TCP" }];
-            container.ReadinessProbe = new V1Probe { Grpc = new V1GRPCAction { Port = port, Service = "readiness" }, PeriodSeconds = 5, FailureThreshold = 3 };
-            container.LivenessProbe = new V1Probe { Grpc = new V1GRPCAction { Port = port, Service = "liveness" }, PeriodSeconds = 10, FailureThreshold = 6 };
+            var probed = options.TlsSecret is null ? port : HealthPort;
+            container.ReadinessProbe = new V1Probe { Grpc = new V1GRPCAction { Port = probed, Service = "readiness" }, PeriodSeconds = 5, FailureThreshold = 3 };
+            container.LivenessProbe = new V1Probe { Grpc = new V1GRPCAction { Port = probed, Service = "liveness" }, PeriodSeconds = 10, FailureThreshold = 6 };
             // A model load (and a first GPU allocation) may take minutes: liveness starts counting after it.
-            container.StartupProbe = new V1Probe { Grpc = new V1GRPCAction { Port = port, Service = "liveness" }, PeriodSeconds = 5, FailureThreshold = 360 };
+            container.StartupProbe = new V1Probe { Grpc = new V1GRPCAction { Port = probed, Service = "liveness" }, PeriodSeconds = 5, FailureThreshold = 360 };
         }
 
         var tolerations = (resources?.Tolerations ?? []).ToList();
@@ -102,6 +124,8 @@ public static class PodTemplates
                 Volumes = volumes,
                 RestartPolicy = restartAlways ? "Always" : "Never",
                 ServiceAccountName = options.ServiceAccount,
+                // Run pods never call the Kubernetes API.
+                AutomountServiceAccountToken = false,
                 NodeSelector = resources?.NodeSelector,
                 Tolerations = tolerations.Count > 0 ? tolerations : null,
                 PriorityClassName = resources?.PriorityClassName,

@@ -20,7 +20,7 @@ public static class TeacherPool
         "teacher-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{teacher.Model}\n{teacher.Dtype}\n{teacher.Device}")))[..10];
 
     /// <summary>The address runs reach the teacher at (the Service in the run's namespace).</summary>
-    public static string Endpoint(TeacherSpec teacher, string? ns) => $"http://{Name(teacher)}{(ns is null ? "" : $".{ns}.svc")}:{Port}";
+    public static string Endpoint(TeacherSpec teacher, string? ns, bool tls = false) => $"{(tls ? "https" : "http")}://{Name(teacher)}{(ns is null ? "" : $".{ns}.svc")}:{Port}";
 
     private static Dictionary<string, string> Selector(TeacherSpec teacher) => new() { [Labels.Teacher] = Name(teacher) };
 
