@@ -1,4 +1,5 @@
 using Distill.Mesh.Contracts.Runs.V1;
+using Distill.Mesh.Specs.Runs;
 using Distill.Mesh.Training.Recipes;
 
 namespace Distill.Mesh.Cli;
@@ -14,7 +15,10 @@ internal sealed class RunView(TextWriter error, TextWriter output)
     public static string Progress(Run run)
     {
         var stage = run.Stages.FirstOrDefault(s => s.Name == run.CurrentStage) ?? run.Stages.LastOrDefault(s => s.State != StageState.Pending);
-        return stage is { Total: > 0 } ? $"{stage.Done}/{stage.Total}" : "";
+        if (stage is { Total: > 0 })
+            return $"{stage.Done}/{stage.Total}";
+        // Training counts steps, not items.
+        return stage?.Name == Stage.Train && run.Progress is { TotalSteps: > 0 } progress ? $"step {progress.Step}/{progress.TotalSteps}" : "";
     }
 
     public void Show(RunEvent e)
@@ -70,7 +74,8 @@ internal sealed class RunView(TextWriter error, TextWriter output)
             return 1;
         }
 
-        output.WriteLine($"{runId}: {Phase(_final.Phase)}{(_final.Reason.Length > 0 ? $" — {_final.Reason}" : "")}{(_final.Artifact.Length > 0 ? $"; published {_final.Artifact}" : "")}; outputs in {_final.OutputDir}");
+        var reason = _final.Reason.Length > 0 && !string.Equals(_final.Reason, Phase(_final.Phase), StringComparison.OrdinalIgnoreCase) ? $" — {_final.Reason}" : "";
+        output.WriteLine($"{runId}: {Phase(_final.Phase)}{reason}{(_final.Artifact.Length > 0 ? $"; published {_final.Artifact}" : "")}; outputs in {_final.OutputDir}");
         return _final.Phase == RunPhase.Succeeded ? 0 : 1;
     }
 }

@@ -34,6 +34,8 @@ public sealed class RunCommandTests : IDisposable
         {
             var (code, output, error) = await CliRunner.Run("run", "submit", _dir.Combine("run.yaml"), "training.max_steps=4", "--controller", controllerAddress,
                 "--trainer", trainerAddress, "--teacher", teacherAddress, "--run-id", "cli-run", "--watch");
+            var (againCode, again, againError) = await CliRunner.Run("run", "submit", _dir.Combine("run.yaml"), "training.max_steps=4", "--controller", controllerAddress,
+                "--trainer", trainerAddress, "--teacher", teacherAddress, "--run-id", "cli-run");
             var (_, listing, _) = await CliRunner.Run("run", "ls", "--controller", controllerAddress);
             var (cancelCode, _, cancelError) = await CliRunner.Run("run", "cancel", "no-such-run", "--controller", controllerAddress);
 
@@ -41,6 +43,8 @@ public sealed class RunCommandTests : IDisposable
             Assert.Contains("submitted cli-run", output);
             Assert.Contains("cli-run: succeeded", output);
             Assert.Contains("step 4/4", error);
+            Assert.True(againCode == 0, againError + again);
+            Assert.Contains("run cli-run already exists with this spec (succeeded): nothing new was started", again);
             Assert.Contains("cli-run", listing);
             Assert.Equal(1, cancelCode);
             Assert.Contains($"NotFound from the controller at {controllerAddress}: no run 'no-such-run'", cancelError);

@@ -43,6 +43,8 @@ public class RunsApiTests
         var other = await Assert.ThrowsAsync<RpcException>(() => controller.Runs.SubmitAsync(new SubmitRequest { RunId = "once", SpecYaml = harness.Spec(8, "[train]", recipe: "sft") }).ResponseAsync);
 
         Assert.Equal(first.SpecSha256, again.SpecSha256);
+        Assert.False(first.Resubmitted);
+        Assert.True(again.Resubmitted);
         Assert.Equal(first.Created, again.Created);
         Assert.Equal(RunPhase.Succeeded, again.Phase);
         Assert.Equal(StatusCode.AlreadyExists, other.StatusCode);

@@ -97,6 +97,8 @@ public class ControllerTests
         await WatchAll(client, "again");
 
         Assert.Equal(first.SpecSha256, same.SpecSha256);
+        Assert.False(first.Resubmitted);
+        Assert.True(same.Resubmitted);
         Assert.Equal(StatusCode.AlreadyExists, other.StatusCode);
         Assert.Contains("exists with another spec", other.Status.Detail);
         Assert.Single((await client.ListAsync(new ListRunsRequest(), deadline: Deadline)).Runs);

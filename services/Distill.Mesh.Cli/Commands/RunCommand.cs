@@ -62,7 +62,9 @@ internal static class RunCommand
             var client = new RunsService.RunsServiceClient(channel);
             var run = await client.SubmitAsync(new SubmitRequest { RunId = parse.GetValue(runId) ?? "", SpecYaml = spec.ToJsonString() }, MeshCliOptions.Headers(parse, token),
                 Deadline, cancellationToken);
-            parse.InvocationConfiguration.Output.WriteLine($"submitted {run.RunId}: stages {string.Join(" → ", run.Stages.Select(s => s.Name))}; outputs in {run.OutputDir}");
+            parse.InvocationConfiguration.Output.WriteLine(run.Resubmitted
+                ? $"run {run.RunId} already exists with this spec ({RunView.Phase(run.Phase)}): nothing new was started; outputs in {run.OutputDir}"
+                : $"submitted {run.RunId}: stages {string.Join(" → ", run.Stages.Select(s => s.Name))}; outputs in {run.OutputDir}");
             return parse.GetValue(watch) ? await Follow(client, run.RunId, parse, cancellationToken) : 0;
         }));
         return command;

@@ -40,7 +40,7 @@ public sealed class KubernetesRunBackend(KubernetesConnection connection, Progre
         {
             var existing = await ReadAsync(runId, cancellationToken);
             return existing.Metadata.Annotations?.TryGetValue(Labels.SpecSha256, out var sha) == true && sha == spec.Sha256
-                ? ToRun(existing)
+                ? ToRun(existing).Resubmission()
                 : throw new RunConflictException($"run '{runId}' exists with another spec; a run keeps its id and its spec, so submit this spec under another run id (or delete that DistillationRun first)");
         }
     }

@@ -30,3 +30,14 @@ public interface IRunBackend
 
 /// <summary>A run id that exists with another spec (the runs API answers ALREADY_EXISTS).</summary>
 public sealed class RunConflictException(string message) : Exception(message);
+
+/// <summary>Helpers for what backends answer.</summary>
+public static class RunAnswers
+{
+    /// <summary>Marks a Submit answer as the existing run (same id, same spec): nothing new was started.</summary>
+    public static Run Resubmission(this Run run)
+    {
+        run.Resubmitted = true;
+        return run;
+    }
+}

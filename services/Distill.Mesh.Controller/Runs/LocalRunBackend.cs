@@ -50,7 +50,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
             if (_records.TryGetValue(runId, out var existing))
             {
                 return existing.Sha256 == spec.Sha256
-                    ? await GetAsync(runId, cancellationToken)
+                    ? (await GetAsync(runId, cancellationToken)).Resubmission()
                     : throw new RunConflictException($"run '{runId}' exists with another spec (sha256 {existing.Sha256[..12]}…, this one {spec.Sha256[..12]}…); a run keeps its id and its spec for good, so submit this spec under another run id");
             }
 
