@@ -163,7 +163,7 @@ public class ControllerTests
 
         Assert.Equal(StatusCode.Unavailable, unreachable.StatusCode);
         Assert.Contains("the trainer at http://nowhere:7102 is unreachable", unreachable.Status.Detail);
-        Assert.Equal(StatusCode.DeadlineExceeded, timedOut.StatusCode);
+        Assert.True(timedOut.StatusCode == StatusCode.DeadlineExceeded, timedOut.Status.ToString());
         Assert.Contains("the trainer at http://silent did not answer in time", timedOut.Status.Detail);
         Assert.InRange(watch.Elapsed.TotalSeconds, 1.5, 30);
         Assert.Empty((await client.ListAsync(new ListRunsRequest(), deadline: Deadline)).Runs);

@@ -57,7 +57,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
             var trainer = spec.Spec.Mesh.Trainer ?? options.Value.Trainer;
             var request = new StartRequest { RunId = runId, ConfigYaml = specText };
             request.Overrides.AddRange(overrides);
-            var info = await CallAsync(trainer, () => Client(trainer).StartAsync(request, Auth(), Deadline, cancellationToken).ResponseAsync);
+            var info = await CallAsync(trainer, () => Client(trainer).StartAsync(request, Auth(), Deadline, cancellationToken).ResponseAsync, cancellationToken: cancellationToken);
             var run = TrainerRunMapping.ToRun(info);
             Save(new RunRecordFile(runId, specText, overrides, spec.Sha256, trainer, DateTime.UtcNow, JsonFormatter.Default.Format(run)));
             return run;
@@ -73,7 +73,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
         var record = Record(runId);
         try
         {
-            var list = await CallAsync(record.Trainer, () => Client(record.Trainer).ListAsync(new ListRequest(), deadline: Deadline, cancellationToken: cancellationToken).ResponseAsync);
+            var list = await CallAsync(record.Trainer, () => Client(record.Trainer).ListAsync(new ListRequest(), deadline: Deadline, cancellationToken: cancellationToken).ResponseAsync, cancellationToken: cancellationToken);
             return Observe(record, list.Runs.FirstOrDefault(r => r.RunId == runId));
         }
         catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
@@ -91,7 +91,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
             string? unreachable = null;
             try
             {
-                listed = (await CallAsync(group.Key, () => Client(group.Key).ListAsync(new ListRequest(), deadline: Deadline, cancellationToken: cancellationToken).ResponseAsync)).Runs;
+                listed = (await CallAsync(group.Key, () => Client(group.Key).ListAsync(new ListRequest(), deadline: Deadline, cancellationToken: cancellationToken).ResponseAsync, cancellationToken: cancellationToken)).Runs;
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
             {
@@ -113,7 +113,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
             yield break;
         using var call = Client(record.Trainer).Watch(new WatchRequest { RunId = runId }, cancellationToken: cancellationToken);
         await using var events = call.ResponseStream.ReadAllAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
-        while (await CallAsync(record.Trainer, () => events.MoveNextAsync().AsTask()))
+        while (await CallAsync(record.Trainer, () => events.MoveNextAsync().AsTask(), unary: false))
         {
             if (TrainerRunMapping.ToEvent(events.Current) is { } mapped)
                 yield return mapped;
@@ -127,7 +127,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
     public async Task<Run> CancelAsync(string runId, CancellationToken cancellationToken)
     {
         var record = Record(runId);
-        await CallAsync(record.Trainer, () => Client(record.Trainer).CancelAsync(new CancelRequest { RunId = runId }, Auth(), Deadline, cancellationToken).ResponseAsync);
+        await CallAsync(record.Trainer, () => Client(record.Trainer).CancelAsync(new CancelRequest { RunId = runId }, Auth(), Deadline, cancellationToken).ResponseAsync, cancellationToken: cancellationToken);
         return await GetAsync(runId, cancellationToken);
     }
 
@@ -153,16 +153,25 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
         return run;
     }
 
-    /// <summary>Runs a call to <paramref name="trainer"/>; a trainer that cannot be reached is named in the error.</summary>
-    private static async Task<T> CallAsync<T>(string trainer, Func<Task<T>> call)
+    /// <summary>
+    /// Runs a call to <paramref name="trainer"/>; a trainer that cannot be reached or does not answer
+    /// within the call timeout is named in the error. A server may reset a call at its deadline
+    /// before the client's own timer fires; a unary call that fails after its whole timeout is a
+    /// timeout, whatever the transport reported.
+    /// </summary>
+    private async Task<T> CallAsync<T>(string trainer, Func<Task<T>> call, bool unary = true, CancellationToken cancellationToken = default)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             return await call();
         }
-        catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+        catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded
+            || (unary && e.StatusCode is StatusCode.Cancelled or StatusCode.Internal && !cancellationToken.IsCancellationRequested
+                && System.Diagnostics.Stopwatch.GetElapsedTime(started) >= options.Value.CallTimeout))
         {
-            throw new RpcException(new Status(e.StatusCode, $"the trainer at {trainer} {(e.StatusCode == StatusCode.Unavailable ? "is unreachable" : "did not answer in time")} ({e.Status.Detail})"));
+            var code = e.StatusCode == StatusCode.Unavailable ? StatusCode.Unavailable : StatusCode.DeadlineExceeded;
+            throw new RpcException(new Status(code, $"the trainer at {trainer} {(code == StatusCode.Unavailable ? "is unreachable" : "did not answer in time")} ({e.Status.Detail})"));
         }
     }
 
