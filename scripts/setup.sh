@@ -2,6 +2,7 @@
 # Installs what building and testing need on a fresh Debian/Ubuntu machine (idempotent):
 #   patchelf, binutils, g++  - the build patches TorchSharp's native library on Debian 12 (see build/)
 #   redis-server             - the teacher-signal cache the integration tests run against
+#   prometheus               - the observability test scrapes the mesh with a real Prometheus
 # The .NET 10 SDK itself is expected on PATH.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ command -v patchelf >/dev/null || packages+=(patchelf)
 command -v readelf >/dev/null || packages+=(binutils)
 command -v g++ >/dev/null || packages+=(g++)
 command -v redis-server >/dev/null || packages+=(redis-server)
+command -v prometheus >/dev/null || packages+=(prometheus)
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""

@@ -74,7 +74,7 @@ public static class Extensions
             .WithTracing(t => t.AddSource(MeshTelemetry.Name, "Grpc.Net.Client").AddAspNetCoreInstrumentation().AddHttpClientInstrumentation())
             .WithMetrics(m =>
             {
-                m.AddMeter(MeshTelemetry.Name).AddMeter("Distill.Mesh.*").AddAspNetCoreInstrumentation();
+                m.AddMeter(MeshTelemetry.Name).AddMeter("Distill.Mesh.*").AddAspNetCoreInstrumentation().AddRuntimeInstrumentation().AddProcessInstrumentation();
                 if (configured.MetricsPort is not null)
                     m.AddPrometheusExporter();
             });

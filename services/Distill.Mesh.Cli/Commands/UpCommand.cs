@@ -33,7 +33,13 @@ internal static class UpCommand
         var tlsCert = new Option<string?>("--tls-cert") { Description = "serve https with this certificate (PEM with --tls-key, or .pfx/.p12)" };
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert" };
         var tlsTrust = new Option<string?>("--tls-trust") { Description = "PEM certificate(s) the services trust when they call each other (default: --tls-cert when it is PEM)" };
-        var command = new Command("up", "Start the mesh (controller, teacher, trainer, registry, extractor) in one process on localhost") { teacher, redis, teacherDevice, runs, registry, portBase, token, tlsCert, tlsKey, tlsTrust };
+        var metricsPort = new Option<int?>("--metrics-port") { Description = "serve Prometheus metrics of the whole mesh at http://127.0.0.1:PORT/metrics" };
+        metricsPort.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is { } p && p is < 1 or > 65535)
+                r.AddError($"--metrics-port must be a TCP port in 1..65535, not {p}");
+        });
+        var command = new Command("up", "Start the mesh (controller, teacher, trainer, registry, extractor) in one process on localhost") { teacher, redis, teacherDevice, runs, registry, portBase, token, tlsCert, tlsKey, tlsTrust, metricsPort };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -73,9 +79,14 @@ internal static class UpCommand
                     ["Controller:Trainer"] = trainerAddress,
                     ["Controller:RunsDirectory"] = Path.Combine(Path.GetDirectoryName(trainerSettings["Trainer:RunsDirectory"]!)!, "controller"),
                 };
+                // One process: every service's instruments are read by each host, so one scrape endpoint (the controller's) serves them all.
+                if (parse.GetValue(metricsPort) is { } scrape)
+                    controllerSettings["Mesh:MetricsPort"] = scrape.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 var (controller, controllerAddress) = await ServiceHost.StartAsync(Port(0), b => b.AddControllerService(), a => a.MapControllerService(), controllerSettings, quiet: true, cancellationToken);
                 apps.Add(controller);
                 output.WriteLine($"controller  {controllerAddress}  (runs API, local backend; run records in {controllerSettings["Controller:RunsDirectory"]})");
+                if (parse.GetValue(metricsPort) is { } served)
+                    output.WriteLine($"metrics     http://127.0.0.1:{served}/metrics  (Prometheus, every service of this process)");
                 var registrySettings = new Dictionary<string, string?>(mesh) { ["Registry:Root"] = Path.GetFullPath(parse.GetValue(registry)!) };
                 var (registryApp, registryAddress) = await ServiceHost.StartAsync(Port(3), b => b.AddRegistryService(), a => a.MapRegistryService(), registrySettings, quiet: true, cancellationToken);
                 apps.Add(registryApp);

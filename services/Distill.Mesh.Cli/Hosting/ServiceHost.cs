@@ -36,7 +36,9 @@ internal static class ServiceHost
         map(app);
         await app.StartAsync(cancellationToken);
         await MeshHealth.WaitUntilReadyAsync(app.Services, cancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        // The gRPC address, not the scrape or probe endpoint's.
+        var extra = new[] { builder.Configuration["Mesh:MetricsPort"], builder.Configuration["Mesh:HealthPort"] }.Where(p => !string.IsNullOrEmpty(p)).Select(p => $":{p}").ToList();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First(a => !extra.Any(e => a.EndsWith(e, StringComparison.Ordinal)));
         return (app, address);
     }
 

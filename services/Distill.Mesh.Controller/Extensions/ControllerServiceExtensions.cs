@@ -22,6 +22,8 @@ public static class ControllerServiceExtensions
         else
             builder.Services.AddSingleton<IServiceChannels, GrpcServiceChannels>();
         var backend = builder.Configuration.GetSection("Controller").Get<ControllerOptions>()?.Backend ?? "local";
+        // Runs by phase and pending GPU pods on either backend (always none pending on one machine).
+        builder.Services.AddSingleton<OperatorMetrics>();
         switch (backend.ToLowerInvariant())
         {
             case "local":
@@ -46,7 +48,6 @@ public static class ControllerServiceExtensions
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<KubernetesConnection>();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<KubernetesConnection>().Client);
-        builder.Services.AddSingleton<OperatorMetrics>();
         builder.Services.AddSingleton<RunReconciler>();
         builder.Services.AddSingleton<TeacherScaler>();
         builder.Services.AddSingleton<OperatorLoop>();

@@ -21,7 +21,7 @@ namespace Distill.Mesh.Controller.Runs;
 /// watches and cancels them; when a trainer cannot be reached, the last state seen is reported with
 /// the reason.
 /// </summary>
-public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOptions> mesh, IOptions<ControllerOptions> options, ILogger<LocalRunBackend> logger)
+public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOptions> mesh, IOptions<ControllerOptions> options, Kubernetes.OperatorMetrics metrics, ILogger<LocalRunBackend> logger)
     : IRunBackend, IHostedService
 {
     private readonly ConcurrentDictionary<string, RunRecordFile> _records = new(StringComparer.Ordinal);
@@ -140,6 +140,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
         if (info is null)
             return LastSeen(record, $"the trainer at {record.Trainer} no longer has this run (its runs folder was replaced?)");
         var run = TrainerRunMapping.ToRun(info);
+        metrics.Observe(run.RunId, run.Phase.ToString());
         var json = JsonFormatter.Default.Format(run);
         if (json != record.LastJson)
             Save(record with { LastJson = json });

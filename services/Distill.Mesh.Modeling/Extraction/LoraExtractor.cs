@@ -139,7 +139,9 @@ public sealed partial class LoraExtractor : IDisposable
             foreach (var name in tasks)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 var (report, a, b) = ExtractOne(name, sources);
+                ExtractionMetrics.Tensor(report, System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 if (a is not null)
                 {
                     var embedding = ExtractionPlan.IsEmbedding(name);

@@ -17,7 +17,17 @@ public sealed class RegistryGrpcService(ArtifactStore store, ILogger<RegistryGrp
     /// <summary>Bytes per streamed chunk (well under the 4 MiB message limit).</summary>
     public const int ChunkBytes = 1 << 20;
 
-    public override async Task<Artifact> Push(IAsyncStreamReader<PushRequest> requestStream, ServerCallContext context)
+    public override Task<Artifact> Push(IAsyncStreamReader<PushRequest> requestStream, ServerCallContext context) =>
+        RegistryMetrics.Measure(RegistryMetrics.Push, moved => PushAsync(requestStream, context, moved));
+
+    public override Task Pull(PullRequest request, IServerStreamWriter<PullResponse> responseStream, ServerCallContext context) =>
+        RegistryMetrics.Measure(RegistryMetrics.Pull, async moved =>
+        {
+            await PullAsync(request, responseStream, context, moved);
+            return true;
+        });
+
+    private async Task<Artifact> PushAsync(IAsyncStreamReader<PushRequest> requestStream, ServerCallContext context, Action<long> moved)
     {
         if (!await requestStream.MoveNext(context.CancellationToken) || requestStream.Current.ItemCase != PushRequest.ItemOneofCase.Manifest)
             throw new RpcException(new Status(StatusCode.InvalidArgument, "the first Push message must carry the manifest"));
@@ -28,6 +38,7 @@ public sealed class RegistryGrpcService(ArtifactStore store, ILogger<RegistryGrp
             if (item.ItemCase != PushRequest.ItemOneofCase.Chunk)
                 throw new RpcException(new Status(StatusCode.InvalidArgument, "only file chunks may follow the manifest"));
             Guard(() => upload.Write(item.Chunk.FileIndex, item.Chunk.Chunk.Offset, item.Chunk.Chunk.Data.Span));
+            moved(item.Chunk.Chunk.Data.Length);
         }
 
         var artifact = Guard(() => store.Commit(upload));
@@ -35,7 +46,7 @@ public sealed class RegistryGrpcService(ArtifactStore store, ILogger<RegistryGrp
         return artifact;
     }
 
-    public override async Task Pull(PullRequest request, IServerStreamWriter<PullResponse> responseStream, ServerCallContext context)
+    private async Task PullAsync(PullRequest request, IServerStreamWriter<PullResponse> responseStream, ServerCallContext context, Action<long> moved)
     {
         var artifact = store.Get(request.Ref);
         var files = artifact.Manifest.Files;
@@ -72,6 +83,7 @@ public sealed class RegistryGrpcService(ArtifactStore store, ILogger<RegistryGrp
                     {
                         var chunk = new FileChunk { FileIndex = i, Chunk = new Chunk { Offset = position + from, Data = ByteString.CopyFrom(buffer, from, read - from) } };
                         await responseStream.WriteAsync(new PullResponse { Chunk = chunk }, context.CancellationToken);
+                        moved(read - from);
                     }
 
                     position += read;

@@ -12,6 +12,8 @@ namespace Distill.Mesh.Teacher.Grpc;
 /// <summary>Thin handlers: validate, look up the cache, queue the scoring, stream the packed signal.</summary>
 public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, IOptions<TeacherOptions> options) : TeacherService.TeacherServiceBase
 {
+    private readonly string _label = TeacherMetrics.Label(options.Value.Model);
+
     public override Task<TeacherInfo> Describe(DescribeRequest request, ServerCallContext context)
     {
         var teacher = model.Require();
@@ -28,7 +30,27 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
         });
     }
 
-    public override async Task Score(IAsyncStreamReader<ScoreRequest> requestStream, IServerStreamWriter<ScoreResponse> responseStream, ServerCallContext context)
+    public override Task Score(IAsyncStreamReader<ScoreRequest> requestStream, IServerStreamWriter<ScoreResponse> responseStream, ServerCallContext context) =>
+        Counted(() => ScoreAsync(requestStream, responseStream, context));
+
+    public override Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context) =>
+        Counted(() => GenerateAsync(request, responseStream, context));
+
+    /// <summary>Counts a refused call by its status code.</summary>
+    private async Task Counted(Func<Task> call)
+    {
+        try
+        {
+            await call();
+        }
+        catch (RpcException e)
+        {
+            TeacherMetrics.Refused(_label, e.StatusCode);
+            throw;
+        }
+    }
+
+    private async Task ScoreAsync(IAsyncStreamReader<ScoreRequest> requestStream, IServerStreamWriter<ScoreResponse> responseStream, ServerCallContext context)
     {
         var teacher = model.Require();
         var cancellation = context.CancellationToken;
@@ -37,12 +59,12 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
         await foreach (var request in requestStream.ReadAllAsync(cancellation))
         {
             var (ids, signal, precision) = Validate(teacher, request);
-            pending.Add(Handle(request.RequestId, ids, signal, precision));
+            pending.Add(Handle(request.RequestId, ids, signal, precision, System.Diagnostics.Stopwatch.GetTimestamp()));
         }
 
         await Task.WhenAll(pending);
 
-        async Task Handle(string requestId, int[] ids, SignalRequest signal, SignalPrecision precision)
+        async Task Handle(string requestId, int[] ids, SignalRequest signal, SignalPrecision precision, long arrived)
         {
             var (encoded, fromCache) = await scorer.ScoreAsync(ids, signal, precision, cancellation);
             var response = SignalMapping.ToResponse(requestId, encoded, fromCache);
@@ -55,11 +77,14 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
             {
                 writeLock.Release();
             }
+
+            TeacherMetrics.Request(_label, TeacherMetrics.Score, System.Diagnostics.Stopwatch.GetElapsedTime(arrived), response.CalculateSize());
         }
     }
 
-    public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
+    private async Task GenerateAsync(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
+        var arrived = System.Diagnostics.Stopwatch.GetTimestamp();
         var teacher = model.Require();
         var ids = SignalMapping.UnpackIds(request.PromptIds, "prompt_ids");
         var vocab = teacher.Model.Config.VocabSize;
@@ -99,9 +124,20 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
                 tokens.Writer.Complete(e);
             }
         }, context.CancellationToken);
+        var firstToken = TimeSpan.Zero;
+        var sent = 0L;
         await foreach (var message in tokens.Reader.ReadAllAsync(context.CancellationToken))
+        {
+            if (firstToken == TimeSpan.Zero)
+                firstToken = System.Diagnostics.Stopwatch.GetElapsedTime(arrived);
+            sent += message.CalculateSize();
             await responseStream.WriteAsync(message, context.CancellationToken);
+        }
+
         await worker;
+        var total = System.Diagnostics.Stopwatch.GetElapsedTime(arrived);
+        TeacherMetrics.Request(_label, TeacherMetrics.Generate, total, sent);
+        TeacherMetrics.Generated(_label, firstToken, total - firstToken, count);
     }
 
     private (int[] Ids, SignalRequest Signal, SignalPrecision Precision) Validate(InProcessTeacher teacher, ScoreRequest request)

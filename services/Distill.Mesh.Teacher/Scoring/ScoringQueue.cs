@@ -26,6 +26,7 @@ public sealed class ScoringQueue : IAsyncDisposable
     private readonly TeacherOptions _options;
     private readonly ILogger<ScoringQueue> _logger;
     private readonly Task _worker;
+    private readonly string _teacher;
 
     public ScoringQueue(TeacherModel model, IOptions<TeacherOptions> options, ILogger<ScoringQueue> logger)
     {
@@ -33,6 +34,8 @@ public sealed class ScoringQueue : IAsyncDisposable
         _options = options.Value;
         _logger = logger;
         _channel = Channel.CreateBounded<Job>(new BoundedChannelOptions(_options.MaxQueue) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        _teacher = TeacherMetrics.Label(_options.Model);
+        TeacherMetrics.ObserveQueue(_teacher, () => _channel.Reader.Count);
         _worker = Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap();
     }
 
@@ -109,6 +112,7 @@ public sealed class ScoringQueue : IAsyncDisposable
     {
         using var activity = MeshTelemetry.Source.StartActivity("teacher.forward");
         activity?.SetTag("distill.sequences", jobs.Count);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             // One forward pass per request signature (usually one: a run asks for one format).
@@ -129,6 +133,7 @@ public sealed class ScoringQueue : IAsyncDisposable
 
             Batches++;
             Sequences += jobs.Count;
+            TeacherMetrics.Forward(_teacher, jobs.Sum(j => (long)j.Ids.Length), System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
         catch (Exception e)
         {

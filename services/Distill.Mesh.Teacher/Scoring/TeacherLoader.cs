@@ -36,6 +36,7 @@ public sealed class TeacherLoader(TeacherModel model, ITeacherWarmUp warmUp, IOp
             var loaded = watch.Elapsed;
             await warmUp.WarmUpAsync(teacher, stoppingToken);
             model.SetReady(teacher);
+            TeacherMetrics.Loaded(TeacherMetrics.Label(settings.Model), loaded, watch.Elapsed - loaded);
             logger.LogInformation("Teacher {Model} ready on {Device} ({Dtype}): loaded in {Load:F1} s, warmed up in {WarmUp:F1} s",
                 settings.Model, teacher.Model.Device, teacher.Model.DType, loaded.TotalSeconds, (watch.Elapsed - loaded).TotalSeconds);
         }

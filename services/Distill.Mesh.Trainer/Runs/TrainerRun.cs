@@ -95,6 +95,7 @@ public sealed class TrainerRun(RunSpecRecord record, ParsedRunSpec spec, string 
         {
             var index = _stages.FindIndex(s => s.Name == stage.Name);
             _stages[index] = stage;
+            StageMetrics.Record(RunId, stage);
             persist?.Invoke();
             Send(new RunUpdate(null, stage, Status));
         }

@@ -170,6 +170,7 @@ public sealed class RecipeRun : IDisposable
     {
         history.Add(e);
         MetricsLog.Append(Config.OutputDir, e);
+        Telemetry.TrainingMetrics.RecordStep(Config.OutputDir, Config.Recipe, e);
         if (e.Step % Math.Max(1, Config.Training.LogEvery) == 0 || e.Eval is not null || e.Step == e.TotalSteps)
             progress?.Report(e);
         if (Config.Training.CheckpointEvery > 0 && e.Step % Config.Training.CheckpointEvery == 0 && e.Step < e.TotalSteps)

@@ -12,7 +12,9 @@ public sealed record TrainEvent(
     double TokensPerSecond,
     long Tokens,
     EvalResult? Eval = null,
-    string? Message = null);
+    string? Message = null,
+    double StepSeconds = 0,
+    double TeacherWaitSeconds = 0);
 
 /// <summary>Held-out metrics.</summary>
 /// <param name="Perplexity">exp of the mean token cross-entropy on the eval split.</param>

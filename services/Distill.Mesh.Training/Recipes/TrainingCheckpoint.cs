@@ -37,6 +37,7 @@ public static class TrainingCheckpoint
             if (Directory.Exists(final))
                 Directory.Delete(final, recursive: true);
             Directory.Move(temp, final);
+            Telemetry.TrainingMetrics.RecordCheckpoint(outputDir);
         }
         catch
         {

@@ -73,12 +73,15 @@ internal static class TrainingLoop
             var (batches, message) = stepBatches(order, step);
             var stepTokens = batches.Sum(b => b.TrainedTokens);
             double loss = 0, kd = 0, ce = 0;
+            var teacherWait = TimeSpan.Zero;
             for (var m = 0; m < batches.Count; m++)
             {
                 // The teacher is awaited before the dispose scope opens: scopes are thread-static.
                 var seed = SignalSeed(config, (step - 1) * accumulation + m);
+                var asked = Stopwatch.GetTimestamp();
                 using var teacherRows = teacher is null ? null
                     : new DeviceRows(await teacher.ScoreAsync(batches[m], TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed), cancellationToken), run.Student.Device);
+                teacherWait += Stopwatch.GetElapsedTime(asked);
                 using var scope = torch.NewDisposeScope();
                 using var parts = MicroBatchLoss(run, teacherRows, batches[m], lossOptions, vocabulary, stepTokens);
                 parts.Total.backward();
@@ -109,8 +112,9 @@ internal static class TrainingLoop
             }
 
 
-            var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / watch.Elapsed.TotalSeconds, stepTokens,
-                run.EvalDue(step, totalSteps) ? await Evaluate() : null, message);
+            var stepTime = watch.Elapsed;
+            var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / stepTime.TotalSeconds, stepTokens,
+                run.EvalDue(step, totalSteps) ? await Evaluate() : null, message, stepTime.TotalSeconds, teacherWait.TotalSeconds);
             run.Record(e, history, progress, optimizer);
         }
 
