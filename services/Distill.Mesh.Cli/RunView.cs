@@ -21,11 +21,19 @@ internal sealed class RunView(TextWriter error, TextWriter output)
         return stage?.Name == Stage.Train && run.Progress is { TotalSteps: > 0 } progress ? $"step {progress.Step}/{progress.TotalSteps}" : "";
     }
 
+    private bool _traced;
+
     public void Show(RunEvent e)
     {
         switch (e.EventCase)
         {
             case RunEvent.EventOneofCase.Snapshot:
+                if (!_traced && e.Snapshot.TraceId.Length > 0)
+                {
+                    _traced = true;
+                    error.WriteLine($"{e.RunId}: trace {e.Snapshot.TraceId}");
+                }
+
                 if (e.Phase is RunPhase.Succeeded or RunPhase.Failed or RunPhase.Cancelled)
                     _final = e.Snapshot;
                 else

@@ -13,6 +13,7 @@ namespace Distill.Mesh.Cli.Tests;
 /// return at least one series. The NVIDIA DCGM exporter is the one thing simulated: a static
 /// target with its two metric names and a trainer pod's labels.
 /// </summary>
+[Collection(nameof(ProcessMetrics))]
 public sealed partial class PrometheusTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);

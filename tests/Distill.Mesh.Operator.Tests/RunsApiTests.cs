@@ -51,6 +51,11 @@ public class RunsApiTests
         Assert.Contains("another spec", other.Status.Detail);
         Assert.Single(harness.Cluster.Api.List(DistillationRun.Group, DistillationRun.Version, DistillationRun.Plural));
         Assert.Single(harness.Cluster.JobsOf("once"));
+        // The run's pods continue the Submit call's trace.
+        Assert.Matches("^[0-9a-f]{32}$", first.TraceId);
+        var environment = harness.Cluster.JobsOf("once").Single().Spec.Template.Spec.Containers[0].Env;
+        Assert.Matches($"^00-{first.TraceId}-[0-9a-f]{{16}}-0[01]$", environment.Single(e => e.Name == "TRACEPARENT").Value);
+        Assert.Equal(first.TraceId, again.TraceId);
         Assert.Single(harness.Cluster.Kubelet.Started.Values);
         Assert.Equal(["once"], (await controller.Runs.ListAsync(new ListRunsRequest())).Runs.Select(r => r.RunId));
     }

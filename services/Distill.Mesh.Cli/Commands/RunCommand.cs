@@ -57,7 +57,10 @@ internal static class RunCommand
             }
 
             // The root of the run's trace: controller, trainer, teacher and Redis spans hang below it.
-            using var activity = MeshTelemetry.Source.StartActivity("cli.run.submit");
+            // Started even when nothing listens (no OTLP endpoint): its context still goes to the
+            // controller, so the services' spans share the trace id printed here.
+            using var activity = MeshTelemetry.Source.StartActivity("cli.run.submit") ?? new System.Diagnostics.Activity("cli.run.submit").SetIdFormat(System.Diagnostics.ActivityIdFormat.W3C).Start();
+            activity.ForRun(parse.GetValue(runId) ?? "");
             using var channel = Open(parse, controller, trust);
             var client = new RunsService.RunsServiceClient(channel);
             var run = await client.SubmitAsync(new SubmitRequest { RunId = parse.GetValue(runId) ?? "", SpecYaml = spec.ToJsonString() }, MeshCliOptions.Headers(parse, token),
@@ -65,6 +68,8 @@ internal static class RunCommand
             parse.InvocationConfiguration.Output.WriteLine(run.Resubmitted
                 ? $"run {run.RunId} already exists with this spec ({RunView.Phase(run.Phase)}): nothing new was started; outputs in {run.OutputDir}"
                 : $"submitted {run.RunId}: stages {string.Join(" → ", run.Stages.Select(s => s.Name))}; outputs in {run.OutputDir}");
+            activity.ForRun(run.RunId);
+            parse.InvocationConfiguration.Output.WriteLine($"trace {(run.TraceId.Length > 0 ? run.TraceId : activity.TraceId.ToHexString())}");
             return parse.GetValue(watch) ? await Follow(client, run.RunId, parse, cancellationToken) : 0;
         }));
         return command;

@@ -1,3 +1,4 @@
+using Distill.Mesh.ServiceDefaults;
 using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using Distill.Mesh.Contracts.Runs.V1;
@@ -30,6 +31,7 @@ public sealed class KubernetesRunBackend(KubernetesConnection connection, Progre
 
     public async Task<Run> SubmitAsync(string runId, string specText, IReadOnlyList<string> overrides, ParsedRunSpec spec, CancellationToken cancellationToken)
     {
+        System.Diagnostics.Activity.Current.ForRun(runId);
         var resource = Resource(runId, spec);
         try
         {
@@ -73,7 +75,7 @@ public sealed class KubernetesRunBackend(KubernetesConnection connection, Progre
             {
                 Name = runId,
                 NamespaceProperty = Namespace,
-                Annotations = new Dictionary<string, string> { [Labels.SpecSha256] = spec.Sha256 },
+                Annotations = TraceAnnotation(new Dictionary<string, string> { [Labels.SpecSha256] = spec.Sha256 }),
                 Labels = new Dictionary<string, string> { [Labels.ManagedBy] = Labels.Controller },
             },
             Spec = new DistillationRunSpec
@@ -180,6 +182,13 @@ public sealed class KubernetesRunBackend(KubernetesConnection connection, Progre
     }
 
     /// <summary>A DistillationRun in the runs API's terms.</summary>
+    private static Dictionary<string, string> TraceAnnotation(Dictionary<string, string> annotations)
+    {
+        if (System.Diagnostics.Activity.Current is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C } current)
+            annotations[Labels.TraceParent] = current.Id!;
+        return annotations;
+    }
+
     public static Run ToRun(DistillationRun resource)
     {
         var status = resource.Status ?? new DistillationRunStatus();
@@ -198,6 +207,7 @@ public sealed class KubernetesRunBackend(KubernetesConnection connection, Progre
             CurrentStage = status.CurrentStage ?? "",
             OutputDir = $"{resource.Spec.Storage.RunsClaim}:{PodTemplates.RunsFolder}/{resource.Metadata.Name}",
             SpecSha256 = resource.Metadata.Annotations?.TryGetValue(Labels.SpecSha256, out var sha) == true ? sha : status.SpecSha256 ?? "",
+            TraceId = resource.Metadata.Annotations?.TryGetValue(Labels.TraceParent, out var parent) == true && parent.Split('-') is [_, var trace, _, _] ? trace : "",
             Artifact = status.Artifact ?? "",
             Progress = new TrainProgress { Step = status.Progress?.Step ?? 0, TotalSteps = status.Progress?.TotalSteps ?? 0, Loss = status.Progress?.Loss ?? 0, TokensPerSecond = status.Progress?.TokensPerSecond ?? 0 },
         };

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Distill.Mesh.Specs.Storage;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
@@ -28,7 +29,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
     private readonly SemaphoreSlim _submit = new(1, 1);
 
     /// <summary>A run as the controller keeps it.</summary>
-    public sealed record RunRecordFile(string RunId, string Spec, IReadOnlyList<string> Overrides, string Sha256, string Trainer, DateTime Created, string? LastJson);
+    public sealed record RunRecordFile(string RunId, string Spec, IReadOnlyList<string> Overrides, string Sha256, string Trainer, DateTime Created, string? LastJson, string? TraceId = null);
 
     private string Root => Path.GetFullPath(options.Value.RunsDirectory);
 
@@ -42,8 +43,9 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
 
     public async Task<Run> SubmitAsync(string runId, string specText, IReadOnlyList<string> overrides, ParsedRunSpec spec, CancellationToken cancellationToken)
     {
-        using var activity = MeshTelemetry.Source.StartActivity("controller.submit");
-        activity?.SetTag("distill.run_id", runId);
+        // The Submit call's own span learns the run id here (it may have been generated).
+        Activity.Current.ForRun(runId);
+        using var activity = MeshTelemetry.Source.StartActivity("controller.submit").ForRun(runId);
         await _submit.WaitAsync(cancellationToken);
         try
         {
@@ -59,8 +61,9 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
             request.Overrides.AddRange(overrides);
             var info = await CallAsync(trainer, () => Client(trainer).StartAsync(request, Auth(), Deadline, cancellationToken).ResponseAsync, cancellationToken: cancellationToken);
             var run = TrainerRunMapping.ToRun(info);
-            Save(new RunRecordFile(runId, specText, overrides, spec.Sha256, trainer, DateTime.UtcNow, JsonFormatter.Default.Format(run)));
-            return run;
+            var record = new RunRecordFile(runId, specText, overrides, spec.Sha256, trainer, DateTime.UtcNow, JsonFormatter.Default.Format(run), Activity.Current?.TraceId.ToHexString());
+            Save(record);
+            return WithTrace(run, record);
         }
         finally
         {
@@ -144,6 +147,12 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
         var json = JsonFormatter.Default.Format(run);
         if (json != record.LastJson)
             Save(record with { LastJson = json });
+        return WithTrace(run, record);
+    }
+
+    private static Run WithTrace(Run run, RunRecordFile record)
+    {
+        run.TraceId = record.TraceId ?? "";
         return run;
     }
 
@@ -151,7 +160,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
     {
         var run = record.LastJson is null ? new Run { RunId = record.RunId, Phase = RunPhase.Pending } : JsonParser.Default.Parse<Run>(record.LastJson);
         run.Reason = $"{why} (showing the state last seen)";
-        return run;
+        return WithTrace(run, record);
     }
 
     /// <summary>

@@ -116,8 +116,7 @@ public sealed class RunManager(IOptions<TrainerOptions> options, StageRunner sta
 
     private async Task ExecuteAsync(TrainerRun run)
     {
-        using var activity = MeshTelemetry.Source.StartActivity("trainer.run");
-        activity?.SetTag("distill.run_id", run.RunId);
+        using var activity = MeshTelemetry.Source.StartActivity("trainer.run").ForRun(run.RunId);
         var cancellation = run.Cancellation.Token;
         try
         {

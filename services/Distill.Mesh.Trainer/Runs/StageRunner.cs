@@ -45,8 +45,7 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
             cancellationToken.ThrowIfCancellationRequested();
             var stage = pending with { State = StageState.Running, Started = pending.Started ?? DateTime.UtcNow, Ended = null, Message = "" };
             Set(stage);
-            using var activity = MeshTelemetry.Source.StartActivity($"trainer.stage.{stage.Name}");
-            activity?.SetTag("distill.run_id", run.RunId);
+            using var activity = MeshTelemetry.Source.StartActivity($"trainer.stage.{stage.Name}").ForRun(run.RunId);
             var throttle = Stopwatch.StartNew();
             void Progress(long done, long total)
             {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Distill.Mesh.ServiceDefaults;
 using Microsoft.Extensions.Options;
 
@@ -23,12 +24,15 @@ public static class JobExit
 /// that finds the run finished on the volume exits 0 at once; one that finds it interrupted resumes
 /// it (finished stages kept, training from its checkpoint).
 /// </summary>
-public sealed class TrainerJob(RunManager runs, ProgressReporter reporter, IOptions<TrainerOptions> options, JobOutcome outcome, ILogger<TrainerJob> logger) : BackgroundService
+public sealed class TrainerJob(RunManager runs, ProgressReporter reporter, IOptions<TrainerOptions> options, JobOutcome outcome, IConfiguration configuration, ILogger<TrainerJob> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
         var id = settings.JobId();
+        // The pod's spans join the run's trace: the operator hands the Submit call's context down as TRACEPARENT.
+        using var job = MeshTelemetry.Source.StartActivity("trainer.job", ActivityKind.Internal,
+            ActivityContext.TryParse(configuration["TRACEPARENT"], null, out var parent) ? parent : default).ForRun(id);
         TrainerRun run;
         try
         {

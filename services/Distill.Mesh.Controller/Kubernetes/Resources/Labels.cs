@@ -18,6 +18,9 @@ public static class Labels
     /// <summary>Annotation with the run spec's SHA-256 (the runs API's idempotency).</summary>
     public const string SpecSha256 = "distill.mesh.io/spec-sha256";
 
+    /// <summary>The W3C traceparent of the Submit call: the run's pods continue its trace (env TRACEPARENT).</summary>
+    public const string TraceParent = "distill.mesh.io/traceparent";
+
     /// <summary>Annotation set by Cancel: the run ends Cancelled instead of Suspended.</summary>
     public const string Cancelled = "distill.mesh.io/cancelled";
 

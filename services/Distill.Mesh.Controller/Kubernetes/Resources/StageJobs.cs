@@ -74,6 +74,8 @@ public static class StageJobs
             }),
             _ => (options.TrainerImage, Trainer(run, step.Stage, options)),
         };
+        if (run.Metadata.Annotations?.TryGetValue(Labels.TraceParent, out var traceParent) == true)
+            environment["TRACEPARENT"] = traceParent;
         var mounts = step.Part == "precompute" ? PodTemplates.Mounts.Spec | PodTemplates.Mounts.Models : PodTemplates.Mounts.Spec | PodTemplates.Mounts.Runs | PodTemplates.Mounts.Models;
         var pod = PodTemplates.Build(run, step.Part, step.Stage, image, environment, resources, mounts, options);
         var metadata = Labels.Child(run, JobName(run, step), step.Part, step.Stage);
