@@ -42,6 +42,9 @@ public sealed class KubernetesOptions
     /// </summary>
     public string? TlsSecret { get; set; }
 
+    /// <summary>A Prometheus scrape port (GET /metrics) for every run and teacher pod, as the container port named "metrics"; null: none.</summary>
+    public int? MetricsPort { get; set; }
+
     /// <summary>Environment variables every run and teacher pod gets (e.g. OTEL_EXPORTER_OTLP_ENDPOINT).</summary>
     public Dictionary<string, string> PodEnvironment { get; set; } = new(StringComparer.Ordinal);
 

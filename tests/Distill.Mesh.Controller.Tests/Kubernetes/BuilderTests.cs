@@ -163,6 +163,23 @@ public class BuilderTests
     }
 
     [Fact]
+    public void WithAMetricsPort_TeacherAndStagePodsServeMetrics_OnANamedPort_AndWithoutOneNone()
+    {
+        var run = Run();
+        var options = new KubernetesOptions { Redis = "redis:6379", MetricsPort = 9464 };
+
+        var teacher = TeacherPool.Deployment(run, run.Spec.Teacher!, 1, options).Spec.Template.Spec.Containers[0];
+        var train = StageJobs.Build(run, StageJobs.Steps(Spec(run)).Single(s => s.Part == "train"), run.Spec.Teacher, options).Spec.Template.Spec.Containers[0];
+        var plain = StageJobs.Build(run, StageJobs.Steps(Spec(run)).Single(s => s.Part == "train"), run.Spec.Teacher, Options).Spec.Template.Spec.Containers[0];
+
+        Assert.Equal(["grpc", "metrics"], teacher.Ports.Select(p => p.Name));
+        Assert.Equal(9464, Assert.Single(train.Ports).ContainerPort);
+        Assert.All(new[] { teacher, train }, c => Assert.Equal("9464", c.Env.Single(e => e.Name == "Mesh__MetricsPort").Value));
+        Assert.Null(plain.Ports);
+        Assert.DoesNotContain(plain.Env, e => e.Name == "Mesh__MetricsPort");
+    }
+
+    [Fact]
     public void PodSpec_ReachesTheTeacherAtItsService_AndLeavesTheOutputFolderToTheServices()
     {
         var run = Run();

@@ -109,6 +109,9 @@ public class ChartTests
 
         var monitored = await KubeTools.TemplateAsync("distill-mesh", ["serviceMonitor.enabled=true", "telemetry.collector.enabled=true"]);
         Assert.Contains("kind: ServiceMonitor", monitored);
+        // The operator's pods (teachers, stage Jobs) are scraped too: a metrics port on each, found by a PodMonitor.
+        Assert.Contains("kind: PodMonitor", monitored);
+        Assert.Equal("9464", ControllerEnv(Rendered.Parse(monitored))["Controller__Kubernetes__MetricsPort"]);
         Assert.Equal("http://distill-mesh-collector:4317", ControllerEnv(Rendered.Parse(monitored))["Controller__Kubernetes__PodEnvironment__OTEL_EXPORTER_OTLP_ENDPOINT"]);
     }
 

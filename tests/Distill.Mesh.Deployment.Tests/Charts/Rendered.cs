@@ -16,6 +16,7 @@ internal sealed class Rendered
         var types = new Dictionary<string, Type>(StringComparer.Ordinal)
         {
             ["monitoring.coreos.com/v1/ServiceMonitor"] = typeof(Unchecked),
+            ["monitoring.coreos.com/v1/PodMonitor"] = typeof(Unchecked),
             ["distill.mesh.io/v1alpha1/DistillationRun"] = typeof(Unchecked),
         };
         // Documents with nothing but comments (helm leaves some) are not objects.

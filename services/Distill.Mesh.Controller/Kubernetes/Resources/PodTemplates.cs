@@ -81,6 +81,8 @@ public static class PodTemplates
             }
         }
 
+        if (options.MetricsPort is { } metricsPort)
+            env.Add(new V1EnvVar { Name = "Mesh__MetricsPort", Value = metricsPort.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         foreach (var (name, value) in options.PodEnvironment.Where(e => env.All(v => v.Name != e.Key)))
             env.Add(new V1EnvVar { Name = name, Value = value });
 
@@ -101,9 +103,13 @@ public static class PodTemplates
                 Capabilities = new V1Capabilities { Drop = ["ALL"] },
             },
         };
+        var ports = new List<V1ContainerPort>();
+        if (options.MetricsPort is { } scrape)
+            ports.Add(new V1ContainerPort { ContainerPort = scrape, Name = "metrics", Protocol = "TCP" });
+        container.Ports = ports.Count > 0 ? ports : null;
         if (grpcPort is { } port)
         {
-            container.Ports = [new V1ContainerPort { ContainerPort = port, Name = "grpc", Protocol = "TCP" }];
+            container.Ports = [new V1ContainerPort { ContainerPort = port, Name = "grpc", Protocol = "TCP" }, .. ports];
             var probed = options.TlsSecret is null ? port : HealthPort;
             container.ReadinessProbe = new V1Probe { Grpc = new V1GRPCAction { Port = probed, Service = "readiness" }, PeriodSeconds = 5, FailureThreshold = 3 };
             container.LivenessProbe = new V1Probe { Grpc = new V1GRPCAction { Port = probed, Service = "liveness" }, PeriodSeconds = 10, FailureThreshold = 6 };
