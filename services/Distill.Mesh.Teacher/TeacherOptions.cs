@@ -21,8 +21,11 @@ public sealed class TeacherOptions
     /// <summary>How long cached signals live in Redis.</summary>
     public TimeSpan CacheTtl { get; set; } = TimeSpan.FromDays(7);
 
-    /// <summary>Requests waiting to be scored before new ones are refused (RESOURCE_EXHAUSTED).</summary>
+    /// <summary>Requests waiting to be scored; further ones wait up to QueueWait for room, then are refused (RESOURCE_EXHAUSTED).</summary>
     public int MaxQueue { get; set; } = 256;
+
+    /// <summary>How long a request waits for room in a full queue before it is refused with RESOURCE_EXHAUSTED.</summary>
+    public TimeSpan QueueWait { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Tokens packed into one forward pass.</summary>
     public int MaxBatchTokens { get; set; } = 8192;

@@ -92,21 +92,64 @@ public class TeacherServiceTests
     [InlineData("unknown-model", StatusCode.NotFound, "this teacher serves model")]
     [InlineData("oversized", StatusCode.ResourceExhausted, "exceed the limit")]
     [InlineData("no-format", StatusCode.InvalidArgument, "signal.format")]
-    public async Task Score_InvalidRequests_GetPreciseStatusCodes(string problem, StatusCode code, string message)
+    [InlineData("one-token", StatusCode.InvalidArgument, "a signal needs at least 2")]
+    [InlineData("tiny-temperature", StatusCode.InvalidArgument, "signal.temperature must be in [0.01, 100]")]
+    [InlineData("nan-temperature", StatusCode.InvalidArgument, "signal.temperature must be in")]
+    public async Task Score_InvalidRequest_FailsOnlyItself_WithAPreciseCode_AndTheStreamGoesOn(string problem, StatusCode code, string message)
     {
         await using var host = await TeacherHost.StartAsync(new() { ["Teacher:MaxSequenceTokens"] = "16" });
         var request = problem switch
         {
-            "id-too-large" => Request("x", [256, 5000]),
-            "k-zero" => Request("x", [256, 5], k: 0),
-            "unknown-model" => Request("x", [256, 5]).Clone(),
-            "oversized" => Request("x", Enumerable.Repeat(5, 17).ToArray()),
-            _ => Request("x", [256, 5], format: ContractFormat.Unspecified),
+            "id-too-large" => Request("bad", [256, 5000]),
+            "k-zero" => Request("bad", [256, 5], k: 0),
+            "unknown-model" => Request("bad", [256, 5]).Clone(),
+            "oversized" => Request("bad", Enumerable.Repeat(5, 17).ToArray()),
+            "one-token" => Request("bad", [256]),
+            "tiny-temperature" => Request("bad", [256, 5]),
+            "nan-temperature" => Request("bad", [256, 5]),
+            _ => Request("bad", [256, 5], format: ContractFormat.Unspecified),
         };
         if (problem == "unknown-model")
             request.Fingerprint = "0123456789abcdef";
+        if (problem == "tiny-temperature")
+            request.Signal.Temperature = 1e-300;
+        if (problem == "nan-temperature")
+            request.Signal.Temperature = double.NaN;
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => Score(host, request));
+        var responses = await Score(host, Request("before", [256, 72, 101]), request, Request("after", [256, 50, 51, 52]));
+
+        Assert.Equal(["after", "bad", "before"], responses.Select(r => r.RequestId).Order());
+        var bad = responses.Single(r => r.RequestId == "bad");
+        Assert.Equal((int)code, bad.Error.Code);
+        Assert.Contains(message, bad.Error.Message);
+        Assert.Equal(0, bad.Positions);
+        Assert.All(responses.Where(r => r.RequestId != "bad"), r => Assert.True(r.Error is null && r.Positions > 0, r.ToString()));
+        Assert.Equal(2, responses.Single(r => r.RequestId == "before").Positions);
+    }
+
+    [Fact]
+    public async Task Score_MoreRequestsThanTheQueueHolds_WaitForRoom_AndAllAreAnswered()
+    {
+        await using var host = await TeacherHost.StartAsync(new() { ["Teacher:MaxQueue"] = "2" });
+
+        var responses = await Score(host, Enumerable.Range(0, 24).Select(i => Request($"r{i}", [256, 10 + i, 20, 30])).ToArray());
+
+        Assert.Equal(24, responses.Count);
+        Assert.All(responses, r => Assert.True(r.Error is null && r.Positions == 3, r.ToString()));
+    }
+
+    [Theory]
+    [InlineData(int.MaxValue, 0.0, StatusCode.ResourceExhausted, "exceeds the teacher's context")]
+    [InlineData(0, 0.0, StatusCode.InvalidArgument, "max_new_tokens must be at least 1")]
+    [InlineData(-5, 0.0, StatusCode.InvalidArgument, "max_new_tokens must be at least 1")]
+    [InlineData(4, 1e-300, StatusCode.InvalidArgument, "temperature must be in")]
+    public async Task Generate_RefusesBoundsThatOverflowOrUnderflow(int maxNewTokens, double temperature, StatusCode code, string message)
+    {
+        await using var host = await TeacherHost.StartAsync();
+        var client = new TeacherService.TeacherServiceClient(host.Channel);
+        using var call = client.Generate(new GenerateRequest { PromptIds = SignalMapping.PackIds([256, 72, 105]), MaxNewTokens = maxNewTokens, Temperature = temperature }, deadline: DateTime.UtcNow + Timeout);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
 
         Assert.Equal(code, error.StatusCode);
         Assert.Contains(message, error.Status.Detail);

@@ -155,7 +155,12 @@ public sealed class RemoteTeacher : ITeacherSignal, ITeacherGenerator
         await call.RequestStream.CompleteAsync();
         var responses = new ScoreResponse[sequences.Length];
         await foreach (var response in call.ResponseStream.ReadAllAsync(cancellationToken))
+        {
+            // One failed sequence fails the micro-batch (retried whole when the failure is transient).
+            if (response.Error is { } error)
+                throw new RpcException(new Status((StatusCode)error.Code, $"sequence {response.RequestId} of the micro-batch: {error.Message}"));
             responses[int.Parse(response.RequestId, System.Globalization.CultureInfo.InvariantCulture)] = response;
+        }
         if (responses.Any(r => r is null))
             throw new RpcException(new Status(StatusCode.Aborted, "the teacher closed the stream before answering every sequence"));
         return responses;

@@ -55,30 +55,54 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
         var teacher = model.Require();
         var cancellation = context.CancellationToken;
         using var writeLock = new SemaphoreSlim(1);
+        // Backpressure: at most this many requests of one stream in flight; the stream's reads
+        // (and HTTP/2 flow control behind them) wait for a slot rather than failing.
+        using var inFlight = new SemaphoreSlim(Math.Max(1, options.Value.MaxQueue));
         var pending = new List<Task>();
         await foreach (var request in requestStream.ReadAllAsync(cancellation))
         {
-            var (ids, signal, precision) = Validate(teacher, request);
-            pending.Add(Handle(request.RequestId, ids, signal, precision, System.Diagnostics.Stopwatch.GetTimestamp()));
+            await inFlight.WaitAsync(cancellation);
+            pending.RemoveAll(t => t.IsCompleted);
+            pending.Add(Handle(request, System.Diagnostics.Stopwatch.GetTimestamp()));
         }
 
         await Task.WhenAll(pending);
 
-        async Task Handle(string requestId, int[] ids, SignalRequest signal, SignalPrecision precision, long arrived)
+        async Task Handle(ScoreRequest request, long arrived)
         {
-            var (encoded, fromCache) = await scorer.ScoreAsync(ids, signal, precision, cancellation);
-            var response = SignalMapping.ToResponse(requestId, encoded, fromCache);
-            await writeLock.WaitAsync(cancellation);
             try
             {
-                await responseStream.WriteAsync(response, cancellation);
+                ScoreResponse response;
+                try
+                {
+                    // A bad request fails alone: its error goes back under its id, the stream goes on.
+                    var (ids, signal, precision) = Validate(teacher, request);
+                    var (encoded, fromCache) = await scorer.ScoreAsync(ids, signal, precision, cancellation);
+                    response = SignalMapping.ToResponse(request.RequestId, encoded, fromCache);
+                }
+                catch (RpcException e) when (!cancellation.IsCancellationRequested)
+                {
+                    TeacherMetrics.Refused(_label, e.StatusCode);
+                    response = new ScoreResponse { RequestId = request.RequestId, Error = new RequestError { Code = (int)e.StatusCode, Message = e.Status.Detail } };
+                }
+
+                await writeLock.WaitAsync(cancellation);
+                try
+                {
+                    await responseStream.WriteAsync(response, cancellation);
+                }
+                finally
+                {
+                    writeLock.Release();
+                }
+
+                if (response.Error is null)
+                    TeacherMetrics.Request(_label, TeacherMetrics.Score, System.Diagnostics.Stopwatch.GetElapsedTime(arrived), response.CalculateSize());
             }
             finally
             {
-                writeLock.Release();
+                inFlight.Release();
             }
-
-            TeacherMetrics.Request(_label, TeacherMetrics.Score, System.Diagnostics.Stopwatch.GetElapsedTime(arrived), response.CalculateSize());
         }
     }
 
@@ -90,8 +114,15 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
         var vocab = teacher.Model.Config.VocabSize;
         if (ids.Length == 0 || ids.Any(i => i < 0 || i >= vocab))
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"prompt_ids must be non-empty ids in [0, {vocab})"));
-        if (ids.Length + request.MaxNewTokens > Math.Min(teacher.Describe().MaxContext, options.Value.MaxSequenceTokens))
-            throw new RpcException(new Status(StatusCode.ResourceExhausted, "prompt plus max_new_tokens exceeds the teacher's context"));
+        var window = Math.Min(teacher.Describe().MaxContext, options.Value.MaxSequenceTokens);
+        if (request.MaxNewTokens < 1)
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"max_new_tokens must be at least 1 (got {request.MaxNewTokens})"));
+        if ((long)ids.Length + request.MaxNewTokens > window)
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"a {ids.Length}-token prompt plus max_new_tokens {request.MaxNewTokens} exceeds the teacher's context of {window} tokens"));
+        if (!request.Greedy && request.Temperature != 0 && !(request.Temperature is >= CachedScorer.MinTemperature and <= CachedScorer.MaxTemperature))
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"temperature must be in [{CachedScorer.MinTemperature}, {CachedScorer.MaxTemperature}] (or 0 for 1.0), not {request.Temperature}"));
+        if (!(request.TopP is >= 0 and <= 1) || request.TopK < 0)
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"top_p must be in [0, 1] and top_k ≥ 0 (got {request.TopP}, {request.TopK})"));
         var stop = teacher.StopTokens.Concat(request.StopTokenIds).ToHashSet();
         var generation = new GenerationOptions
         {
@@ -146,8 +177,8 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
         if (!string.IsNullOrEmpty(request.Fingerprint) && request.Fingerprint != description.Fingerprint)
             throw new RpcException(new Status(StatusCode.NotFound, $"this teacher serves model {description.Fingerprint[..12]}…, not {request.Fingerprint}"));
         var ids = SignalMapping.UnpackIds(request.TokenIds, "token_ids");
-        if (ids.Length == 0)
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "token_ids is empty"));
+        if (ids.Length < 2)
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"token_ids has {ids.Length} token(s): a signal needs at least 2 (one for each next token after the first)"));
         if (ids.Length > Math.Min(description.MaxContext, options.Value.MaxSequenceTokens))
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"{ids.Length} tokens exceed the limit of {Math.Min(description.MaxContext, options.Value.MaxSequenceTokens)} per sequence"));
         if (ids.Any(i => i < 0 || i >= description.VocabSize))

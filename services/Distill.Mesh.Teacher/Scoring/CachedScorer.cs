@@ -12,6 +12,12 @@ namespace Distill.Mesh.Teacher.Scoring;
 /// </summary>
 public sealed class CachedScorer(TeacherModel model, ScoringQueue queue, ISignalCache cache)
 {
+    /// <summary>Temperatures outside these bounds underflow or flatten float32 log-probabilities (1e-300 gave NaN).</summary>
+    public const double MinTemperature = 0.01;
+
+    /// <inheritdoc cref="MinTemperature"/>
+    public const double MaxTemperature = 100;
+
     public async Task<(EncodedSignal Signal, bool FromCache)> ScoreAsync(int[] ids, SignalRequest signal, SignalPrecision precision, CancellationToken cancellationToken)
     {
         var key = SignalCacheKey.For(model.Require().Describe(), ids, signal, precision);
@@ -54,8 +60,8 @@ public sealed class CachedScorer(TeacherModel model, ScoringQueue queue, ISignal
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.vocabulary {spec.Vocabulary} must be in [1, {description.VocabSize}]"));
         if (spec.K < 1 || spec.K > vocabulary)
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.k must be in [1, {vocabulary}] (got {spec.K})"));
-        if (!(spec.Temperature > 0))
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.temperature must be > 0 (got {spec.Temperature})"));
+        if (!(spec.Temperature is >= MinTemperature and <= MaxTemperature))
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"signal.temperature must be in [{MinTemperature}, {MaxTemperature}] (got {spec.Temperature})"));
         var format = spec.Format switch
         {
             Contracts.Teacher.V1.SignalFormat.TopK => Training.Teachers.SignalFormat.TopK,

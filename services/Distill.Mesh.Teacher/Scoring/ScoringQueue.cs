@@ -49,12 +49,25 @@ public sealed class ScoringQueue : IAsyncDisposable
     /// owns the returned tensors: it encodes them (on its own thread, so encodes run in parallel
     /// while this queue's worker moves on) and disposes them.
     /// </summary>
-    public Task<TeacherTarget> ScoreAsync(int[] ids, SignalRequest request, CancellationToken cancellationToken)
+    /// <remarks>A full queue makes the caller wait for room (backpressure), up to Teacher:QueueWait; then the request is refused.</remarks>
+    public async Task<TeacherTarget> ScoreAsync(int[] ids, SignalRequest request, CancellationToken cancellationToken)
     {
         var job = new Job(ids, request, new TaskCompletionSource<TeacherTarget>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
         if (!_channel.Writer.TryWrite(job))
-            throw new QueueFullException($"the teacher's queue is full ({_options.MaxQueue} requests waiting); retry later");
-        return job.Done.Task.WaitAsync(cancellationToken);
+        {
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            waiting.CancelAfter(_options.QueueWait);
+            try
+            {
+                await _channel.Writer.WriteAsync(job, waiting.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new QueueFullException($"the teacher's queue stayed full ({_options.MaxQueue} requests waiting) for {_options.QueueWait.TotalSeconds:0.#} s; retry later");
+            }
+        }
+
+        return await job.Done.Task.WaitAsync(cancellationToken);
     }
 
     private async Task Work()
