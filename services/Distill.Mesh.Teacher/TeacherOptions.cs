@@ -18,6 +18,9 @@ public sealed class TeacherOptions
     /// <summary>Bytes the in-process cache may hold.</summary>
     public long CacheBytes { get; set; } = 512L << 20;
 
+    /// <summary>After two failed Redis calls, how long Redis is skipped (every lookup a miss) before one call tries it again.</summary>
+    public TimeSpan RedisBreak { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>How long cached signals live in Redis.</summary>
     public TimeSpan CacheTtl { get; set; } = TimeSpan.FromDays(7);
 

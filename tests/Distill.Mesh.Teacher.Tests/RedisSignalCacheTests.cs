@@ -22,7 +22,7 @@ public class RedisSignalCacheTests
         return SignalCodec.Encode(TopKTeacherSignal.FromLogits(logits, k, 1.0, TopKMode.Tail), SignalPrecision.Fp32, 1000);
     }
 
-    private static RedisSignalCache Cache(IConnectionMultiplexer redis) => new(redis, TimeSpan.FromMinutes(5), NullLogger<RedisSignalCache>.Instance);
+    private static RedisSignalCache Cache(IConnectionMultiplexer redis) => new(redis, TimeSpan.FromMinutes(5), NullLogger<RedisSignalCache>.Instance, breakDuration: TimeSpan.FromMilliseconds(500));
 
     [Fact]
     public async Task SetThenGet_FromAnotherConnection_ReturnsTheSameSignal()
@@ -85,6 +85,39 @@ public class RedisSignalCacheTests
                 await Task.Delay(250);
         }
 
+        Assert.NotNull(recovered);
+    }
+
+    [Fact]
+    public async Task RedisDown_OpensTheCircuit_SoLookupsSkipRedis_UntilTheBreakEnds_ThenItIsTriedAgain()
+    {
+        using var server = new RedisServer();
+        using var redis = server.Connect();
+        var cache = new RedisSignalCache(redis, TimeSpan.FromMinutes(5), NullLogger<RedisSignalCache>.Instance, breakDuration: TimeSpan.FromSeconds(2));
+        await cache.SetAsync("k", Signal(4), default);
+        Assert.NotNull(await cache.GetAsync("k", default));
+        var healthy = cache.Attempts;
+
+        server.Stop();
+        for (var i = 0; i < 40; i++)
+            Assert.Null(await cache.GetAsync("k", default));
+        var duringOutage = cache.Attempts - healthy;
+
+        server.Start();
+        await WaitConnected(redis);
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        // The restarted server is empty: write, then read back.
+        EncodedSignal? recovered = null;
+        for (var attempt = 0; attempt < 20 && recovered is null; attempt++)
+        {
+            await cache.SetAsync("k2", Signal(4), default);
+            recovered = await cache.GetAsync("k2", default);
+            if (recovered is null)
+                await Task.Delay(250);
+        }
+
+        // Two failures open the circuit: the other 38 lookups are misses without a Redis call (each would wait for a timeout).
+        Assert.InRange(duringOutage, 2, 3);
         Assert.NotNull(recovered);
     }
 

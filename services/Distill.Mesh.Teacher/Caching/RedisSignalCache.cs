@@ -3,6 +3,8 @@ using System.Security.Cryptography;
 using Distill.Mesh.ServiceDefaults;
 using Distill.Mesh.Training.Teachers;
 using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.CircuitBreaker;
 using StackExchange.Redis;
 
 namespace Distill.Mesh.Teacher.Caching;
@@ -11,14 +13,54 @@ namespace Distill.Mesh.Teacher.Caching;
 /// The signal cache in Redis. Values over <see cref="ChunkBytes"/> are split; the data keys are
 /// written before the index key, and an index whose chunks are missing or do not hash to the
 /// recorded SHA-256 is a miss. Every Redis error is a miss (logged once): with Redis down the
-/// teacher recomputes and runs go on.
+/// teacher recomputes and runs go on. A circuit breaker (Polly) keeps an outage cheap: after two
+/// failed calls Redis is skipped for <c>breakDuration</c> (every lookup a miss at once, not a
+/// timeout each), then one call tries it again.
 /// </summary>
-public sealed class RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl, ILogger<RedisSignalCache> logger) : ISignalCache
+public sealed class RedisSignalCache : ISignalCache
 {
     public const int ChunkBytes = 1 << 20;
 
+    private readonly IConnectionMultiplexer redis;
+    private readonly TimeSpan ttl;
+    private readonly ILogger<RedisSignalCache> logger;
+    private readonly ResiliencePipeline _breaker;
+    private long _attempts;
+
+    public RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl, ILogger<RedisSignalCache> logger, TimeSpan? breakDuration = null)
+    {
+        this.redis = redis;
+        this.ttl = ttl;
+        this.logger = logger;
+        _server = new("server.address", string.Join(",", redis.GetEndPoints().Select(e => e.ToString())));
+        _breaker = new ResiliencePipelineBuilder().AddCircuitBreaker(new CircuitBreakerStrategyOptions
+        {
+            FailureRatio = 0.5,
+            MinimumThroughput = 2,
+            SamplingDuration = TimeSpan.FromSeconds(30),
+            BreakDuration = breakDuration ?? TimeSpan.FromSeconds(15),
+            ShouldHandle = new PredicateBuilder().Handle<RedisException>().Handle<TimeoutException>().Handle<ObjectDisposedException>(),
+            OnOpened = args =>
+            {
+                logger.LogWarning("Redis failed twice; skipping it for {Break} before trying again", args.BreakDuration);
+                return ValueTask.CompletedTask;
+            },
+        }).Build();
+    }
+
+    /// <summary>Calls that reached Redis (not skipped by the open circuit).</summary>
+    public long Attempts => Interlocked.Read(ref _attempts);
+
+    /// <summary>Runs one Redis operation through the breaker; an open circuit is a failure at once.</summary>
+    private ValueTask<T> Call<T>(Func<CancellationToken, ValueTask<T>> operation, CancellationToken cancellationToken) =>
+        _breaker.ExecuteAsync(token =>
+        {
+            Interlocked.Increment(ref _attempts);
+            return operation(token);
+        }, cancellationToken);
+
     /// <summary>Tags the cache metrics with the Redis server(s), so several caches in one process can be told apart.</summary>
-    private readonly KeyValuePair<string, object?> _server = new("server.address", string.Join(",", redis.GetEndPoints().Select(e => e.ToString())));
+    private readonly KeyValuePair<string, object?> _server;
 
     private int _failing;
 
@@ -28,15 +70,19 @@ public sealed class RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl,
         activity?.SetTag("db.system", "redis");
         try
         {
-            var db = redis.GetDatabase();
-            var index = (string?)await db.StringGetAsync(key);
-            if (index is null || !TryParseIndex(index, out var chunks, out var length, out var hash))
-                return Miss(activity);
-            var parts = await db.StringGetAsync(Enumerable.Range(0, chunks).Select(i => (RedisKey)$"{key}:c{i}").ToArray());
-            if (parts.Any(p => p.IsNull))
-                return Miss(activity);
-            var bytes = parts.SelectMany(p => (byte[])p!).ToArray();
-            if (bytes.Length != length || Convert.ToHexStringLower(SHA256.HashData(bytes)) != hash)
+            var bytes = await Call(async _ =>
+            {
+                var db = redis.GetDatabase();
+                var index = (string?)await db.StringGetAsync(key);
+                if (index is null || !TryParseIndex(index, out var chunks, out var length, out var hash))
+                    return null;
+                var parts = await db.StringGetAsync(Enumerable.Range(0, chunks).Select(i => (RedisKey)$"{key}:c{i}").ToArray());
+                if (parts.Any(p => p.IsNull))
+                    return null;
+                var value = parts.SelectMany(p => (byte[])p!).ToArray();
+                return value.Length == length && Convert.ToHexStringLower(SHA256.HashData(value)) == hash ? value : null;
+            }, cancellationToken);
+            if (bytes is null)
                 return Miss(activity);
             Recovered();
             SignalCacheMetrics.Hits.Add(1, _server);
@@ -44,7 +90,7 @@ public sealed class RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl,
             activity?.SetTag("distill.cache.hit", true);
             return EncodedSignalSerializer.FromBytes(bytes);
         }
-        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException or BrokenCircuitException)
         {
             Failed(e);
             return Miss(activity);
@@ -57,21 +103,24 @@ public sealed class RedisSignalCache(IConnectionMultiplexer redis, TimeSpan ttl,
         activity?.SetTag("db.system", "redis");
         try
         {
-            var db = redis.GetDatabase();
             var bytes = EncodedSignalSerializer.ToBytes(signal);
-            var chunks = (bytes.Length + ChunkBytes - 1) / ChunkBytes;
-            for (var i = 0; i < chunks; i++)
+            await Call(async _ =>
             {
-                var slice = bytes.AsMemory(i * ChunkBytes, Math.Min(ChunkBytes, bytes.Length - i * ChunkBytes)).ToArray();
-                await db.StringSetAsync($"{key}:c{i}", slice, ttl);
-            }
+                var db = redis.GetDatabase();
+                var chunks = (bytes.Length + ChunkBytes - 1) / ChunkBytes;
+                for (var i = 0; i < chunks; i++)
+                {
+                    var slice = bytes.AsMemory(i * ChunkBytes, Math.Min(ChunkBytes, bytes.Length - i * ChunkBytes)).ToArray();
+                    await db.StringSetAsync($"{key}:c{i}", slice, ttl);
+                }
 
-            // The index last: a reader that finds it finds the data.
-            await db.StringSetAsync(key, $"v1:{chunks}:{bytes.Length}:{Convert.ToHexStringLower(SHA256.HashData(bytes))}", ttl);
+                // The index last: a reader that finds it finds the data.
+                return await db.StringSetAsync(key, $"v1:{chunks}:{bytes.Length}:{Convert.ToHexStringLower(SHA256.HashData(bytes))}", ttl);
+            }, cancellationToken);
             Recovered();
             SignalCacheMetrics.BytesWritten.Add(bytes.Length, _server);
         }
-        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException or BrokenCircuitException)
         {
             Failed(e);
         }

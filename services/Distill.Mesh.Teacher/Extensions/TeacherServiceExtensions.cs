@@ -36,7 +36,7 @@ public static class TeacherServiceExtensions
                 return new InMemorySignalCache(options.CacheBytes);
             var configuration = ConfigurationOptions.Parse(options.Redis);
             configuration.AbortOnConnectFail = false; // Redis may come later or go away: the cache is optional
-            return new RedisSignalCache(ConnectionMultiplexer.Connect(configuration), options.CacheTtl, sp.GetRequiredService<ILogger<RedisSignalCache>>());
+            return new RedisSignalCache(ConnectionMultiplexer.Connect(configuration), options.CacheTtl, sp.GetRequiredService<ILogger<RedisSignalCache>>(), options.RedisBreak);
         });
         return builder;
     }
