@@ -36,9 +36,13 @@ public static class SafetensorsDTypes
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
     };
 
-    /// <summary>Parses a header dtype string; false for anything the format does not define.</summary>
-    public static bool TryParse(string text, out SafetensorsDType dtype) =>
-        Enum.TryParse(text, ignoreCase: false, out dtype) && Enum.IsDefined(dtype) && !char.IsDigit(text[0]);
+    private static readonly Dictionary<string, SafetensorsDType> ByName = Enum.GetValues<SafetensorsDType>().ToDictionary(d => d.ToString(), StringComparer.Ordinal);
+
+    /// <summary>
+    /// Parses a header dtype string: exactly one of the format's names (Enum.TryParse would take
+    /// " F32", "+9" or "U8,U32" as F32).
+    /// </summary>
+    public static bool TryParse(string text, out SafetensorsDType dtype) => ByName.TryGetValue(text, out dtype);
 
     /// <summary>The torch element type for a safetensors dtype.</summary>
     /// <exception cref="NotSupportedException">The dtype has no torch counterpart in TorchSharp.</exception>

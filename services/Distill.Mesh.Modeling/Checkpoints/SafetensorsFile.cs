@@ -45,6 +45,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (!BitConverter.IsLittleEndian)
             throw new PlatformNotSupportedException("safetensors data is little-endian; big-endian hosts are not supported");
 
+        Specs.Storage.RegularFile.Require(path);
         long fileLength;
         byte[] headerBytes;
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))

@@ -34,6 +34,9 @@ public sealed class SafetensorsHeader
     /// <param name="source">File name for error messages.</param>
     public static SafetensorsHeader Parse(ReadOnlySpan<byte> json, long dataLength, string source)
     {
+        // Names and strings are decoded later; bytes that are not UTF-8 are refused here, whole.
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+            throw Error(source, "header is not valid UTF-8");
         JsonDocument document;
         try
         {
@@ -85,6 +88,14 @@ public sealed class SafetensorsHeader
     {
         if (value.ValueKind != JsonValueKind.Object)
             throw Error(source, $"tensor '{name}': entry must be an object");
+        // A field given twice would be read as its last value (the reference reader refuses it).
+        var fields = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var field in value.EnumerateObject())
+        {
+            if (!fields.Add(field.Name))
+                throw Error(source, $"tensor '{name}': field '{field.Name}' appears twice");
+        }
+
         if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
             throw Error(source, $"tensor '{name}': missing string field 'dtype'");
         var dtypeText = dtypeElement.GetString()!;

@@ -109,9 +109,11 @@ public sealed class CausalLanguageModel : nn.Module
     public static CausalLanguageModel FromPretrained(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null)
     {
         var config = ModelConfigs.Load(folder);
+        using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        // Before anything is allocated: the config must describe these weights.
+        StrictLoader.CheckSizes(config, checkpoint);
         var model = new CausalLanguageModel(config, dtype, device ?? torch.CPU);
-        using (var checkpoint = SafetensorsCheckpoint.Open(folder))
-            StrictLoader.Load(model, checkpoint);
+        StrictLoader.Load(model, checkpoint);
         model.eval();
         return model;
     }

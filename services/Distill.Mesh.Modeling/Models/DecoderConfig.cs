@@ -110,13 +110,16 @@ public abstract class DecoderConfig
     /// <summary>Checks the sizes fit together; throws naming the field.</summary>
     public virtual void Validate()
     {
-        Positive(VocabSize, "vocab_size");
-        Positive(HiddenSize, "hidden_size");
-        Positive(IntermediateSize, "intermediate_size");
-        Positive(NumHiddenLayers, "num_hidden_layers");
-        Positive(NumAttentionHeads, "num_attention_heads");
-        Positive(KeyValueHeads, "num_key_value_heads");
-        Positive(HeadDimension, "head_dim");
+        // Bounds well above any released model, so a hostile config cannot ask for a huge
+        // allocation or loop (vocab_size 2^31 asked for 549 GB; 100,000 layers kept inspect busy).
+        InRange(VocabSize, "vocab_size", MaxVocabulary);
+        InRange(HiddenSize, "hidden_size", 1 << 16);
+        InRange(IntermediateSize, "intermediate_size", 1 << 18);
+        InRange(NumHiddenLayers, "num_hidden_layers", 1024);
+        InRange(NumAttentionHeads, "num_attention_heads", 1024);
+        InRange(KeyValueHeads, "num_key_value_heads", 1024);
+        InRange(HeadDimension, "head_dim", 1024);
+        InRange(MaxPositionEmbeddings, "max_position_embeddings", 1 << 24);
         if (NumAttentionHeads % KeyValueHeads != 0)
             throw Invalid($"num_attention_heads ({NumAttentionHeads}) must be a multiple of num_key_value_heads ({KeyValueHeads})");
         if (HeadDim is null && HiddenSize % NumAttentionHeads != 0)
@@ -125,17 +128,26 @@ public abstract class DecoderConfig
             throw Invalid($"head_dim ({HeadDimension}) must be even for rotary embeddings");
         if (HiddenAct is not ("silu" or "swish"))
             throw Invalid($"hidden_act '{HiddenAct}' is not supported (supported: silu)");
-        if (RmsNormEps <= 0 || RopeTheta <= 0)
-            throw Invalid("rms_norm_eps and rope_theta must be positive");
+        if (!(double.IsFinite(RmsNormEps) && RmsNormEps > 0) || !(double.IsFinite(RopeTheta) && RopeTheta > 0))
+            throw Invalid($"rms_norm_eps ({RmsNormEps}) and rope_theta ({RopeTheta}) must be finite and positive");
         if (RopeScaling is { } scaling)
         {
             if (!RopeScaling.SupportedTypes.Contains(scaling.Kind))
                 throw Invalid($"rope_scaling type '{scaling.Kind}' is not supported (supported: {string.Join(", ", RopeScaling.SupportedTypes)})");
-            if (scaling.Factor <= 0)
-                throw Invalid("rope_scaling.factor must be positive");
+            if (!(double.IsFinite(scaling.Factor) && scaling.Factor > 0))
+                throw Invalid($"rope_scaling.factor must be finite and positive (got {scaling.Factor})");
             if (scaling.Kind == "llama3" && (scaling.LowFreqFactor is null || scaling.HighFreqFactor is null || scaling.OriginalMaxPositionEmbeddings is null))
                 throw Invalid("llama3 rope_scaling needs low_freq_factor, high_freq_factor and original_max_position_embeddings");
         }
+    }
+
+    /// <summary>The largest vocabulary accepted (4,194,304; released models stay under 300k).</summary>
+    public const int MaxVocabulary = 1 << 22;
+
+    protected static void InRange(int value, string field, int max)
+    {
+        if (value <= 0 || value > max)
+            throw Invalid($"{field} must be in [1, {max}] (got {value})");
     }
 
     protected static void Positive(int value, string field)

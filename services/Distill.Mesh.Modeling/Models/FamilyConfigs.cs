@@ -76,8 +76,8 @@ public sealed class MixtralConfig : DecoderConfig
     public override void Validate()
     {
         base.Validate();
-        Positive(NumLocalExperts, "num_local_experts");
-        Positive(NumExpertsPerTok, "num_experts_per_tok");
+        InRange(NumLocalExperts, "num_local_experts", 1024);
+        InRange(NumExpertsPerTok, "num_experts_per_tok", 1024);
         if (NumExpertsPerTok > NumLocalExperts)
             throw Invalid($"num_experts_per_tok ({NumExpertsPerTok}) exceeds num_local_experts ({NumLocalExperts})");
     }

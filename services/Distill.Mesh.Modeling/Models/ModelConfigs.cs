@@ -52,8 +52,10 @@ public static class ModelConfigs
             throw new ModelConfigException($"config.json is not valid JSON ({e.Message})", e);
         }
 
-        var modelType = (root as JsonObject)?["model_type"]?.GetValue<string>()
-            ?? throw new ModelConfigException("config.json has no 'model_type'");
+        if (root is not JsonObject fields)
+            throw new ModelConfigException("config.json must be a JSON object");
+        if (fields["model_type"] is not JsonValue typeValue || !typeValue.TryGetValue<string>(out var modelType))
+            throw new ModelConfigException(fields.ContainsKey("model_type") ? $"'model_type' must be a string (got {fields["model_type"]?.ToJsonString() ?? "null"})" : "config.json has no 'model_type'");
         if (!Supported.TryGetValue(modelType, out var type))
             throw new ModelConfigException($"model_type '{modelType}' is not supported (supported: {string.Join(", ", Supported.Keys)})");
 
@@ -62,9 +64,9 @@ public static class ModelConfigs
         {
             config = (DecoderConfig)root.Deserialize(type, Options)!;
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or OverflowException)
         {
-            throw new ModelConfigException($"config.json field {e.Path}: {e.Message}", e);
+            throw new ModelConfigException($"config.json field {(e as JsonException)?.Path}: {e.Message}", e);
         }
 
         config.Validate();

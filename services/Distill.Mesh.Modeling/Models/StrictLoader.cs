@@ -11,6 +11,38 @@ public static class StrictLoader
 {
     private const int ListedNames = 20;
 
+    /// <summary>
+    /// Checks, from the headers alone, that <paramref name="config"/> describes the checkpoint's
+    /// weights — the embedding is vocab_size × hidden_size and the layers number
+    /// num_hidden_layers — so a config that lies is refused before the model is allocated.
+    /// </summary>
+    public static void CheckSizes(DecoderConfig config, SafetensorsCheckpoint checkpoint)
+    {
+        const string Embedding = "model.embed_tokens.weight";
+        var problems = new List<string>();
+        if (checkpoint.Contains(Embedding))
+        {
+            var shape = checkpoint.GetInfo(Embedding).Shape;
+            if (!shape.SequenceEqual([config.VocabSize, (long)config.HiddenSize]))
+                problems.Add($"{Embedding} is [{string.Join(", ", shape)}] but config.json says vocab_size {config.VocabSize} × hidden_size {config.HiddenSize}");
+        }
+
+        var layers = checkpoint.Names.Select(LayerIndex).Where(i => i >= 0).Distinct().Count();
+        if (layers > 0 && layers != config.NumHiddenLayers)
+            problems.Add($"the checkpoint has {layers} decoder layers but config.json says num_hidden_layers {config.NumHiddenLayers}");
+        if (problems.Count > 0)
+            throw new CheckpointFormatException($"{checkpoint.Folder}: config.json does not describe these weights: {string.Join("; ", problems)}");
+    }
+
+    private static int LayerIndex(string name)
+    {
+        const string Prefix = "model.layers.";
+        if (!name.StartsWith(Prefix, StringComparison.Ordinal))
+            return -1;
+        var end = name.IndexOf('.', Prefix.Length);
+        return end > Prefix.Length && int.TryParse(name.AsSpan(Prefix.Length, end - Prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index) ? index : -1;
+    }
+
     /// <summary>Loads <paramref name="checkpoint"/> into <paramref name="model"/> or throws listing every problem.</summary>
     public static void Load(CausalLanguageModel model, SafetensorsCheckpoint checkpoint)
     {

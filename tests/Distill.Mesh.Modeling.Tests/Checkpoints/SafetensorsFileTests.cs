@@ -151,6 +151,14 @@ public class SafetensorsFileTests
         { "duplicate names", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8), "duplicate name 'a'" },
         { "metadata not strings", Build("{\"__metadata__\":{\"x\":1}}", 0), "is not a string" },
         { "truncated data", Truncate(Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16), 6), "may be truncated" },
+        // Enum.TryParse read each of these as F32.
+        { "dtype with a space", Build("{\"a\":{\"dtype\":\" F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "unknown dtype ' F32'" },
+        { "dtype as a signed number", Build("{\"a\":{\"dtype\":\"+9\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "unknown dtype '+9'" },
+        { "dtype as flags", Build("{\"a\":{\"dtype\":\"U8,U32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "unknown dtype 'U8,U32'" },
+        { "duplicate dtype field", Build("{\"a\":{\"dtype\":\"F64\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "field 'dtype' appears twice" },
+        { "duplicate shape field", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "field 'shape' appears twice" },
+        { "name not UTF-8", BuildBytes([.. "{\""u8, 0xC3, 0x28, .. "\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"u8], 4), "not valid UTF-8" },
+        { "metadata not UTF-8", BuildBytes([.. "{\"__metadata__\":{\"x\":\""u8, 0xFF, 0xFE, .. "\"}}"u8], 0), "not valid UTF-8" },
     };
 
     [Theory]
@@ -167,6 +175,21 @@ public class SafetensorsFileTests
         Assert.StartsWith(path, error.Message);
     }
 
+    [Fact]
+    public async Task Open_AFifo_IsRefusedAtOnce_InsteadOfWaitingForAWriter()
+    {
+        using var dir = new TempFolder();
+        var path = dir.Combine("model.safetensors");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path]))
+            mkfifo.WaitForExit();
+        Assert.True(File.Exists(path), "mkfifo did not create the FIFO");
+
+        // On the old code this open blocked for good; the timeout turns that into a failure.
+        var error = await Assert.ThrowsAsync<IOException>(() => Task.Run(() => SafetensorsFile.Open(path)).WaitAsync(TimeSpan.FromSeconds(20)));
+
+        Assert.Contains("is not a regular file", error.Message);
+    }
+
     private static byte[] Prefix(ulong headerLength, string json)
     {
         var bytes = new byte[8 + json.Length];
@@ -175,9 +198,10 @@ public class SafetensorsFileTests
         return bytes;
     }
 
-    private static byte[] Build(string json, int dataBytes)
+    private static byte[] Build(string json, int dataBytes) => BuildBytes(Encoding.UTF8.GetBytes(json), dataBytes);
+
+    private static byte[] BuildBytes(byte[] header, int dataBytes)
     {
-        var header = Encoding.UTF8.GetBytes(json);
         var bytes = new byte[8 + header.Length + dataBytes];
         BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)header.Length);
         header.CopyTo(bytes, 8);

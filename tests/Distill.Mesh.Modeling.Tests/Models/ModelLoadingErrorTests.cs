@@ -19,9 +19,16 @@ public class ModelLoadingErrorTests
 
     [Theory]
     [InlineData("\"num_key_value_heads\": 3", "must be a multiple of num_key_value_heads")]
-    [InlineData("\"hidden_size\": 0", "hidden_size must be positive")]
     [InlineData("\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}", "rope_scaling type 'yarn' is not supported")]
     [InlineData("\"hidden_act\": \"gelu\"", "hidden_act 'gelu' is not supported")]
+    [InlineData("\"hidden_size\": 0", "hidden_size must be in [1, 65536] (got 0)")]
+    [InlineData("\"num_hidden_layers\": 100000", "num_hidden_layers must be in [1, 1024] (got 100000)")]
+    [InlineData("\"vocab_size\": 2147483647", "vocab_size must be in [1, 4194304] (got 2147483647)")]
+    [InlineData("\"max_position_embeddings\": 2000000000", "max_position_embeddings must be in")]
+    [InlineData("\"rope_theta\": \"NaN\"", "must be finite and positive")]
+    [InlineData("\"rms_norm_eps\": \"Infinity\"", "must be finite and positive")]
+    [InlineData("\"model_type\": 5", "'model_type' must be a string (got 5)")]
+    [InlineData("\"num_hidden_layers\": \"many\"", "num_hidden_layers")]
     public void Parse_InconsistentConfig_NamesTheField(string field, string expected)
     {
         var root = JsonNode.Parse(File.ReadAllText(TinyModels.ConfigPath("tiny-llama.json")))!.AsObject();
@@ -58,6 +65,24 @@ public class ModelLoadingErrorTests
         Assert.Contains("missing keys (2): lm_head.weight, model.norm.weight", error.Message);
         Assert.Contains("unexpected keys (1): lm_head.weights", error.Message);
         Assert.Contains("model.layers.1.self_attn.k_proj.weight: checkpoint [16, 64], model [32, 64]", error.Message);
+    }
+
+    [Theory]
+    [InlineData("vocab_size", 100000, "model.embed_tokens.weight is [262, 64] but config.json says vocab_size 100000")]
+    [InlineData("num_hidden_layers", 7, "the checkpoint has 2 decoder layers but config.json says num_hidden_layers 7")]
+    public void FromPretrained_AConfigThatDoesNotDescribeTheWeights_IsRefusedBeforeAllocating(string field, int value, string expected)
+    {
+        using var dir = new TempFolder();
+        using (var model = TinyModels.Create("llama"))
+            model.SavePretrained(dir.Path);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, "config.json")))!.AsObject();
+        config[field] = value;
+        File.WriteAllText(Path.Combine(dir.Path, "config.json"), config.ToJsonString());
+
+        var error = Assert.Throws<CheckpointFormatException>(() => CausalLanguageModel.FromPretrained(dir.Path));
+
+        Assert.Contains("config.json does not describe these weights", error.Message);
+        Assert.Contains(expected, error.Message);
     }
 
     [Fact]
