@@ -33,6 +33,18 @@ public class RunsApiTests
     [Fact]
     public async Task ResubmittedRunId_IsTheSameRun_AndAnotherSpecUnderItIsRefused()
     {
+        var reconciles = new System.Collections.Concurrent.ConcurrentBag<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == Distill.Mesh.ServiceDefaults.MeshTelemetry.Name,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = a =>
+            {
+                if (a.OperationName == "operator.reconcile")
+                    reconciles.Add(a);
+            },
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
         await using var harness = await OperatorHarness.StartAsync(realPods: false);
         var controller = await harness.StartControllerAsync();
         var spec = harness.Spec(4, "[train]", recipe: "sft");
@@ -56,6 +68,8 @@ public class RunsApiTests
         var environment = harness.Cluster.JobsOf("once").Single().Spec.Template.Spec.Containers[0].Env;
         Assert.Matches($"^00-{first.TraceId}-[0-9a-f]{{16}}-0[01]$", environment.Single(e => e.Name == "TRACEPARENT").Value);
         Assert.Equal(first.TraceId, again.TraceId);
+        // The operator's reconciles of the run are linked to the run's trace.
+        Assert.Contains(reconciles, r => r.Links.Any(l => l.Context.TraceId.ToHexString() == first.TraceId));
         Assert.Single(harness.Cluster.Kubelet.Started.Values);
         Assert.Equal(["once"], (await controller.Runs.ListAsync(new ListRunsRequest())).Runs.Select(r => r.RunId));
     }

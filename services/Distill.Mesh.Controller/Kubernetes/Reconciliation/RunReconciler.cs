@@ -30,6 +30,10 @@ public sealed class RunReconciler(IKubernetes client, IOptions<KubernetesOptions
         var run = await KubeCalls.OrNullAsync(() => client.CustomObjects.GetNamespacedCustomObjectAsync<DistillationRun>(DistillationRun.Group, DistillationRun.Version, ns, DistillationRun.Plural, name, cancellationToken));
         if (run is null || run.Metadata.DeletionTimestamp is not null)
             return null; // deleted: its children go with it (owner references)
+        // Each reconcile is its own trace, linked to the run's (the Submit call's) when it has one.
+        if (run.Metadata.Annotations?.TryGetValue(Labels.TraceParent, out var traceParent) == true
+            && System.Diagnostics.ActivityContext.TryParse(traceParent, null, out var submitted))
+            activity?.AddLink(new System.Diagnostics.ActivityLink(submitted));
         var status = Clone(run.Status);
         var before = JsonSerializer.Serialize(status);
         TimeSpan? again;
