@@ -26,6 +26,22 @@ internal static class MeshCliOptions
         : Environment.GetEnvironmentVariable("DISTILL_TOKEN_FILE") is { Length: > 0 } file ? MeshAuth.ReadTokenFile(file, "DISTILL_TOKEN_FILE")
         : null;
 
+    /// <summary>Where <c>distill up</c> keeps the token it generates (relative to the folder it runs in).</summary>
+    public static readonly string LocalTokenFile = Path.Combine(".distill", "mesh", "token");
+
+    /// <summary>
+    /// The token for calls to <paramref name="address"/>: the given one, else the environment's,
+    /// else — for a loopback address only — the one `distill up` wrote in <see cref="LocalTokenFile"/>.
+    /// </summary>
+    public static string? TokenFor(string address, string? given) =>
+        given ?? EnvironmentToken() ?? (Uri.TryCreate(address, UriKind.Absolute, out var uri) && uri.IsLoopback && File.Exists(LocalTokenFile)
+            ? MeshAuth.ReadTokenFile(LocalTokenFile, LocalTokenFile)
+            : null);
+
+    /// <summary>A channel to <paramref name="address"/> whose every call carries the token (<see cref="TokenFor"/>).</summary>
+    public static Grpc.Net.Client.GrpcChannel Channel(ParseResult parse, string address, Option<string?>? trust, Option<string?>? token) =>
+        MeshTls.CreateChannel(address, trust is null ? null : parse.GetValue(trust), token: TokenFor(address, token is null ? null : parse.GetValue(token)));
+
     /// <summary>Headers carrying the token from <paramref name="option"/> or the environment.</summary>
     public static Grpc.Core.Metadata Headers(ParseResult parse, Option<string?> option) => MeshAuth.Headers(TokenValue(parse, option));
 }

@@ -20,17 +20,26 @@ public sealed class MutatingMethods
     public bool Contains(string method) => _methods.Contains(method);
 }
 
-/// <summary>Rejects mutating calls without the configured bearer token (Unauthenticated).</summary>
+/// <summary>Rejects calls without the configured bearer token (Unauthenticated): mutating ones, or all but health checks (Mesh:AuthScope).</summary>
 public sealed class BearerTokenInterceptor(IOptions<MeshOptions> options, MutatingMethods mutating) : Interceptor
 {
     private void Check(ServerCallContext context)
     {
         var token = options.Value.AuthToken;
-        if (string.IsNullOrEmpty(token) || !mutating.Contains(context.Method))
+        if (string.IsNullOrEmpty(token))
             return;
-        var header = context.RequestHeaders.GetValue(MeshAuth.Header);
-        if (header is null || !header.StartsWith(MeshAuth.Scheme, StringComparison.Ordinal)
-            || !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(header[MeshAuth.Scheme.Length..]), System.Text.Encoding.UTF8.GetBytes(token)))
+        var guarded = options.Value.AuthScope == MeshAuth.ScopeAll
+            ? !context.Method.StartsWith("/grpc.health.v1.Health/", StringComparison.Ordinal)
+            : mutating.Contains(context.Method);
+        if (!guarded)
+            return;
+        // A call may carry the token twice (its channel's and its own headers; HTTP joins repeated
+        // headers with commas): any one that matches will do.
+        var expected = System.Text.Encoding.UTF8.GetBytes(token);
+        var presented = context.RequestHeaders.Where(h => h.Key == MeshAuth.Header && !h.IsBinary)
+            .SelectMany(h => h.Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+        if (!presented.Any(value => value.StartsWith(MeshAuth.Scheme, StringComparison.Ordinal)
+                && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(value[MeshAuth.Scheme.Length..]), expected)))
             throw new RpcException(new Status(StatusCode.Unauthenticated, $"{context.Method} needs a bearer token"));
     }
 

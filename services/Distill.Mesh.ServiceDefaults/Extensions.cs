@@ -32,7 +32,10 @@ public static class Extensions
             return builder;
         var section = builder.Configuration.GetSection("Mesh");
         // A token file that is missing or empty fails the start: auth is never silently off.
-        builder.Services.AddOptions<MeshOptions>().Bind(section).PostConfigure(o => o.AuthToken = MeshAuth.ResolveToken(o)).ValidateOnStart();
+        builder.Services.AddOptions<MeshOptions>().Bind(section).PostConfigure(o => o.AuthToken = MeshAuth.ResolveToken(o))
+            .Validate(o => o.AuthScope is MeshAuth.ScopeMutating or MeshAuth.ScopeAll, $"Mesh:AuthScope must be '{MeshAuth.ScopeMutating}' or '{MeshAuth.ScopeAll}'")
+            .Validate(o => o.AuthScope != MeshAuth.ScopeAll || !string.IsNullOrEmpty(o.AuthToken), "Mesh:AuthScope 'all' needs a token (Mesh:AuthToken or Mesh:AuthTokenFile)")
+            .ValidateOnStart();
         var configured = section.Get<MeshOptions>() ?? new MeshOptions();
         builder.Services.AddSingleton(new MutatingMethods());
         builder.Services.AddSingleton<MeshChannels>();

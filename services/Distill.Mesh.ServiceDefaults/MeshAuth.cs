@@ -9,6 +9,12 @@ public static class MeshAuth
 
     public const string Scheme = "Bearer ";
 
+    /// <summary><see cref="MeshOptions.AuthScope"/> values.</summary>
+    public const string ScopeMutating = "mutating";
+
+    /// <inheritdoc cref="ScopeMutating"/>
+    public const string ScopeAll = "all";
+
     /// <summary>Call headers carrying <paramref name="token"/>; empty when there is none.</summary>
     public static Metadata Headers(string? token) => string.IsNullOrEmpty(token) ? [] : new Metadata { { Header, Scheme + token } };
 

@@ -4,8 +4,8 @@ using Microsoft.Extensions.Options;
 namespace Distill.Mesh.ServiceDefaults;
 
 /// <summary>
-/// One shared gRPC channel per service address, opened with the mesh's TLS trust and message
-/// limits. Channels live as long as this object.
+/// One shared gRPC channel per service address, opened with the mesh's TLS trust, message limits
+/// and bearer token (on every call). Channels live as long as this object.
 /// </summary>
 /// <param name="options">The mesh settings (TLS trust, message limits).</param>
 /// <param name="handlers">Addresses served by an in-memory handler instead of the network (a test host).</param>
@@ -20,8 +20,8 @@ public sealed class MeshChannels(IOptions<MeshOptions> options, IReadOnlyDiction
             if (!_channels.TryGetValue(address, out var channel))
             {
                 _channels[address] = channel = handlers?.TryGetValue(address, out var handler) == true
-                    ? GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = options.Value.MaxMessageBytes, MaxSendMessageSize = options.Value.MaxMessageBytes })
-                    : MeshTls.CreateChannel(address, options.Value.TlsTrust, options.Value.MaxMessageBytes);
+                    ? GrpcChannel.ForAddress(address, MeshTls.WithToken(new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = options.Value.MaxMessageBytes, MaxSendMessageSize = options.Value.MaxMessageBytes }, address, options.Value.AuthToken))
+                    : MeshTls.CreateChannel(address, options.Value.TlsTrust, options.Value.MaxMessageBytes, options.Value.AuthToken);
             }
 
             return channel;

@@ -28,8 +28,15 @@ public sealed class MeshOptions
     /// </summary>
     public int? HealthPort { get; set; }
 
-    /// <summary>When set, mutating calls must carry "authorization: Bearer &lt;token&gt;".</summary>
+    /// <summary>When set, calls must carry "authorization: Bearer &lt;token&gt;" (which calls: <see cref="AuthScope"/>).</summary>
     public string? AuthToken { get; set; }
+
+    /// <summary>
+    /// Which calls the token guards: "mutating" (Submit, Start, Cancel, Push, Tag, Delete, Extract
+    /// and the progress stream) or "all" (reads and the teacher's Score and Generate too). Health
+    /// checks stay open either way (the kubelet probes them).
+    /// </summary>
+    public string AuthScope { get; set; } = MeshAuth.ScopeMutating;
 
     /// <summary>
     /// A file holding the token (a mounted Kubernetes Secret): read once at start, surrounding

@@ -41,7 +41,7 @@ public static class MeshTls
     /// A channel to <paramref name="address"/>; https addresses also trust the certificates in
     /// <paramref name="trustPath"/> (PEM), checked as a chain to one of them, host name included.
     /// </summary>
-    public static GrpcChannel CreateChannel(string address, string? trustPath, int maxMessageBytes = 16 << 20)
+    public static GrpcChannel CreateChannel(string address, string? trustPath, int maxMessageBytes = 16 << 20, string? token = null)
     {
         var handler = new SocketsHttpHandler
         {
@@ -55,13 +55,33 @@ public static class MeshTls
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) => Trusted(certificate, errors, roots);
         }
 
-        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        return GrpcChannel.ForAddress(address, WithToken(new GrpcChannelOptions
         {
             HttpHandler = handler,
             MaxReceiveMessageSize = maxMessageBytes,
             MaxSendMessageSize = maxMessageBytes,
             DisposeHttpClient = true,
+        }, address, token));
+    }
+
+    /// <summary>
+    /// Every call on the channel carries <paramref name="token"/> (when there is one), reads
+    /// included: a mesh whose Mesh:AuthScope is "all" checks them too. Plain-http channels are
+    /// allowed call credentials: inside a cluster the mesh may run without TLS.
+    /// </summary>
+    public static GrpcChannelOptions WithToken(GrpcChannelOptions options, string address, string? token)
+    {
+        if (string.IsNullOrEmpty(token))
+            return options;
+        var credentials = Grpc.Core.CallCredentials.FromInterceptor((_, metadata) =>
+        {
+            metadata.Add(MeshAuth.Header, MeshAuth.Scheme + token);
+            return Task.CompletedTask;
         });
+        var https = address.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+        options.Credentials = Grpc.Core.ChannelCredentials.Create(https ? Grpc.Core.ChannelCredentials.SecureSsl : Grpc.Core.ChannelCredentials.Insecure, credentials);
+        options.UnsafeUseInsecureChannelCallCredentials = !https;
+        return options;
     }
 
     private static X509Certificate2Collection LoadTrust(string path)

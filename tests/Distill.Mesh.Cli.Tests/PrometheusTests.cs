@@ -42,6 +42,13 @@ public sealed partial class PrometheusTests : IDisposable
         try
         {
             var addresses = await WaitForMeshAsync(upOutput, upTask);
+            // distill up made a token (readable by this user only) and requires it on submits.
+            var tokenFile = _dir.Combine("mesh", "token");
+            var token = File.ReadAllText(tokenFile).Trim();
+            Assert.Matches("^[0-9a-f]{64}$", token);
+            if (!OperatingSystem.IsWindows())
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(tokenFile));
+            Assert.Contains($"auth        token in {tokenFile}", upOutput.ToString());
             File.WriteAllText(_dir.Combine("run.yaml"), $$"""
                 recipe: kd
                 student: { model: student }
@@ -66,7 +73,7 @@ public sealed partial class PrometheusTests : IDisposable
             }
 
             var (code, output, error) = await CliRunner.Run("run", "submit", _dir.Combine("run.yaml"), "--controller", addresses["controller"],
-                "--trainer", addresses["trainer"], "--teacher", addresses["teacher"], "--run-id", "scraped", "--watch");
+                "--trainer", addresses["trainer"], "--teacher", addresses["teacher"], "--run-id", "scraped", "--token", token, "--watch");
             Assert.True(code == 0, error + output);
 
             var expressions = DashboardExpressions().ToList();

@@ -84,6 +84,8 @@ capabilities:
 {{- define "distill-mesh.meshEnv" -}}
 - name: Mesh__AuthTokenFile
   value: /etc/distill-token/token
+- name: Mesh__AuthScope
+  value: {{ .Values.auth.scope | quote }}
 {{- if .Values.tls.enabled }}
 - name: Mesh__TlsCertificate
   value: /etc/distill-tls/tls.crt

@@ -21,9 +21,9 @@ internal static class AdaptersCommand
         Push(), Pull(), List(), Tag(), Remove(),
     };
 
-    private static (RegistryService.RegistryServiceClient Client, GrpcChannel Channel) Open(ParseResult parse, Option<string> registry, Option<string?> trust)
+    private static (RegistryService.RegistryServiceClient Client, GrpcChannel Channel) Open(ParseResult parse, Option<string> registry, Option<string?> trust, Option<string?> token)
     {
-        var channel = MeshTls.CreateChannel(parse.GetValue(registry)!, parse.GetValue(trust));
+        var channel = MeshCliOptions.Channel(parse, parse.GetValue(registry)!, trust, token);
         return (new RegistryService.RegistryServiceClient(channel), channel);
     }
 
@@ -38,7 +38,7 @@ internal static class AdaptersCommand
         var command = new Command("push", "Push a folder as a new version") { folder, name, baseModel, method, tag, registry, token, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
-            var (client, channel) = Open(parse, registry, trust);
+            var (client, channel) = Open(parse, registry, trust, token);
             using (channel)
             {
                 var lineage = new Lineage { BaseModel = parse.GetValue(baseModel) ?? "", Method = parse.GetValue(method) ?? "" };
@@ -60,11 +60,11 @@ internal static class AdaptersCommand
     {
         var reference = new Argument<string>("ref") { Description = "name, name:VERSION, name@TAG or id" };
         var outFolder = new Option<string>("--out") { Description = "folder to write (must not exist or be empty)", Required = true };
-        var (registry, trust) = (Registry(), MeshCliOptions.Trust("the registry"));
-        var command = new Command("pull", "Download a version into a folder (files verified by SHA-256)") { reference, outFolder, registry, trust };
+        var (registry, token, trust) = (Registry(), MeshCliOptions.Token("the registry"), MeshCliOptions.Trust("the registry"));
+        var command = new Command("pull", "Download a version into a folder (files verified by SHA-256)") { reference, outFolder, registry, token, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
-            var (client, channel) = Open(parse, registry, trust);
+            var (client, channel) = Open(parse, registry, trust, token);
             using (channel)
             {
                 var artifact = await new RegistryClient(client).PullAsync(parse.GetValue(reference)!, parse.GetValue(outFolder)!, cancellationToken: cancellationToken);
@@ -79,11 +79,11 @@ internal static class AdaptersCommand
         var name = new Argument<string?>("name") { Description = "only this name", Arity = ArgumentArity.ZeroOrOne };
         var baseModel = new Option<string?>("--base") { Description = "only artifacts made for this base model (a model folder, or its fingerprint)" };
         var kind = new Option<string?>("--kind") { Description = "adapter or model" };
-        var (registry, trust) = (Registry(), MeshCliOptions.Trust("the registry"));
-        var command = new Command("ls", "List artifacts, newest first") { name, baseModel, kind, registry, trust };
+        var (registry, token, trust) = (Registry(), MeshCliOptions.Token("the registry"), MeshCliOptions.Trust("the registry"));
+        var command = new Command("ls", "List artifacts, newest first") { name, baseModel, kind, registry, token, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
-            var (client, channel) = Open(parse, registry, trust);
+            var (client, channel) = Open(parse, registry, trust, token);
             using (channel)
             {
                 var fingerprint = parse.GetValue(baseModel) is { } b
@@ -116,7 +116,7 @@ internal static class AdaptersCommand
         var command = new Command("tag", "Point a tag at a version") { reference, tag, registry, token, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
-            var (client, channel) = Open(parse, registry, trust);
+            var (client, channel) = Open(parse, registry, trust, token);
             using (channel)
             {
                 var artifact = await client.TagAsync(new TagRequest { Ref = parse.GetValue(reference)!, Tag = parse.GetValue(tag)! }, MeshCliOptions.Headers(parse, token), cancellationToken: cancellationToken);
@@ -133,7 +133,7 @@ internal static class AdaptersCommand
         var command = new Command("rm", "Remove a version (its tags go with it)") { reference, registry, token, trust };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
-            var (client, channel) = Open(parse, registry, trust);
+            var (client, channel) = Open(parse, registry, trust, token);
             using (channel)
             {
                 var response = await client.DeleteAsync(new DeleteArtifactRequest { Ref = parse.GetValue(reference)! }, MeshCliOptions.Headers(parse, token), cancellationToken: cancellationToken);

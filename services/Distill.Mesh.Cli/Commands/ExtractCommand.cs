@@ -176,7 +176,7 @@ internal static class ExtractCommand
         string address, string? trust, string? token, string teacher, string student, string folder, ExtractionOptions options,
         int? shardIndex, bool consolidateOnly, bool cleanup, Action<ExtractionEvent> report, TextWriter output, CancellationToken cancellationToken)
     {
-        using var channel = MeshTls.CreateChannel(address, trust);
+        using var channel = MeshTls.CreateChannel(address, trust, token: MeshCliOptions.TokenFor(address, token));
         var client = new ExtractorService.ExtractorServiceClient(channel);
         var headers = MeshAuth.Headers(token);
         var job = new ExtractionJob { TeacherModel = teacher, StudentModel = student, OutputDir = folder, Options = ExtractionMessages.ToMessage(options) };
@@ -233,7 +233,7 @@ internal static class ExtractCommand
                 lineage.Metrics["kl_to_teacher_before"] = klBefore;
         }
 
-        using var channel = MeshTls.CreateChannel(address, trust);
+        using var channel = MeshTls.CreateChannel(address, trust, token: MeshCliOptions.TokenFor(address, token));
         var client = new RegistryClient(new RegistryService.RegistryServiceClient(channel), MeshAuth.Headers(token));
         return await client.PushAsync(folder, RegistryClient.ManifestOf(folder, name, lineage), cancellationToken: cancellationToken);
     }

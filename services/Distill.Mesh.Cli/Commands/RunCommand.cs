@@ -12,8 +12,8 @@ internal static class RunCommand
 {
     private static Option<string> Controller() => new("--controller") { Description = "controller address", DefaultValueFactory = _ => $"http://127.0.0.1:{UpCommand.ControllerPort}" };
 
-    private static GrpcChannel Open(ParseResult parse, Option<string> controller, Option<string?> trust) =>
-        MeshTls.CreateChannel(parse.GetValue(controller)!, parse.GetValue(trust));
+    private static GrpcChannel Open(ParseResult parse, Option<string> controller, Option<string?> trust, Option<string?> token) =>
+        MeshCliOptions.Channel(parse, parse.GetValue(controller)!, trust, token);
 
     /// <summary>Each CLI call's deadline (Watch has none: it lasts as long as the run).</summary>
     private static DateTime Deadline => DateTime.UtcNow.AddMinutes(2);
@@ -61,7 +61,7 @@ internal static class RunCommand
             // controller, so the services' spans share the trace id printed here.
             using var activity = MeshTelemetry.Source.StartActivity("cli.run.submit") ?? new System.Diagnostics.Activity("cli.run.submit").SetIdFormat(System.Diagnostics.ActivityIdFormat.W3C).Start();
             activity.ForRun(parse.GetValue(runId) ?? "");
-            using var channel = Open(parse, controller, trust);
+            using var channel = Open(parse, controller, trust, token);
             var client = new RunsService.RunsServiceClient(channel);
             var run = await client.SubmitAsync(new SubmitRequest { RunId = parse.GetValue(runId) ?? "", SpecYaml = spec.ToJsonString() }, MeshCliOptions.Headers(parse, token),
                 Deadline, cancellationToken);
@@ -80,10 +80,11 @@ internal static class RunCommand
         var runId = new Argument<string>("run-id");
         var controller = Controller();
         var trust = MeshCliOptions.Trust("the controller");
-        var command = new Command("watch", "Follow a run's progress until it ends (Ctrl-C stops watching; the run goes on)") { runId, controller, trust };
+        var token = MeshCliOptions.Token("the controller");
+        var command = new Command("watch", "Follow a run's progress until it ends (Ctrl-C stops watching; the run goes on)") { runId, controller, trust, token };
         command.SetAction(async (parse, cancellationToken) => await MeshErrors.GuardAsync(parse.InvocationConfiguration.Error, "controller", parse.GetValue(controller)!, async () =>
         {
-            using var channel = Open(parse, controller, trust);
+            using var channel = Open(parse, controller, trust, token);
             return await Follow(new RunsService.RunsServiceClient(channel), parse.GetValue(runId)!, parse, cancellationToken);
         }));
         return command;
@@ -93,10 +94,11 @@ internal static class RunCommand
     {
         var controller = Controller();
         var trust = MeshCliOptions.Trust("the controller");
-        var command = new Command("ls", "List runs") { controller, trust };
+        var token = MeshCliOptions.Token("the controller");
+        var command = new Command("ls", "List runs") { controller, trust, token };
         command.SetAction(async (parse, cancellationToken) => await MeshErrors.GuardAsync(parse.InvocationConfiguration.Error, "controller", parse.GetValue(controller)!, async () =>
         {
-            using var channel = Open(parse, controller, trust);
+            using var channel = Open(parse, controller, trust, token);
             var runs = await new RunsService.RunsServiceClient(channel).ListAsync(new ListRunsRequest(), deadline: Deadline, cancellationToken: cancellationToken);
             var output = parse.InvocationConfiguration.Output;
             output.WriteLine($"{"RUN",-40} {"PHASE",-10} {"STAGE",-11} {"PROGRESS",-12} OUTPUT");
@@ -120,7 +122,7 @@ internal static class RunCommand
         var command = new Command("cancel", "Cancel a run (it stops at the next step and keeps its checkpoints)") { runId, controller, trust, token };
         command.SetAction(async (parse, cancellationToken) => await MeshErrors.GuardAsync(parse.InvocationConfiguration.Error, "controller", parse.GetValue(controller)!, async () =>
         {
-            using var channel = Open(parse, controller, trust);
+            using var channel = Open(parse, controller, trust, token);
             var client = new RunsService.RunsServiceClient(channel);
             var id = parse.GetValue(runId)!;
             var run = await client.CancelAsync(new CancelRunRequest { RunId = id }, MeshCliOptions.Headers(parse, token), Deadline, cancellationToken);

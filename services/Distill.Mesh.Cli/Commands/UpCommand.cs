@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Distill.Mesh.Cli.Hosting;
+using Distill.Mesh.ServiceDefaults;
 using Distill.Mesh.Controller.Extensions;
 using Distill.Mesh.Extractor.Extensions;
 using Distill.Mesh.Registry.Extensions;
@@ -29,7 +30,10 @@ internal static class UpCommand
         var runs = new Option<string>("--runs") { Description = "folder the trainer keeps runs in", DefaultValueFactory = _ => Path.Combine(".distill", "mesh", "runs") };
         var registry = new Option<string>("--registry-dir") { Description = "folder of the registry (SQLite + blobs)", DefaultValueFactory = _ => Path.Combine(".distill", "registry") };
         var portBase = new Option<int>("--port-base") { Description = "controller port; teacher +1, trainer +2, registry +3, extractor +4 (0: free ports)", DefaultValueFactory = _ => ControllerPort };
-        var token = new Option<string?>("--token") { Description = "bearer token required on mutating calls" };
+        var token = new Option<string?>("--token") { Description = "bearer token the services require (default: one generated into .distill/mesh/token next to --runs)" };
+        var noToken = new Option<bool>("--no-token") { Description = "run without a token: anyone who can reach the ports can submit runs and push artifacts" };
+        var authScope = new Option<string>("--auth-scope") { Description = "what the token guards: mutating (submits, pushes, cancels) or all (reads and the teacher's scoring too)", DefaultValueFactory = _ => MeshAuth.ScopeMutating };
+        authScope.AcceptOnlyFromAmong(MeshAuth.ScopeMutating, MeshAuth.ScopeAll);
         var tlsCert = new Option<string?>("--tls-cert") { Description = "serve https with this certificate (PEM with --tls-key, or .pfx/.p12)" };
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert" };
         var tlsTrust = new Option<string?>("--tls-trust") { Description = "PEM certificate(s) the services trust when they call each other (default: --tls-cert when it is PEM)" };
@@ -39,16 +43,30 @@ internal static class UpCommand
             if (r.GetValueOrDefault<int?>() is { } p && p is < 1 or > 65535)
                 r.AddError($"--metrics-port must be a TCP port in 1..65535, not {p}");
         });
-        var command = new Command("up", "Start the mesh (controller, teacher, trainer, registry, extractor) in one process on localhost") { teacher, redis, teacherDevice, runs, registry, portBase, token, tlsCert, tlsKey, tlsTrust, metricsPort };
+        var command = new Command("up", "Start the mesh (controller, teacher, trainer, registry, extractor) in one process on localhost") { teacher, redis, teacherDevice, runs, registry, portBase, token, noToken, authScope, tlsCert, tlsKey, tlsTrust, metricsPort };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
             var basePort = parse.GetValue(portBase);
             int Port(int offset) => basePort == 0 ? 0 : basePort + offset;
             var certificate = parse.GetValue(tlsCert);
+            if (parse.GetValue(noToken) && (parse.GetValue(token) is not null || parse.GetValue(authScope) == MeshAuth.ScopeAll))
+            {
+                parse.InvocationConfiguration.Error.WriteLine("error: --no-token cannot go with --token or --auth-scope all");
+                return 1;
+            }
+
+            var tokenFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(parse.GetValue(runs)!))!, "token");
+            var meshToken = parse.GetValue(noToken) ? "" : parse.GetValue(token) ?? LocalToken(tokenFile);
+            output.WriteLine(meshToken.Length == 0
+                ? "auth        off (--no-token): anyone who can reach these ports can submit runs and push artifacts"
+                : parse.GetValue(token) is not null
+                    ? $"auth        the --token given ({parse.GetValue(authScope)} calls)"
+                    : $"auth        token in {tokenFile} ({parse.GetValue(authScope)} calls); the CLI reads it for 127.0.0.1 from this folder, elsewhere: export DISTILL_TOKEN=$(cat {tokenFile})");
             var mesh = new Dictionary<string, string?>
             {
-                ["Mesh:AuthToken"] = parse.GetValue(token) ?? "",
+                ["Mesh:AuthToken"] = meshToken,
+                ["Mesh:AuthScope"] = parse.GetValue(authScope),
                 ["Mesh:TlsCertificate"] = certificate is null ? "" : Path.GetFullPath(certificate),
                 ["Mesh:TlsKey"] = parse.GetValue(tlsKey) is { } key ? Path.GetFullPath(key) : "",
                 ["Mesh:TlsTrust"] = parse.GetValue(tlsTrust) is { } trust ? Path.GetFullPath(trust)
@@ -122,5 +140,25 @@ internal static class UpCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The local mesh's token: the one in <paramref name="path"/>, or a new random one written there
+    /// readable by this user only (kept across restarts, so clients keep working).
+    /// </summary>
+    private static string LocalToken(string path)
+    {
+        if (File.Exists(path))
+            return MeshAuth.ReadTokenFile(path, "the mesh token file");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var token = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
+        var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var writer = new StreamWriter(temp, System.Text.Encoding.ASCII, create))
+            writer.Write(token + "\n");
+        File.Move(temp, path);
+        return token;
     }
 }

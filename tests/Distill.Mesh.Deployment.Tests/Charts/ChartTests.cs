@@ -121,6 +121,7 @@ public class ChartTests
     [InlineData("teacher.device=tpu", "'tpu' does not match pattern")]
     [InlineData("image.pullPolicy=Sometimes", "value must be one of 'Always', 'IfNotPresent', 'Never'")]
     [InlineData("controller.replica=2", "additional properties 'replica' not allowed")]
+    [InlineData("auth.scope=everything", "value must be one of 'mutating', 'all'")]
     [InlineData("redis.maxMemoryPolicy=lru", "/redis/maxMemoryPolicy")]
     [InlineData("storage.runs.size=lots", "/storage/runs/size")]
     [InlineData("teacher.idleTimeoutSeconds=-1", "/teacher/idleTimeoutSeconds")]
