@@ -15,10 +15,12 @@ namespace Distill.Mesh.Registry.Tests;
 internal sealed class RegistryHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly bool _ownsFolder;
 
-    private RegistryHost(WebApplication app, TempFolder folder, GrpcChannel channel)
+    private RegistryHost(WebApplication app, TempFolder folder, GrpcChannel channel, bool ownsFolder)
     {
         _app = app;
+        _ownsFolder = ownsFolder;
         Folder = folder;
         Channel = channel;
         Client = new RegistryService.RegistryServiceClient(channel.Intercept(new DefaultDeadline(TimeSpan.FromSeconds(60))));
@@ -35,6 +37,7 @@ internal sealed class RegistryHost : IAsyncDisposable
 
     public static async Task<RegistryHost> StartAsync(Dictionary<string, string?>? settings = null, TempFolder? folder = null, Action<WebApplicationBuilder>? configure = null)
     {
+        var ownsFolder = folder is null;
         folder ??= new TempFolder();
         var builder = WebApplication.CreateBuilder();
         builder.WebHost.UseTestServer();
@@ -49,7 +52,7 @@ internal sealed class RegistryHost : IAsyncDisposable
         app.MapRegistryService();
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         var channel = GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = app.GetTestServer().CreateHandler() });
-        return new RegistryHost(app, folder, channel);
+        return new RegistryHost(app, folder, channel, ownsFolder);
     }
 
     public async ValueTask DisposeAsync()
@@ -57,6 +60,8 @@ internal sealed class RegistryHost : IAsyncDisposable
         Channel.Dispose();
         await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
         await _app.DisposeAsync();
-        Folder.Dispose();
+        // A folder the test passed in outlives the host (a restart over the same registry).
+        if (_ownsFolder)
+            Folder.Dispose();
     }
 }

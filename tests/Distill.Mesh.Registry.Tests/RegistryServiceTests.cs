@@ -234,6 +234,31 @@ public class RegistryServiceTests
     }
 
     [Fact]
+    public async Task BlobsOfACommitKilledBeforeItsTransaction_AreSweptAtStart_AndStoredVersionsKeepTheirs()
+    {
+        using var temp = new TempFolder();
+        Artifact stored;
+        await using (var host = await RegistryHost.StartAsync(folder: temp))
+        {
+            var (baseFolder, _) = BaseAndAdapter(host.Folder);
+            stored = await Push(host, baseFolder, "tiny-base");
+        }
+
+        // What a commit killed between moving its blobs into place and its transaction leaves.
+        var root = Path.Combine(temp.Path, "registry");
+        var orphan = new string('a', 64);
+        Directory.CreateDirectory(Path.Combine(root, "blobs", "aa"));
+        File.WriteAllBytes(Path.Combine(root, "blobs", "aa", orphan), new byte[4096]);
+
+        var store = new ArtifactStore(new RegistryOptions { Root = root });
+
+        Assert.False(File.Exists(Path.Combine(root, "blobs", "aa", orphan)));
+        Assert.All(stored.Manifest.Files, f => Assert.True(File.Exists(store.BlobPath(f.Sha256)), f.Path));
+        Assert.Equal(stored.Id, Assert.Single(store.List()).Id);
+        Assert.Equal(0, store.SweepOrphans());
+    }
+
+    [Fact]
     public async Task ConcurrentPushesOfOneName_GetDistinctVersions()
     {
         await using var host = await RegistryHost.StartAsync();

@@ -45,6 +45,35 @@ public sealed partial class ArtifactStore
         // Interrupted pushes of an earlier process: never visible, now removed.
         foreach (var stale in Directory.EnumerateDirectories(Path.Combine(Root, "uploads")))
             Directory.Delete(stale, recursive: true);
+        SweepOrphans();
+    }
+
+    /// <summary>Blobs no version references (a commit killed between placing its blobs and its transaction), removed.</summary>
+    public int SweepOrphans()
+    {
+        lock (_gate)
+        {
+            var referenced = new HashSet<string>(StringComparer.Ordinal);
+            using (var connection = Open())
+            using (var command = connection.CreateCommand())
+            {
+                command.CommandText = "SELECT DISTINCT sha256 FROM files";
+                using var reader = command.ExecuteReader();
+                while (reader.Read())
+                    referenced.Add(reader.GetString(0));
+            }
+
+            var removed = 0;
+            foreach (var blob in Directory.EnumerateFiles(Path.Combine(Root, "blobs"), "*", SearchOption.AllDirectories))
+            {
+                if (referenced.Contains(Path.GetFileName(blob)))
+                    continue;
+                File.Delete(blob);
+                removed++;
+            }
+
+            return removed;
+        }
     }
 
     /// <summary>The registry folder.</summary>
@@ -112,17 +141,38 @@ public sealed partial class ArtifactStore
         var id = IdOf(manifest);
         lock (_gate)
         {
+            // Blobs first, then the transaction: a version never names a missing blob. What this
+            // commit placed is taken back if the transaction fails; a process killed in between
+            // leaves blobs no version names, which the next start sweeps.
+            var placed = new List<string>();
             foreach (var file in manifest.Files)
             {
                 var blob = BlobPath(file.Sha256);
                 var source = Path.Combine(upload.Tree, file.Path);
-                if (File.Exists(blob))
+                if (File.Exists(blob) || placed.Contains(blob))
                     continue; // same bytes already stored (hash verified)
                 Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
                 File.Move(source, blob);
+                placed.Add(blob);
             }
 
             using var connection = Open();
+            try
+            {
+                CommitVersion(connection, manifest, id);
+            }
+            catch
+            {
+                foreach (var blob in placed)
+                    File.Delete(blob);
+                throw;
+            }
+
+            return Find(connection, "a.id = $id", ("$id", id)).Single();
+        }
+    }
+
+    private void CommitVersion(SqliteConnection connection, Manifest manifest, string id) =>
             InTransaction(connection, () =>
             {
                 if (Find(connection, "a.id = $id", ("$id", id)).Count > 0)
@@ -137,9 +187,6 @@ public sealed partial class ArtifactStore
                 foreach (var sha in manifest.Files.Select(f => f.Sha256).Distinct())
                     Execute(connection, "INSERT INTO files (id, sha256) VALUES ($id, $sha)", ("$id", id), ("$sha", sha));
             });
-            return Find(connection, "a.id = $id", ("$id", id)).Single();
-        }
-    }
 
     /// <summary>The artifact a reference names.</summary>
     public Artifact Get(string reference)
