@@ -62,7 +62,8 @@ public sealed class TracingTests : IDisposable
         lock (spans)
             snapshot = [.. spans];
         var byId = snapshot.GroupBy(s => s.SpanId).ToDictionary(g => g.Key, g => g.First());
-        var root = snapshot.Single(s => s.DisplayName == "cli.run.submit");
+        // Other tests of the process submit runs too: this run's root is the one with its id.
+        var root = snapshot.Single(s => s.DisplayName == "cli.run.submit" && (string?)s.GetTagItem("distill.run_id") == "traced");
         var redisSpan = snapshot.FirstOrDefault(s => s.DisplayName.StartsWith("redis", StringComparison.Ordinal) && s.TraceId == root.TraceId);
         Assert.True(redisSpan is not null, $"no Redis span in the run's trace; spans: {string.Join(", ", snapshot.Where(s => s.TraceId == root.TraceId).Select(s => s.DisplayName).Distinct())}");
 
