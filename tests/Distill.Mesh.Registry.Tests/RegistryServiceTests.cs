@@ -259,6 +259,28 @@ public class RegistryServiceTests
     }
 
     [Fact]
+    public async Task WithBaseModelRoots_AFolderElsewhere_GetsTheAnswerOfAMissingOne_AndOneUnderARootIsRead()
+    {
+        using var temp = new TempFolder();
+        var roots = temp.Combine("models");
+        await using var host = await RegistryHost.StartAsync(new() { ["Registry:BaseModelRoots:0"] = roots }, folder: temp);
+        var (baseFolder, adapter) = BaseAndAdapter(host.Folder);
+
+        var outside = await Assert.ThrowsAsync<RpcException>(() => Push(host, adapter, "probe", baseFolder));
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Push(host, adapter, "probe", Path.Combine(roots, "no-such-model")));
+        var relative = await Assert.ThrowsAsync<RpcException>(() => Push(host, adapter, "probe", "../models/x"));
+        Directory.CreateDirectory(roots);
+        Directory.Move(baseFolder, Path.Combine(roots, "base"));
+        var accepted = await Push(host, adapter, "under-root", Path.Combine(roots, "base"));
+
+        Assert.Equal(StatusCode.FailedPrecondition, outside.StatusCode);
+        Assert.Equal(outside.Status.Detail.Replace(baseFolder, "X"), missing.Status.Detail.Replace(Path.Combine(roots, "no-such-model"), "X"));
+        Assert.Contains("nor a folder under Registry:BaseModelRoots", outside.Status.Detail);
+        Assert.Equal(StatusCode.FailedPrecondition, relative.StatusCode);
+        Assert.Equal(ArtifactKind.Adapter, accepted.Manifest.Kind);
+    }
+
+    [Fact]
     public async Task ConcurrentPushesOfOneName_GetDistinctVersions()
     {
         await using var host = await RegistryHost.StartAsync();

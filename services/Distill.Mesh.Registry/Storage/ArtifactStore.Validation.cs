@@ -39,6 +39,23 @@ public sealed partial class ArtifactStore
     /// Checks an uploaded adapter against its base model: a MODEL artifact of this registry
     /// (by reference) or a model folder the registry can read.
     /// </summary>
+    private string? ReadableBaseFolder(string path)
+    {
+        if (_options.BaseModelRoots.Count == 0)
+            return Directory.Exists(path) ? path : null;
+        if (!Path.IsPathFullyQualified(path))
+            return null;
+        var full = Path.GetFullPath(path);
+        // Symbolic links are followed before the check, so a link under a root cannot lead out of it.
+        var resolved = Directory.Exists(full) ? new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full : null;
+        if (resolved is null)
+            return null;
+        if (!_options.BaseModelRoots.Select(r => Path.TrimEndingDirectorySeparator(Path.GetFullPath(r)) + Path.DirectorySeparatorChar)
+                .Any(root => (Path.TrimEndingDirectorySeparator(resolved) + Path.DirectorySeparatorChar).StartsWith(root, StringComparison.Ordinal)))
+            return null;
+        return resolved;
+    }
+
     private void ValidateAdapter(ArtifactUpload upload)
     {
         var baseModel = upload.Manifest.Lineage.BaseModel;
@@ -59,13 +76,15 @@ public sealed partial class ArtifactStore
             folder = Path.Combine(upload.Folder, "base");
             LinkInto(stored, folder);
         }
-        else if (Directory.Exists(baseModel))
+        else if (ReadableBaseFolder(baseModel) is { } readable)
         {
-            folder = baseModel;
+            folder = readable;
         }
         else
         {
-            throw new InvalidOperationException($"base model '{baseModel}' is neither a model in this registry nor a folder the registry can read");
+            throw new InvalidOperationException(_options.BaseModelRoots.Count == 0
+                ? $"base model '{baseModel}' is neither a model in this registry nor a folder the registry can read"
+                : $"base model '{baseModel}' is neither a model in this registry nor a folder under Registry:BaseModelRoots");
         }
 
         IReadOnlyList<string> problems;

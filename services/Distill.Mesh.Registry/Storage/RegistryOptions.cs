@@ -11,6 +11,14 @@ public sealed class RegistryOptions
 
     /// <summary>Most files in one artifact.</summary>
     public int MaxFiles { get; set; } = 10_000;
+
+    /// <summary>
+    /// Folders under which an adapter's <c>lineage.base_model</c> may name a model folder for the
+    /// registry to read (on a cluster: the models volume). Empty: any folder the process can read
+    /// (one machine, `distill up`). A folder elsewhere gets the same answer as one that does not
+    /// exist, so a push cannot probe the server's file system.
+    /// </summary>
+    public List<string> BaseModelRoots { get; set; } = [];
 }
 
 /// <summary>A push over the size or file-count limit.</summary>

@@ -62,7 +62,7 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
         await foreach (var request in requestStream.ReadAllAsync(cancellation))
         {
             await inFlight.WaitAsync(cancellation);
-            pending.RemoveAll(t => t.IsCompleted);
+            pending.RemoveAll(t => t.IsCompletedSuccessfully);
             pending.Add(Handle(request, System.Diagnostics.Stopwatch.GetTimestamp()));
         }
 
@@ -84,6 +84,12 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
                 {
                     TeacherMetrics.Refused(_label, e.StatusCode);
                     response = new ScoreResponse { RequestId = request.RequestId, Error = new RequestError { Code = (int)e.StatusCode, Message = e.Status.Detail } };
+                }
+                catch (Exception e) when (e is not OperationCanceledException && !cancellation.IsCancellationRequested)
+                {
+                    // The scoring queue logged it; the client retries (INTERNAL is transient to it).
+                    TeacherMetrics.Refused(_label, StatusCode.Internal);
+                    response = new ScoreResponse { RequestId = request.RequestId, Error = new RequestError { Code = (int)StatusCode.Internal, Message = "internal error" } };
                 }
 
                 await writeLock.WaitAsync(cancellation);
