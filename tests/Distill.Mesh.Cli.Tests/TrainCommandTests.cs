@@ -56,7 +56,10 @@ public sealed class TrainCommandTests : IDisposable
             var artifact = await new Contracts.Registry.V1.RegistryService.RegistryServiceClient(channel).GetAsync(new Contracts.Registry.V1.GetArtifactRequest { Ref = "tiny-kd@candidate" });
             Assert.Equal(Contracts.Registry.V1.ArtifactKind.Adapter, artifact.Manifest.Kind);
             Assert.Equal("kd", artifact.Manifest.Lineage.Method);
-            Assert.Equal(_dir.Combine("student"), artifact.Manifest.Lineage.BaseModel);
+            // The registry keeps no paths of the pushing machine: folders by name, models by fingerprint.
+            Assert.Equal("…/student", artifact.Manifest.Lineage.BaseModel);
+            Assert.DoesNotContain(_dir.Path, artifact.Manifest.Lineage.ConfigJson);
+            Assert.All(artifact.Manifest.Lineage.Teachers, t => Assert.DoesNotContain(_dir.Path, t));
             Assert.Equal(Modeling.Checkpoints.SafetensorsCheckpoint.Fingerprint(_dir.Combine("teacher")), Assert.Single(artifact.Manifest.Lineage.TeacherFingerprints));
             Assert.True(artifact.Manifest.Lineage.Metrics["perplexity"] > 1);
             Assert.Contains("\"max_steps\": 2", artifact.Manifest.Lineage.ConfigJson.Replace("\"max_steps\":2", "\"max_steps\": 2"));

@@ -281,6 +281,34 @@ public class RegistryServiceTests
     }
 
     [Fact]
+    public async Task Lineage_IsStoredWithoutThePushersPaths()
+    {
+        await using var host = await RegistryHost.StartAsync();
+        var (baseFolder, adapter) = BaseAndAdapter(host.Folder);
+        var manifest = RegistryClient.ManifestOf(adapter, "redacted", new Lineage
+        {
+            BaseModel = baseFolder,
+            Method = "kd",
+            Teachers = { "/home/alice/models/teacher-8b", "registry-teacher:3" },
+            ConfigJson = """{"student": {"model": "/home/alice/models/student"}, "dataset": {"path": "C:\\data\\chats.jsonl"}, "publish": {"registry": "http://10.0.0.5:7103"}, "steps": 5}""",
+        });
+
+        var stored = await new RegistryClient(host.Client).PushAsync(adapter, manifest);
+        var listed = Assert.Single((await host.Client.ListAsync(new ListArtifactsRequest())).Artifacts);
+
+        foreach (var lineage in new[] { stored.Manifest.Lineage, listed.Manifest.Lineage })
+        {
+            Assert.Equal($"…/{Path.GetFileName(baseFolder)}", lineage.BaseModel);
+            Assert.Equal(["…/teacher-8b", "registry-teacher:3"], lineage.Teachers);
+            var config = System.Text.Json.Nodes.JsonNode.Parse(lineage.ConfigJson)!;
+            Assert.Equal("…/student", (string?)config["student"]!["model"]);
+            Assert.Equal("…/chats.jsonl", (string?)config["dataset"]!["path"]);
+            Assert.Equal("http://10.0.0.5:7103", (string?)config["publish"]!["registry"]);
+            Assert.Equal(5, (int)config["steps"]!);
+        }
+    }
+
+    [Fact]
     public async Task ConcurrentPushesOfOneName_GetDistinctVersions()
     {
         await using var host = await RegistryHost.StartAsync();

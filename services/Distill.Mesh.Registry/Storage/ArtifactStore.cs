@@ -138,6 +138,9 @@ public sealed partial class ArtifactStore
         else
             ValidateModel(upload);
 
+        // Validated against the real base above; stored without the pushing machine's paths.
+        if (manifest.Lineage is { } lineage)
+            LineagePaths.Redact(lineage);
         var id = IdOf(manifest);
         lock (_gate)
         {
