@@ -62,6 +62,21 @@ public class RedisSignalCacheTests
     }
 
     [Fact]
+    public async Task PrecomputedSignals_AreSharedThroughRedis_PerTeacher()
+    {
+        using var server = new RedisServer();
+        using var a = server.Connect();
+        using var b = server.Connect();
+
+        await Cache(a).RecordPrecomputedAsync("teacher-1", "topk k=64 T=1 tail vocab=262 q8", default);
+        await Cache(a).RecordPrecomputedAsync("teacher-1", "topk k=64 T=1 tail vocab=262 q8", default);
+        await Cache(a).RecordPrecomputedAsync("teacher-1", "topk k=32 T=2 tail vocab=262 fp16", default);
+
+        Assert.Equal(["topk k=32 T=2 tail vocab=262 fp16", "topk k=64 T=1 tail vocab=262 q8"], await Cache(b).PrecomputedAsync("teacher-1", default));
+        Assert.Empty(await Cache(b).PrecomputedAsync("teacher-2", default));
+    }
+
+    [Fact]
     public async Task RedisDown_IsAMissAndSetsAreDropped_ThenServiceResumes()
     {
         using var server = new RedisServer();

@@ -73,6 +73,25 @@ public class TeacherServiceTests
     }
 
     [Fact]
+    public async Task Score_WhenOnlyAnotherSignalSettingWasPrecomputed_SaysSoOnce_NamingBoth()
+    {
+        await using var host = await TeacherHost.StartAsync();
+        var cache = (ISignalCache)host.Services.GetService(typeof(ISignalCache))!;
+        var q8 = Request("q8", [256, 1, 2], precision: ValuePrecision.Q8);
+        var (signal, precision) = Scoring.CachedScorer.Signal(host.Teacher.Describe(), q8.Signal);
+        await cache.RecordPrecomputedAsync(host.Teacher.Describe().Fingerprint, SignalCacheKey.Describe(signal, precision), default);
+
+        var first = await Score(host, Request("a", [256, 5, 6, 7]));
+        var second = await Score(host, Request("b", [256, 8, 9, 10]));
+        var matching = await Score(host, q8);
+
+        Assert.Contains("precomputed entries exist for topk k=8 T=1 tail vocab=262 q8", first[0].CacheNote);
+        Assert.Contains("this run asks topk k=8 T=1 tail vocab=262 fp32", first[0].CacheNote);
+        Assert.Equal("", second[0].CacheNote);
+        Assert.Equal("", matching[0].CacheNote);
+    }
+
+    [Fact]
     public async Task Score_ConcurrentStreams_AreBatchedIntoSharedForwardPasses()
     {
         await using var host = await TeacherHost.StartAsync();

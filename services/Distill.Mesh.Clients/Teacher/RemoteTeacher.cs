@@ -50,6 +50,11 @@ public sealed class RemoteTeacher : ITeacherSignal, ITeacherGenerator
     /// <inheritdoc cref="ScoredSequences"/>
     public long CachedSequences { get; private set; }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _cacheNotes = new(StringComparer.Ordinal);
+
+    /// <summary>What the teacher said about its cache (e.g. precomputed entries of another signal setting), each once.</summary>
+    public IReadOnlyCollection<string> CacheNotes => [.. _cacheNotes.Keys];
+
     /// <summary>Share of sequences served from the teacher's cache.</summary>
     public double CacheHitRatio => ScoredSequences == 0 ? 0 : (double)CachedSequences / ScoredSequences;
 
@@ -159,6 +164,8 @@ public sealed class RemoteTeacher : ITeacherSignal, ITeacherGenerator
             // One failed sequence fails the micro-batch (retried whole when the failure is transient).
             if (response.Error is { } error)
                 throw new RpcException(new Status((StatusCode)error.Code, $"sequence {response.RequestId} of the micro-batch: {error.Message}"));
+            if (response.CacheNote.Length > 0)
+                _cacheNotes.TryAdd(response.CacheNote, true);
             responses[int.Parse(response.RequestId, System.Globalization.CultureInfo.InvariantCulture)] = response;
         }
         if (responses.Any(r => r is null))

@@ -126,6 +126,38 @@ public sealed class RedisSignalCache : ISignalCache
         }
     }
 
+    public async Task RecordPrecomputedAsync(string fingerprint, string signal, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Call(async _ =>
+            {
+                var db = redis.GetDatabase();
+                var set = SignalCacheKey.PrecomputedSet(fingerprint);
+                await db.SetAddAsync(set, signal);
+                return await db.KeyExpireAsync(set, ttl);
+            }, cancellationToken);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException or BrokenCircuitException)
+        {
+            Failed(e);
+        }
+    }
+
+    public async Task<IReadOnlyList<string>> PrecomputedAsync(string fingerprint, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var members = await Call(_ => new ValueTask<RedisValue[]>(redis.GetDatabase().SetMembersAsync(SignalCacheKey.PrecomputedSet(fingerprint))), cancellationToken);
+            return [.. members.Select(m => m.ToString()).Order(StringComparer.Ordinal)];
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException or BrokenCircuitException)
+        {
+            Failed(e);
+            return [];
+        }
+    }
+
     private EncodedSignal? Miss(Activity? activity)
     {
         SignalCacheMetrics.Misses.Add(1, _server);

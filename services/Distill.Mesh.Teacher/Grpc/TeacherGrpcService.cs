@@ -77,8 +77,9 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
                 {
                     // A bad request fails alone: its error goes back under its id, the stream goes on.
                     var (ids, signal, precision) = Validate(teacher, request);
-                    var (encoded, fromCache) = await scorer.ScoreAsync(ids, signal, precision, cancellation);
+                    var (encoded, fromCache, note) = await scorer.ScoreAsync(ids, signal, precision, cancellation);
                     response = SignalMapping.ToResponse(request.RequestId, encoded, fromCache);
+                    response.CacheNote = note ?? "";
                 }
                 catch (RpcException e) when (!cancellation.IsCancellationRequested)
                 {

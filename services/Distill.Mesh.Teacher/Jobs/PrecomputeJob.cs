@@ -16,7 +16,7 @@ namespace Distill.Mesh.Teacher.Jobs;
 /// process exits: 0 done, 1 failed, 143 stopped by SIGTERM. Restart-safe: what is in the cache
 /// already is a hit and not scored again, so a rerun of a finished shard only reads the cache.
 /// </summary>
-public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOptions<TeacherOptions> options, JobOutcome outcome, ILogger<PrecomputeJob> logger) : BackgroundService
+public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOptions<TeacherOptions> options, JobOutcome outcome, ILogger<PrecomputeJob> logger, Training.Teachers.ISignalCache cache) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -34,11 +34,19 @@ public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOpti
             var description = teacher.Describe();
             long scored = 0, cached = 0;
             var watch = Stopwatch.StartNew();
+            var recorded = false;
             var result = await SignalPrecompute.RunAsync(parsed.Spec.Train, description, async (batch, request, token) =>
             {
                 var (signal, precision) = CachedScorer.Signal(description, SignalMapping.ToSpec(request));
+                // Runs asking for another signal setting are told their lookups cannot hit these entries.
+                if (!recorded)
+                {
+                    await cache.RecordPrecomputedAsync(description.Fingerprint, Training.Teachers.SignalCacheKey.Describe(signal, precision), token);
+                    recorded = true;
+                }
+
                 var sequences = RemoteTeacher.Sequences(batch).Select(ids => scorer.ScoreAsync(ids, signal, precision, token)).ToList();
-                foreach (var (_, fromCache) in await Task.WhenAll(sequences))
+                foreach (var (_, fromCache, _) in await Task.WhenAll(sequences))
                     _ = fromCache ? ++cached : ++scored;
             }, shard, shards, new Progress<(long Done, long Total)>(p =>
             {

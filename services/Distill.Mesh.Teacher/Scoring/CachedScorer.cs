@@ -18,11 +18,16 @@ public sealed class CachedScorer(TeacherModel model, ScoringQueue queue, ISignal
     /// <inheritdoc cref="MinTemperature"/>
     public const double MaxTemperature = 100;
 
-    public async Task<(EncodedSignal Signal, bool FromCache)> ScoreAsync(int[] ids, SignalRequest signal, SignalPrecision precision, CancellationToken cancellationToken)
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _checked = new(StringComparer.Ordinal);
+
+    /// <summary>The signal of one sequence; <c>Note</c> is set once per signal setting whose lookups cannot hit what a precompute stored.</summary>
+    public async Task<(EncodedSignal Signal, bool FromCache, string? Note)> ScoreAsync(int[] ids, SignalRequest signal, SignalPrecision precision, CancellationToken cancellationToken)
     {
-        var key = SignalCacheKey.For(model.Require().Describe(), ids, signal, precision);
+        var description = model.Require().Describe();
+        var key = SignalCacheKey.For(description, ids, signal, precision);
         if (await cache.GetAsync(key, cancellationToken) is { } cached)
-            return (cached, true);
+            return (cached, true, null);
+        var note = await MismatchAsync(description.Fingerprint, SignalCacheKey.Describe(signal, precision), cancellationToken);
         Modeling.Losses.TeacherTarget target;
         try
         {
@@ -44,7 +49,21 @@ public sealed class CachedScorer(TeacherModel model, ScoringQueue queue, ISignal
         }
 
         await cache.SetAsync(key, encoded, cancellationToken);
-        return (encoded, false);
+        return (encoded, false, note);
+    }
+
+    /// <summary>
+    /// On the first miss of a signal setting: when precomputes stored this teacher's signal only
+    /// with other settings, every lookup of this one misses — say so once, naming both.
+    /// </summary>
+    private async Task<string?> MismatchAsync(string fingerprint, string asked, CancellationToken cancellationToken)
+    {
+        if (!_checked.TryAdd(asked, true))
+            return null;
+        var stored = await cache.PrecomputedAsync(fingerprint, cancellationToken);
+        return stored.Count == 0 || stored.Contains(asked)
+            ? null
+            : $"precomputed entries exist for {string.Join(" | ", stored)}; this run asks {asked}, so none of its lookups can hit them (make signal.* match the precompute's)";
     }
 
     /// <summary>

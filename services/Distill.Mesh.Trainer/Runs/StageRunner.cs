@@ -75,6 +75,11 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
         var clients = remotes.Values.OfType<RemoteTeacher>().ToList();
         if (clients.Count > 0 && clients.Sum(c => c.ScoredSequences) > 0)
             notes.Insert(0, $"teacher cache hits {clients.Sum(c => c.CachedSequences) / (double)clients.Sum(c => c.ScoredSequences):P1} of {clients.Sum(c => c.ScoredSequences)} sequences");
+        foreach (var note in clients.SelectMany(c => c.CacheNotes).Distinct())
+        {
+            logger.LogWarning("Run {RunId}: the teacher's cache: {Note}", run.RunId, note);
+            notes.Insert(Math.Min(1, notes.Count), $"teacher cache: {note}");
+        }
         return notes.Count == 0 ? null : string.Join("; ", notes);
     }
 

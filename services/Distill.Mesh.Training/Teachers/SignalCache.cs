@@ -14,6 +14,12 @@ public interface ISignalCache
     Task<EncodedSignal?> GetAsync(string key, CancellationToken cancellationToken);
 
     Task SetAsync(string key, EncodedSignal signal, CancellationToken cancellationToken);
+
+    /// <summary>Notes that a precompute filled this cache with <paramref name="signal"/> (a <see cref="SignalCacheKey.Describe"/> text) of a teacher.</summary>
+    Task RecordPrecomputedAsync(string fingerprint, string signal, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>The signals precomputes filled this cache with for a teacher.</summary>
+    Task<IReadOnlyList<string>> PrecomputedAsync(string fingerprint, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>([]);
 }
 
 /// <summary>Cache keys: SHA-256 of everything that determines a signal.</summary>
@@ -35,6 +41,14 @@ public static class SignalCacheKey
 
         return "distill:signal:v1:" + Convert.ToHexStringLower(sha.GetHashAndReset());
     }
+
+    /// <summary>The settings a key hashes besides the teacher and the ids, in words (e.g. "topk k=64 T=1 tail vocab=262 fp32").</summary>
+    public static string Describe(SignalRequest request, SignalPrecision precision) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{request.Format.ToString().ToLowerInvariant()} k={request.K}{(request.Format == SignalFormat.Sampled ? $" samples={request.Samples}" : "")} T={request.Temperature:R} {request.Mode.ToString().ToLowerInvariant()} vocab={request.Vocabulary} {precision.ToString().ToLowerInvariant()}");
+
+    /// <summary>The set a cache keeps the precomputed signals of a teacher in.</summary>
+    public static string PrecomputedSet(string fingerprint) => $"distill:precomputed:v1:{fingerprint}";
 }
 
 /// <summary>A compact, versioned binary form of <see cref="EncodedSignal"/> for caches.</summary>
@@ -106,6 +120,26 @@ public static class SignalCacheMetrics
 /// <summary>The embedded default: an in-process LRU bounded by bytes.</summary>
 public sealed class InMemorySignalCache(long capacityBytes = 512L << 20) : ISignalCache
 {
+    private readonly Dictionary<string, HashSet<string>> _precomputed = new(StringComparer.Ordinal);
+
+    public Task RecordPrecomputedAsync(string fingerprint, string signal, CancellationToken cancellationToken)
+    {
+        lock (_precomputed)
+        {
+            if (!_precomputed.TryGetValue(fingerprint, out var signals))
+                _precomputed[fingerprint] = signals = new HashSet<string>(StringComparer.Ordinal);
+            signals.Add(signal);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<string>> PrecomputedAsync(string fingerprint, CancellationToken cancellationToken)
+    {
+        lock (_precomputed)
+            return Task.FromResult<IReadOnlyList<string>>(_precomputed.TryGetValue(fingerprint, out var signals) ? [.. signals.Order(StringComparer.Ordinal)] : []);
+    }
+
     private readonly Dictionary<string, LinkedListNode<(string Key, byte[] Value)>> _entries = new(StringComparer.Ordinal);
     private readonly LinkedList<(string Key, byte[] Value)> _order = new();
     private readonly object _lock = new();
