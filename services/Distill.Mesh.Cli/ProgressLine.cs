@@ -4,20 +4,28 @@ using Distill.Mesh.Training.Recipes;
 namespace Distill.Mesh.Cli;
 
 /// <summary>One line per event when not on a terminal; otherwise a bar redrawn in place with an ETA.</summary>
-internal sealed class ProgressLine(TextWriter writer, bool plain) : IProgress<TrainEvent>
+/// <remarks>
+/// The ETA comes from the steps' own durations (a moving average, so the first step's warm-up
+/// fades), not from the time since the command started (which counted loading and tokenising and
+/// made the first ETA wildly off). Events without durations (from the runs API) use the time
+/// between reports instead.
+/// </remarks>
+internal sealed class ProgressLine(TextWriter writer, bool plain, Func<TimeSpan>? clock = null) : IProgress<TrainEvent>
 {
-    private readonly Stopwatch _watch = Stopwatch.StartNew();
-    private long _firstStep = -1;
+    private const double Smoothing = 0.3;
+
+    private readonly Func<TimeSpan> _clock = clock ?? StartClock();
+    private double _stepSeconds;
+    private (long Step, TimeSpan At)? _firstReport;
 
     public void Report(TrainEvent e)
     {
-        if (_firstStep < 0)
-            _firstStep = e.Step - 1;
-        var done = e.Step - _firstStep;
-        var eta = done > 0 ? TimeSpan.FromSeconds(_watch.Elapsed.TotalSeconds / done * (e.TotalSteps - e.Step)) : TimeSpan.Zero;
         var width = 20;
         var filled = (int)(width * e.Step / Math.Max(1, e.TotalSteps));
-        var line = $"step {e.Step}/{e.TotalSteps} [{new string('#', filled)}{new string('.', width - filled)}] loss {e.Loss:F4} (kd {e.KdLoss:F4}, ce {e.CeLoss:F4}) lr {e.LearningRate:0.0e+0} {e.TokensPerSecond:N0} tok/s ETA {eta:m\\:ss}";
+        var eta = Eta(e) is { } left ? Format(left) : "--:--";
+        // SFT has no KD term: its loss is the cross-entropy alone.
+        var parts = e.KdLoss == 0 && Math.Abs(e.Loss - e.CeLoss) < 1e-12 ? "" : $" (kd {e.KdLoss:F4}, ce {e.CeLoss:F4})";
+        var line = $"step {e.Step}/{e.TotalSteps} [{new string('#', filled)}{new string('.', width - filled)}] loss {e.Loss:F4}{parts} lr {e.LearningRate:0.0e+0} {e.TokensPerSecond:N0} tok/s ETA {eta}";
         if (e.Message is not null || e.Eval is not null)
         {
             var eval = e.Eval is { } r ? $" eval ppl {r.Perplexity:F3}{(r.KlToTeacher is { } kl ? $" kl {kl:F4} top1 {r.Top1Agreement:P1}" : "")}" : "";
@@ -32,6 +40,34 @@ internal sealed class ProgressLine(TextWriter writer, bool plain) : IProgress<Tr
             writer.Write($"\r{line}   ");
         }
     }
+
+    /// <summary>Time left, or null while there is nothing to estimate from.</summary>
+    private TimeSpan? Eta(TrainEvent e)
+    {
+        var left = Math.Max(0, e.TotalSteps - e.Step);
+        if (e.StepSeconds > 0)
+        {
+            _stepSeconds = _stepSeconds == 0 ? e.StepSeconds : (1 - Smoothing) * _stepSeconds + Smoothing * e.StepSeconds;
+            return TimeSpan.FromSeconds(_stepSeconds * left);
+        }
+
+        var now = _clock();
+        if (_firstReport is not { } first)
+        {
+            _firstReport = (e.Step, now);
+            return null;
+        }
+
+        return e.Step > first.Step ? TimeSpan.FromSeconds((now - first.At).TotalSeconds / (e.Step - first.Step) * left) : null;
+    }
+
+    private static Func<TimeSpan> StartClock()
+    {
+        var watch = Stopwatch.StartNew();
+        return () => watch.Elapsed;
+    }
+
+    private static string Format(TimeSpan left) => left.TotalHours >= 1 ? $"{(int)left.TotalHours}:{left:mm\\:ss}" : $"{left:m\\:ss}";
 
     public void Finish()
     {
