@@ -162,11 +162,18 @@ public class TeacherServiceTests
     [InlineData(0, 0.0, StatusCode.InvalidArgument, "max_new_tokens must be at least 1")]
     [InlineData(-5, 0.0, StatusCode.InvalidArgument, "max_new_tokens must be at least 1")]
     [InlineData(4, 1e-300, StatusCode.InvalidArgument, "temperature must be in")]
+    [InlineData(4, 0.0, StatusCode.InvalidArgument, "stop_token_ids must be at most 256 ids in [0, 262) (got 300)")]
+    [InlineData(4, 0.5, StatusCode.InvalidArgument, "stop_token_ids must be at most 256 ids in [0, 262) (got 1)")]
     public async Task Generate_RefusesBoundsThatOverflowOrUnderflow(int maxNewTokens, double temperature, StatusCode code, string message)
     {
         await using var host = await TeacherHost.StartAsync();
         var client = new TeacherService.TeacherServiceClient(host.Channel);
-        using var call = client.Generate(new GenerateRequest { PromptIds = SignalMapping.PackIds([256, 72, 105]), MaxNewTokens = maxNewTokens, Temperature = temperature }, deadline: DateTime.UtcNow + Timeout);
+        var request = new GenerateRequest { PromptIds = SignalMapping.PackIds([256, 72, 105]), MaxNewTokens = maxNewTokens, Temperature = temperature };
+        if (message.Contains("got 300"))
+            request.StopTokenIds.AddRange(Enumerable.Range(0, 300).Select(i => i % 262));
+        else if (message.Contains("got 1)"))
+            request.StopTokenIds.Add(5000);
+        using var call = client.Generate(request, deadline: DateTime.UtcNow + Timeout);
 
         var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
 

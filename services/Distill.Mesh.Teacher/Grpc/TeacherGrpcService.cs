@@ -14,6 +14,9 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
 {
     private readonly string _label = TeacherMetrics.Label(options.Value.Model);
 
+    /// <summary>Most stop tokens one Generate may name (chat templates use a handful).</summary>
+    public const int MaxStopTokens = 256;
+
     public override Task<TeacherInfo> Describe(DescribeRequest request, ServerCallContext context)
     {
         var teacher = model.Require();
@@ -128,6 +131,8 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"a {ids.Length}-token prompt plus max_new_tokens {request.MaxNewTokens} exceeds the teacher's context of {window} tokens"));
         if (!request.Greedy && request.Temperature != 0 && !(request.Temperature is >= CachedScorer.MinTemperature and <= CachedScorer.MaxTemperature))
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"temperature must be in [{CachedScorer.MinTemperature}, {CachedScorer.MaxTemperature}] (or 0 for 1.0), not {request.Temperature}"));
+        if (request.StopTokenIds.Count > MaxStopTokens || request.StopTokenIds.Any(i => i < 0 || i >= vocab))
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"stop_token_ids must be at most {MaxStopTokens} ids in [0, {vocab}) (got {request.StopTokenIds.Count})"));
         if (!(request.TopP is >= 0 and <= 1) || request.TopK < 0)
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"top_p must be in [0, 1] and top_k ≥ 0 (got {request.TopP}, {request.TopK})"));
         var stop = teacher.StopTokens.Concat(request.StopTokenIds).ToHashSet();
