@@ -270,6 +270,9 @@ public class RegistryServiceTests
         var missing = await Assert.ThrowsAsync<RpcException>(() => Push(host, adapter, "probe", Path.Combine(roots, "no-such-model")));
         var relative = await Assert.ThrowsAsync<RpcException>(() => Push(host, adapter, "probe", "../models/x"));
         Directory.CreateDirectory(roots);
+        // A link under the root that leads out of it, used as a middle component.
+        Directory.CreateSymbolicLink(Path.Combine(roots, "escape"), Path.GetDirectoryName(baseFolder)!);
+        var escaped = await Assert.ThrowsAsync<RpcException>(() => Push(host, adapter, "probe", Path.Combine(roots, "escape", Path.GetFileName(baseFolder))));
         Directory.Move(baseFolder, Path.Combine(roots, "base"));
         var accepted = await Push(host, adapter, "under-root", Path.Combine(roots, "base"));
 
@@ -277,6 +280,7 @@ public class RegistryServiceTests
         Assert.Equal(outside.Status.Detail.Replace(baseFolder, "X"), missing.Status.Detail.Replace(Path.Combine(roots, "no-such-model"), "X"));
         Assert.Contains("nor a folder under Registry:BaseModelRoots", outside.Status.Detail);
         Assert.Equal(StatusCode.FailedPrecondition, relative.StatusCode);
+        Assert.Contains("nor a folder under Registry:BaseModelRoots", escaped.Status.Detail);
         Assert.Equal(ArtifactKind.Adapter, accepted.Manifest.Kind);
     }
 

@@ -45,12 +45,11 @@ internal static class TrainCommand
                     output.WriteLine($"eval: perplexity {eval.Perplexity:F3}{(eval.KlToTeacher is { } kl ? $", KL to teacher {kl:F4}, top-1 agreement {eval.Top1Agreement:P1}" : "")} over {eval.Tokens} tokens");
                 if (result.Completed && settings.Publish is { Name.Length: > 0 } publish)
                 {
-                    // The registry's bearer token, when it wants one, comes from the environment.
-                    var token = MeshCliOptions.EnvironmentToken();
+                    // The registry's bearer token: the environment's, else for a loopback registry the one `distill up` wrote.
                     var registry = publish.Registry ?? Environment.GetEnvironmentVariable("DISTILL_REGISTRY") ?? PublishSettings.LocalRegistry;
-                    using var channel = MeshTls.CreateChannel(registry, Environment.GetEnvironmentVariable("DISTILL_TLS_TRUST"));
+                    using var channel = MeshTls.CreateChannel(registry, Environment.GetEnvironmentVariable("DISTILL_TLS_TRUST"), token: MeshCliOptions.TokenFor(registry, null));
                     var artifact = await ResultPublisher.PublishAsync(settings, resolved, result, Path.GetFileName(settings.OutputDir), channel,
-                        MeshAuth.Headers(token), cancellationToken);
+                        [], cancellationToken);
                     output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} to {registry} ({artifact.Id[..12]})");
                 }
                 return result.Completed ? 0 : 130;

@@ -62,7 +62,9 @@ internal static class UpCommand
                 ? "auth        off (--no-token): anyone who can reach these ports can submit runs and push artifacts"
                 : parse.GetValue(token) is not null
                     ? $"auth        the --token given ({parse.GetValue(authScope)} calls)"
-                    : $"auth        token in {tokenFile} ({parse.GetValue(authScope)} calls); the CLI reads it for 127.0.0.1 from this folder, elsewhere: export DISTILL_TOKEN=$(cat {tokenFile})");
+                    : tokenFile == Path.GetFullPath(MeshCliOptions.LocalTokenFile)
+                        ? $"auth        token in {tokenFile} ({parse.GetValue(authScope)} calls); the CLI reads it for 127.0.0.1 from this folder, elsewhere: export DISTILL_TOKEN_FILE={tokenFile}"
+                        : $"auth        token in {tokenFile} ({parse.GetValue(authScope)} calls); clients: export DISTILL_TOKEN_FILE={tokenFile}");
             var mesh = new Dictionary<string, string?>
             {
                 ["Mesh:AuthToken"] = meshToken,
@@ -149,7 +151,15 @@ internal static class UpCommand
     private static string LocalToken(string path)
     {
         if (File.Exists(path))
+        {
+            // Someone else's file (or a link to one) would hand them the mesh: only a private, plain file is reused.
+            if (new FileInfo(path).LinkTarget is not null)
+                throw new InvalidOperationException($"the mesh token file {path} is a symbolic link; remove it (a new token is made) or pass --token");
+            if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
+                throw new InvalidOperationException($"the mesh token file {path} is readable or writable by others; remove it (a new token is made) or chmod 600 it");
             return MeshAuth.ReadTokenFile(path, "the mesh token file");
+        }
+
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var token = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         var temp = $"{path}.{Guid.NewGuid():N}.tmp";

@@ -146,28 +146,42 @@ public sealed class RemoteTeacher : ITeacherSignal, ITeacherGenerator
     {
         var spec = SignalMapping.ToSpec(request);
         using var call = _client.Score(deadline: DateTime.UtcNow + (_retry.CallTimeout ?? TimeSpan.FromMinutes(10)), cancellationToken: cancellationToken);
-        for (var i = 0; i < sequences.Length; i++)
+        var responses = new ScoreResponse[sequences.Length];
+        // Answers are read while the requests are written: a teacher that bounds a stream's requests
+        // in flight waits for its answers to be taken before it reads more.
+        var reading = Task.Run(async () =>
         {
-            await call.RequestStream.WriteAsync(new ScoreRequest
+            await foreach (var response in call.ResponseStream.ReadAllAsync(cancellationToken))
             {
-                RequestId = i.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                TokenIds = SignalMapping.PackIds(sequences[i]),
-                Signal = spec,
-                Fingerprint = _description.Fingerprint,
-            }, cancellationToken);
+                // One failed sequence fails the micro-batch (retried whole when the failure is transient).
+                if (response.Error is { } error)
+                    throw new RpcException(new Status((StatusCode)error.Code, $"sequence {response.RequestId} of the micro-batch: {error.Message}"));
+                if (response.CacheNote.Length > 0)
+                    _cacheNotes.TryAdd(response.CacheNote, true);
+                responses[int.Parse(response.RequestId, System.Globalization.CultureInfo.InvariantCulture)] = response;
+            }
+        }, cancellationToken);
+        try
+        {
+            for (var i = 0; i < sequences.Length; i++)
+            {
+                await call.RequestStream.WriteAsync(new ScoreRequest
+                {
+                    RequestId = i.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    TokenIds = SignalMapping.PackIds(sequences[i]),
+                    Signal = spec,
+                    Fingerprint = _description.Fingerprint,
+                }, cancellationToken);
+            }
+
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (Exception) when (reading.IsFaulted)
+        {
+            // The answers' error (a refused sequence) says more than the broken write.
         }
 
-        await call.RequestStream.CompleteAsync();
-        var responses = new ScoreResponse[sequences.Length];
-        await foreach (var response in call.ResponseStream.ReadAllAsync(cancellationToken))
-        {
-            // One failed sequence fails the micro-batch (retried whole when the failure is transient).
-            if (response.Error is { } error)
-                throw new RpcException(new Status((StatusCode)error.Code, $"sequence {response.RequestId} of the micro-batch: {error.Message}"));
-            if (response.CacheNote.Length > 0)
-                _cacheNotes.TryAdd(response.CacheNote, true);
-            responses[int.Parse(response.RequestId, System.Globalization.CultureInfo.InvariantCulture)] = response;
-        }
+        await reading;
         if (responses.Any(r => r is null))
             throw new RpcException(new Status(StatusCode.Aborted, "the teacher closed the stream before answering every sequence"));
         return responses;

@@ -29,6 +29,7 @@ public static class ModelConfigs
         var file = Directory.Exists(path) ? Path.Combine(path, "config.json") : path;
         if (!File.Exists(file))
             throw new FileNotFoundException($"no config.json at '{file}'");
+        Specs.Storage.RegularFile.Require(file);
         try
         {
             return Parse(File.ReadAllText(file));

@@ -20,7 +20,11 @@ public static class StrictLoader
     {
         const string Embedding = "model.embed_tokens.weight";
         var problems = new List<string>();
-        if (checkpoint.Contains(Embedding))
+        if (!checkpoint.Contains(Embedding))
+        {
+            problems.Add($"the checkpoint has no {Embedding}");
+        }
+        else
         {
             var shape = checkpoint.GetInfo(Embedding).Shape;
             if (!shape.SequenceEqual([config.VocabSize, (long)config.HiddenSize]))
@@ -28,7 +32,7 @@ public static class StrictLoader
         }
 
         var layers = checkpoint.Names.Select(LayerIndex).Where(i => i >= 0).Distinct().Count();
-        if (layers > 0 && layers != config.NumHiddenLayers)
+        if (layers != config.NumHiddenLayers)
             problems.Add($"the checkpoint has {layers} decoder layers but config.json says num_hidden_layers {config.NumHiddenLayers}");
         if (problems.Count > 0)
             throw new CheckpointFormatException($"{checkpoint.Folder}: config.json does not describe these weights: {string.Join("; ", problems)}");

@@ -45,12 +45,11 @@ public sealed partial class ArtifactStore
             return Directory.Exists(path) ? path : null;
         if (!Path.IsPathFullyQualified(path))
             return null;
-        var full = Path.GetFullPath(path);
-        // Symbolic links are followed before the check, so a link under a root cannot lead out of it.
-        var resolved = Directory.Exists(full) ? new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full : null;
-        if (resolved is null)
+        // Every link of every component resolved first, so a link under a root cannot lead out of it.
+        var resolved = Specs.Storage.RegularFile.Resolve(path);
+        if (resolved is null || !Directory.Exists(resolved))
             return null;
-        if (!_options.BaseModelRoots.Select(r => Path.TrimEndingDirectorySeparator(Path.GetFullPath(r)) + Path.DirectorySeparatorChar)
+        if (!_options.BaseModelRoots.Select(r => Path.TrimEndingDirectorySeparator(Specs.Storage.RegularFile.Resolve(r) ?? Path.GetFullPath(r)) + Path.DirectorySeparatorChar)
                 .Any(root => (Path.TrimEndingDirectorySeparator(resolved) + Path.DirectorySeparatorChar).StartsWith(root, StringComparison.Ordinal)))
             return null;
         return resolved;

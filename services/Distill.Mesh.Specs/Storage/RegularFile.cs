@@ -9,13 +9,37 @@ namespace Distill.Mesh.Specs.Storage;
 /// cannot be mapped. The check opens the path non-blocking (O_NONBLOCK, through libc: .NET has
 /// no such open) and asks whether it can seek.
 /// </summary>
-public static partial class RegularFile
+public static unsafe partial class RegularFile
 {
     private const int LinuxReadNonBlocking = 0x800;
     private const int MacReadNonBlocking = 0x4;
 
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial nint RealPath(string path, nint resolved);
+
+    /// <summary>
+    /// The path with every symbolic link of every component resolved (libc realpath: .NET resolves
+    /// only the last one), or null when it does not exist. On Windows: the full path.
+    /// </summary>
+    public static string? Resolve(string path)
+    {
+        if (OperatingSystem.IsWindows())
+            return Path.Exists(path) ? Path.GetFullPath(path) : null;
+        var resolved = RealPath(path, 0);
+        if (resolved == 0)
+            return null;
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved);
+        }
+        finally
+        {
+            NativeMemory.Free((void*)resolved);
+        }
+    }
 
     /// <summary>Throws <see cref="IOException"/> naming <paramref name="path"/> when it is a FIFO, socket or directory.</summary>
     public static void Require(string path)

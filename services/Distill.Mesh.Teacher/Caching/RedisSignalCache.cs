@@ -13,9 +13,9 @@ namespace Distill.Mesh.Teacher.Caching;
 /// The signal cache in Redis. Values over <see cref="ChunkBytes"/> are split; the data keys are
 /// written before the index key, and an index whose chunks are missing or do not hash to the
 /// recorded SHA-256 is a miss. Every Redis error is a miss (logged once): with Redis down the
-/// teacher recomputes and runs go on. A circuit breaker (Polly) keeps an outage cheap: after two
-/// failed calls Redis is skipped for <c>breakDuration</c> (every lookup a miss at once, not a
-/// timeout each), then one call tries it again.
+/// teacher recomputes and runs go on. A circuit breaker (Polly) keeps an outage cheap: once half
+/// of the calls of the last two seconds (at least two) failed, Redis is skipped for
+/// <c>breakDuration</c> (every lookup a miss at once, not a timeout each), then one call tries it again.
 /// </summary>
 public sealed class RedisSignalCache : ISignalCache
 {
@@ -37,7 +37,8 @@ public sealed class RedisSignalCache : ISignalCache
         {
             FailureRatio = 0.5,
             MinimumThroughput = 2,
-            SamplingDuration = TimeSpan.FromSeconds(30),
+            // A short window: when Redis goes down every call fails, so half of the last two seconds' calls fail quickly.
+            SamplingDuration = TimeSpan.FromSeconds(2),
             BreakDuration = breakDuration ?? TimeSpan.FromSeconds(15),
             ShouldHandle = new PredicateBuilder().Handle<RedisException>().Handle<TimeoutException>().Handle<ObjectDisposedException>(),
             OnOpened = args =>

@@ -62,11 +62,19 @@ public sealed class TeacherGrpcService(TeacherModel model, CachedScorer scorer, 
         // (and HTTP/2 flow control behind them) wait for a slot rather than failing.
         using var inFlight = new SemaphoreSlim(Math.Max(1, options.Value.MaxQueue));
         var pending = new List<Task>();
-        await foreach (var request in requestStream.ReadAllAsync(cancellation))
+        try
         {
-            await inFlight.WaitAsync(cancellation);
-            pending.RemoveAll(t => t.IsCompletedSuccessfully);
-            pending.Add(Handle(request, System.Diagnostics.Stopwatch.GetTimestamp()));
+            await foreach (var request in requestStream.ReadAllAsync(cancellation))
+            {
+                await inFlight.WaitAsync(cancellation);
+                pending.RemoveAll(t => t.IsCompletedSuccessfully);
+                pending.Add(Handle(request, System.Diagnostics.Stopwatch.GetTimestamp()));
+            }
+        }
+        finally
+        {
+            // The handlers use the semaphores: they end before those are disposed, even on a broken stream.
+            await Task.WhenAll(pending).ContinueWith(_ => { }, TaskScheduler.Default);
         }
 
         await Task.WhenAll(pending);

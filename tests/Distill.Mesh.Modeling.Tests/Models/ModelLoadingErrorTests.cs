@@ -86,6 +86,20 @@ public class ModelLoadingErrorTests
     }
 
     [Fact]
+    public void FromPretrained_ACheckpointWithoutTheEmbedding_IsRefusedBeforeAllocating()
+    {
+        using var dir = new TempFolder();
+        using (var model = TinyModels.Create("llama"))
+            model.SavePretrained(dir.Path);
+        SafetensorsCheckpoint.Save(dir.Path, [KeyValuePair.Create("model.norm.weight", torch.ones(64))]);
+
+        var error = Assert.Throws<CheckpointFormatException>(() => CausalLanguageModel.FromPretrained(dir.Path));
+
+        Assert.Contains("the checkpoint has no model.embed_tokens.weight", error.Message);
+        Assert.Contains("the checkpoint has 0 decoder layers but config.json says num_hidden_layers 2", error.Message);
+    }
+
+    [Fact]
     public void FromPretrained_TiedModelWithCopiedHead_LoadsLikeHf()
     {
         using var dir = new TempFolder();
