@@ -45,6 +45,13 @@ public sealed class MeshOptions
     /// </summary>
     public string? AuthTokenFile { get; set; }
 
+    /// <summary>
+    /// Hosts this service may send its token to besides loopback, single-label names and
+    /// in-cluster names (*.svc, *.cluster.local): exact names or addresses, or "*.suffix". Calls to
+    /// any other address a run spec names go without the token (and a warning is logged).
+    /// </summary>
+    public string[] TokenHosts { get; set; } = [];
+
     /// <summary>Largest message a service accepts or sends (well above the chunks services stream).</summary>
     public int MaxMessageBytes { get; set; } = 16 << 20;
 

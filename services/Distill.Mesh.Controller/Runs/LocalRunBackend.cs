@@ -35,7 +35,8 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
 
     public RunValidation Validation => new(CheckPaths: options.Value.CheckPaths, ThroughMesh: true);
 
-    private Metadata Auth() => MeshAuth.Headers(mesh.Value.AuthToken);
+    /// <summary>The token for calls to <paramref name="trainer"/>, unless a spec named a host outside the mesh (<see cref="TokenHosts"/>).</summary>
+    private Metadata Auth(string trainer) => MeshAuth.Headers(TokenHosts.Allows(trainer, mesh.Value.TokenHosts) ? mesh.Value.AuthToken : null);
 
     private DateTime Deadline => DateTime.UtcNow + options.Value.CallTimeout;
 
@@ -59,7 +60,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
             var trainer = spec.Spec.Mesh.Trainer ?? options.Value.Trainer;
             var request = new StartRequest { RunId = runId, ConfigYaml = specText };
             request.Overrides.AddRange(overrides);
-            var info = await CallAsync(trainer, () => Client(trainer).StartAsync(request, Auth(), Deadline, cancellationToken).ResponseAsync, cancellationToken: cancellationToken);
+            var info = await CallAsync(trainer, () => Client(trainer).StartAsync(request, Auth(trainer), Deadline, cancellationToken).ResponseAsync, cancellationToken: cancellationToken);
             var run = TrainerRunMapping.ToRun(info);
             var record = new RunRecordFile(runId, specText, overrides, spec.Sha256, trainer, DateTime.UtcNow, JsonFormatter.Default.Format(run), Activity.Current?.TraceId.ToHexString());
             Save(record);
@@ -130,7 +131,7 @@ public sealed class LocalRunBackend(IServiceChannels channels, IOptions<MeshOpti
     public async Task<Run> CancelAsync(string runId, CancellationToken cancellationToken)
     {
         var record = Record(runId);
-        await CallAsync(record.Trainer, () => Client(record.Trainer).CancelAsync(new CancelRequest { RunId = runId }, Auth(), Deadline, cancellationToken).ResponseAsync, cancellationToken: cancellationToken);
+        await CallAsync(record.Trainer, () => Client(record.Trainer).CancelAsync(new CancelRequest { RunId = runId }, Auth(record.Trainer), Deadline, cancellationToken).ResponseAsync, cancellationToken: cancellationToken);
         return await GetAsync(runId, cancellationToken);
     }
 

@@ -11,7 +11,7 @@ namespace Distill.Mesh.Trainer.Runs;
 /// DistillationRun's status follow the pod. Best effort: a controller that is away is retried
 /// with backoff and missed steps are not replayed twice; the run never waits for its reporter.
 /// </summary>
-public sealed class ProgressReporter(MeshChannels channels, IOptions<MeshOptions> mesh, ILogger<ProgressReporter> logger)
+public sealed class ProgressReporter(MeshChannels channels, ILogger<ProgressReporter> logger)
 {
     public async Task ReportAsync(TrainerRun run, string address, CancellationToken cancellationToken)
     {
@@ -23,7 +23,7 @@ public sealed class ProgressReporter(MeshChannels channels, IOptions<MeshOptions
         {
             try
             {
-                using var call = client.Report(MeshAuth.Headers(mesh.Value.AuthToken), cancellationToken: cancellationToken);
+                using var call = client.Report(MeshAuth.Headers(channels.TokenFor(address)), cancellationToken: cancellationToken);
                 var last = run.Last;
                 await foreach (var update in run.WatchAsync(cancellationToken))
                 {

@@ -22,7 +22,7 @@ namespace Distill.Mesh.Trainer.Runs;
 /// skipped, so a resumed run continues where it stopped; each transition is saved before it is
 /// reported.
 /// </summary>
-public sealed class StageRunner(ITeacherConnector connector, MeshChannels channels, IOptions<MeshOptions> mesh, IOptions<TrainerOptions> options, ILogger<StageRunner> logger)
+public sealed class StageRunner(ITeacherConnector connector, MeshChannels channels, IOptions<TrainerOptions> options, ILogger<StageRunner> logger)
 {
     /// <summary>Runs what is left of <paramref name="run"/>; returns the run's closing note.</summary>
     /// <param name="run">The run.</param>
@@ -184,7 +184,7 @@ public sealed class StageRunner(ITeacherConnector connector, MeshChannels channe
         try
         {
             artifact = await ResultPublisher.PublishAsync(spec.Train, adapter ?? model, adapter is null ? spec.Train.Student.Model : model, method, metrics, run.RunId, run.Spec.Text,
-                channels.For(registry), MeshAuth.Headers(mesh.Value.AuthToken), cancellationToken);
+                channels.For(registry), MeshAuth.Headers(channels.TokenFor(registry)), cancellationToken);
         }
         catch (global::Grpc.Core.RpcException e) when (e.StatusCode is global::Grpc.Core.StatusCode.Unavailable or global::Grpc.Core.StatusCode.DeadlineExceeded)
         {
