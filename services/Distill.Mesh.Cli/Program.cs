@@ -18,16 +18,21 @@ using var tracing = Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPO
         .AddOtlpExporter()
         .Build()
     : null;
+// Ctrl-C (or SIGTERM) once: the command's token is cancelled and it stops cleanly (checkpoints
+// and lock files closed, exit code 130), however long that takes; a second one ends the process.
+using var stop = new CancellationTokenSource();
+using var interrupt = Distill.Mesh.Cli.Interrupts.Register(stop);
 try
 {
-    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null }, stop.Token);
 }
 catch (Exception e) when (CommandRunner.IsUserError(e))
 {
     Console.Error.WriteLine($"error: {CommandRunner.Describe(e)}");
     return 1;
 }
-catch (OperationCanceledException)
+catch (OperationCanceledException) when (stop.IsCancellationRequested)
 {
+    Console.Error.WriteLine("interrupted");
     return 130;
 }
