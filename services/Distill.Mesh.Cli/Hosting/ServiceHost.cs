@@ -18,11 +18,15 @@ internal static class ServiceHost
     public static async Task<(WebApplication App, string Address)> StartAsync(int port, Action<WebApplicationBuilder> add, Action<WebApplication> map, IDictionary<string, string?> settings, bool quiet, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateBuilder();
-        // The listening endpoint (and its TLS) comes from the mesh defaults: loopback only.
+        // The listening endpoint (and its TLS) comes from the mesh defaults: loopback only. ASP.NET's
+        // per-request lines and the health checks' "unhealthy while loading" lines stay out of the
+        // console, as in the services' own appsettings.json.
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Mesh:ListenAddress"] = "127.0.0.1",
             ["Mesh:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+            ["Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks"] = "Critical",
         });
         if (quiet)
             builder.Logging.ClearProviders();
