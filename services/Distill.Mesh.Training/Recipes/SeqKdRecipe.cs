@@ -1,6 +1,8 @@
 using Distill.Mesh.Specs.Storage;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Distill.Mesh.Modeling.Tokenization;
 using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.Modeling.Generation;
 using Distill.Mesh.Specs.Configuration;
@@ -30,7 +32,7 @@ public static class SeqKdRecipe
         var cache = Path.Combine(config.OutputDir, "seq_kd_train.jsonl");
         if (File.Exists(cache))
         {
-            run.UseTrainingExamples(File.ReadLines(cache).Select(l => JsonSerializer.Deserialize<TokenizedExample>(l)!).ToList());
+            run.UseTrainingExamples(File.ReadLines(cache).Select((l, i) => SeqKdSample.Read(l, cache, i + 1)).ToList());
         }
         else
         {
@@ -60,12 +62,47 @@ public static class SeqKdRecipe
                 loaded?.Dispose();
             }
 
-            AtomicFile.WriteAllText(cache, string.Concat(generated.Select(e => JsonSerializer.Serialize(e) + "\n")));
+            AtomicFile.WriteAllText(cache, string.Concat(generated.Select(e => SeqKdSample.Write(e, run.Tokenizer) + "\n")));
             run.UseTrainingExamples(generated);
             progress?.Report(new TrainEvent(0, 0, 0, 0, 0, 0, 0, 0, 0, Message: $"teacher wrote {generated.Count} responses ({generated.Sum(e => e.TrainedTokens)} tokens)"));
         }
 
         // Train, checkpoint, outputs: plain fine-tuning on the teacher's sequences.
         return await SftRecipe.TrainAsync(run, progress, cancellationToken);
+    }
+}
+
+/// <summary>
+/// One line of <c>seq_kd_train.jsonl</c>: the prompt and the teacher's response as text (for people
+/// reading the file) beside the ids and labels the run trains on (what a resumed run reads back).
+/// </summary>
+public sealed record SeqKdSample(
+    [property: JsonPropertyName("prompt")] string Prompt,
+    [property: JsonPropertyName("response")] string Response,
+    [property: JsonPropertyName("input_ids")] int[] InputIds,
+    [property: JsonPropertyName("labels")] long[] Labels)
+{
+    public static string Write(TokenizedExample example, TextTokenizer tokenizer)
+    {
+        var prompt = example.PromptLength;
+        return JsonSerializer.Serialize(new SeqKdSample(tokenizer.Decode(example.InputIds.Take(prompt)), tokenizer.Decode(example.InputIds.Skip(prompt)), example.InputIds, example.Labels));
+    }
+
+    /// <summary>A line back as a training example (the text is not read); files of older runs held the example's own fields.</summary>
+    public static TokenizedExample Read(string line, string path, int number)
+    {
+        try
+        {
+            if (line.Contains("\"InputIds\"", StringComparison.Ordinal))
+                return JsonSerializer.Deserialize<TokenizedExample>(line) ?? throw new JsonException("null");
+            var sample = JsonSerializer.Deserialize<SeqKdSample>(line) ?? throw new JsonException("null");
+            if (sample.InputIds is null || sample.Labels is null || sample.InputIds.Length != sample.Labels.Length)
+                throw new JsonException("input_ids and labels must be arrays of one length");
+            return new TokenizedExample(sample.InputIds, sample.Labels);
+        }
+        catch (JsonException e)
+        {
+            throw new DatasetFormatException($"{path}:{number}: not a seq_kd sample ({e.Message}); delete the file to have the teacher generate again");
+        }
     }
 }

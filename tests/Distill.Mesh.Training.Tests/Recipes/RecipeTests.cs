@@ -256,13 +256,39 @@ public sealed class RecipeTests : IDisposable
         var result = await SeqKdRecipe.RunAsync(config, RerunPolicy.Resume, null, default);
 
         Assert.True(result.Completed);
-        var first = System.Text.Json.JsonSerializer.Deserialize<Training.Datasets.TokenizedExample>(File.ReadLines(Path.Combine(config.OutputDir, "seq_kd_train.jsonl")).First())!;
+        var line = File.ReadLines(Path.Combine(config.OutputDir, "seq_kd_train.jsonl")).First();
+        var first = SeqKdSample.Read(line, "seq_kd_train.jsonl", 1);
         using var teacher = CausalLanguageModel.FromPretrained(config.Teachers[0].Model);
+        // The file is for people too: the prompt and the response as text, in snake_case keys.
+        var text = System.Text.Json.Nodes.JsonNode.Parse(line)!;
+        var tokenizer = Modeling.Tokenization.TokenizerLoader.Load(config.Teachers[0].Model);
+        Assert.Equal(tokenizer.Decode(first.InputIds.Take(first.PromptLength)), (string)text["prompt"]!);
+        Assert.Equal(tokenizer.Decode(first.InputIds.Skip(first.PromptLength)), (string)text["response"]!);
+        Assert.NotNull(text["input_ids"]);
+        Assert.Null(text["InputIds"]);
         var prompt = first.InputIds.Take(first.PromptLength).ToArray();
         var stop = Modeling.Generation.GenerationConfig.Load(config.Teachers[0].Model).StopTokens(teacher.Config);
         var expected = Modeling.Generation.TextGenerator.Generate(teacher, [prompt], new Modeling.Generation.GenerationOptions { Greedy = true, MaxNewTokens = 5, StopTokenIds = stop })[0];
         Assert.Equal(expected.Tokens, first.InputIds.Skip(prompt.Length));
         Assert.Equal(expected.Tokens.Select(t => (long)t), first.Labels.Skip(prompt.Length));
+    }
+
+    [Theory]
+    [InlineData("{")]
+    [InlineData("{\"prompt\": \"a\", \"response\": \"b\", \"input_ids\": [1, 2], \"labels\": [1]}")]
+    [InlineData("{\"prompt\": \"a\"}")]
+    public void SeqKd_ADamagedSampleFile_IsNamedWithItsLine(string line)
+    {
+        var e = Assert.Throws<Training.Datasets.DatasetFormatException>(() => SeqKdSample.Read(line, "run/seq_kd_train.jsonl", 7));
+        Assert.StartsWith("run/seq_kd_train.jsonl:7: not a seq_kd sample", e.Message);
+    }
+
+    [Fact]
+    public void SeqKd_SampleFilesOfEarlierRuns_StillRead()
+    {
+        var example = SeqKdSample.Read("{\"InputIds\":[5,6,7],\"Labels\":[-100,6,7],\"DocumentIds\":null}", "f", 1);
+        Assert.Equal([5, 6, 7], example.InputIds);
+        Assert.Equal([-100L, 6, 7], example.Labels);
     }
 
     private static List<double> Losses(TrainConfig config) =>
