@@ -34,6 +34,30 @@ public sealed class EvalCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Eval_TablesShowTheNumbersOfTheJson()
+    {
+        using (var model = TinyModels.Create("llama", 4))
+            TinyModels.SaveWithByteTokenizer(model, _dir.Combine("m"));
+        using (var teacher = TinyModels.Create("llama", 5))
+            TinyModels.SaveWithByteTokenizer(teacher, _dir.Combine("t"));
+        File.WriteAllLines(_dir.Combine("d.jsonl"), ["{\"text\": \"one two three\"}", "{\"text\": \"four five\"}"]);
+        File.WriteAllLines(_dir.Combine("c.jsonl"), ["{\"context\": \"the cat\", \"choices\": [\" sat\", \" sits\"], \"gold\": 1}"]);
+        string[] args = ["eval", "--model", _dir.Combine("m"), "--teacher", _dir.Combine("t"), "--dataset", _dir.Combine("d.jsonl"), "--choices", _dir.Combine("c.jsonl")];
+
+        var report = await CliRunner.Json([.. args, "--json"]);
+        var (code, table, error) = await CliRunner.Run(args);
+
+        Assert.True(code == 0, error);
+        // Each table row is "| name | value |"; its value is the JSON's, at six significant digits.
+        var rows = table.Split('\n').Select(l => l.Split('|', StringSplitOptions.TrimEntries)).Where(c => c.Length == 4).DistinctBy(c => c[1]).ToDictionary(c => c[1], c => c[2]);
+        foreach (var (part, key) in new[] { ("dataset", "perplexity"), ("dataset", "kl_to_teacher"), ("dataset", "top1_agreement"), ("multiple_choice", "accuracy"), ("multiple_choice", "normalized_accuracy") })
+            Assert.Equal(report[part]![key]!.GetValue<double>().ToString("G6", System.Globalization.CultureInfo.InvariantCulture), rows[key]);
+        Assert.Equal(report["dataset"]!["tokens"]!.GetValue<long>().ToString(System.Globalization.CultureInfo.InvariantCulture), rows["tokens"]);
+        Assert.Equal(report["multiple_choice"]!["items"]!.GetValue<int>().ToString(System.Globalization.CultureInfo.InvariantCulture), rows["items"]);
+        Assert.DoesNotContain("{", table);
+    }
+
+    [Fact]
     public async Task Eval_NothingToDo_IsAnError()
     {
         using (var model = TinyModels.Create("llama", 4))

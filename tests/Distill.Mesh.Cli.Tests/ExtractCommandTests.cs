@@ -52,6 +52,13 @@ public sealed class ExtractCommandTests : IDisposable
             var (_, listing, _) = await CliRunner.Run("adapters", "ls", "--registry", address);
             Assert.Contains("| tiny-extract:1 | adapter | latest |", listing);
             Assert.Contains("| lora_extract |", listing);
+            var listed = (await CliRunner.Json("adapters", "ls", "--registry", address, "--json")).AsArray();
+            var only = Assert.Single(listed)!;
+            Assert.Equal("tiny-extract", (string)only["name"]!);
+            Assert.Equal(1, (int)only["version"]!);
+            Assert.Equal("lora_extract", (string)only["method"]!);
+            Assert.Equal(["latest"], only["tags"]!.AsArray().Select(t => (string)t!));
+            Assert.Contains($"| {((long)only["bytes"]!).ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} |", listing);
             var (_, forStudent, _) = await CliRunner.Run("adapters", "ls", "--base", _dir.Combine("student"), "--kind", "adapter", "--registry", address);
             Assert.Contains("tiny-extract:1", forStudent);
             var (_, forTeacher, _) = await CliRunner.Run("adapters", "ls", "--base", _dir.Combine("teacher"), "--registry", address);

@@ -37,6 +37,7 @@ public sealed class RunCommandTests : IDisposable
             var (againCode, again, againError) = await CliRunner.Run("run", "submit", _dir.Combine("run.yaml"), "training.max_steps=4", "--controller", controllerAddress,
                 "--trainer", trainerAddress, "--teacher", teacherAddress, "--run-id", "cli-run");
             var (_, listing, _) = await CliRunner.Run("run", "ls", "--controller", controllerAddress);
+            var listed = (await CliRunner.Json("run", "ls", "--controller", controllerAddress, "--json")).AsArray();
             var (cancelCode, _, cancelError) = await CliRunner.Run("run", "cancel", "no-such-run", "--controller", controllerAddress);
 
             Assert.True(code == 0, error + output);
@@ -46,6 +47,10 @@ public sealed class RunCommandTests : IDisposable
             Assert.True(againCode == 0, againError + again);
             Assert.Contains("run cli-run already exists with this spec (succeeded): nothing new was started", again);
             Assert.Contains("cli-run", listing);
+            var run = Assert.Single(listed)!;
+            Assert.Equal("cli-run", (string)run["run_id"]!);
+            Assert.Equal("succeeded", (string)run["phase"]!);
+            Assert.Contains($"| cli-run | succeeded | {(string)run["stage"]!}", listing);
             Assert.Equal(1, cancelCode);
             Assert.Contains($"NotFound from the controller at {controllerAddress}: no run 'no-such-run'", cancelError);
             Assert.Equal(4, File.ReadAllLines(_dir.Combine("runs", "cli-run", "metrics.jsonl")).Length);

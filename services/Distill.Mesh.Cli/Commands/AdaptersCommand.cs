@@ -80,7 +80,8 @@ internal static class AdaptersCommand
         var baseModel = new Option<string?>("--base") { Description = "only artifacts made for this base model (a model folder, or its fingerprint)" };
         var kind = new Option<string?>("--kind") { Description = "adapter or model" };
         var (registry, token, trust) = (Registry(), MeshCliOptions.Token("the registry"), MeshCliOptions.Trust("the registry"));
-        var command = new Command("ls", "List artifacts, newest first") { name, baseModel, kind, registry, token, trust };
+        var json = new Option<bool>("--json") { Description = "print JSON (a list of artifacts) instead of a table" };
+        var command = new Command("ls", "List artifacts, newest first") { name, baseModel, kind, registry, token, trust, json };
         command.SetAction(async (parse, cancellationToken) => await Guard(parse, async output =>
         {
             var (client, channel) = Open(parse, registry, trust, token);
@@ -97,16 +98,30 @@ internal static class AdaptersCommand
                     var other => throw new ArgumentException($"--kind must be adapter or model (got '{other}')"),
                 };
                 var response = await client.ListAsync(new ListArtifactsRequest { Name = parse.GetValue(name) ?? "", Kind = filter, BaseFingerprint = fingerprint }, cancellationToken: cancellationToken);
-                output.WriteLine("| name:version | kind | tags | bytes | base model | method | created | id |");
-                output.WriteLine("|---|---|---|---:|---|---|---|---|");
-                foreach (var a in response.Artifacts)
+                var rows = response.Artifacts.Select(a => new ArtifactRow(a.Manifest.Name, a.Version, a.Manifest.Kind.ToString().ToLowerInvariant(), [.. a.Tags], a.TotalBytes,
+                    a.Manifest.Lineage?.BaseModel ?? "", a.Manifest.Lineage?.Method ?? "", DateTimeOffset.FromUnixTimeSeconds(a.CreatedUnix).UtcDateTime, a.Id)).ToList();
+                if (parse.GetValue(json))
                 {
-                    output.WriteLine($"| {a.Manifest.Name}:{a.Version} | {a.Manifest.Kind.ToString().ToLowerInvariant()} | {string.Join(",", a.Tags)} | {a.TotalBytes:N0} | {a.Manifest.Lineage?.BaseModel} | {a.Manifest.Lineage?.Method} | {DateTimeOffset.FromUnixTimeSeconds(a.CreatedUnix):yyyy-MM-dd HH:mm} | {a.Id[..12]} |");
+                    CommandRunner.WriteJson(output, rows);
+                    return;
                 }
+
+                if (rows.Count == 0)
+                {
+                    output.WriteLine("no artifacts");
+                    return;
+                }
+
+                Tables.Write(output, null, ["name:version", "kind", "tags", "bytes", "base model", "method", "created (UTC)", "id"],
+                    rows.Select(r => (IReadOnlyList<string>)[$"{r.Name}:{r.Version}", r.Kind, string.Join(",", r.Tags), r.Bytes.ToString("N0", System.Globalization.CultureInfo.InvariantCulture),
+                        r.BaseModel, r.Method, r.Created.ToString("yyyy-MM-dd HH:mm", System.Globalization.CultureInfo.InvariantCulture), r.Id[..Math.Min(12, r.Id.Length)]]), "bytes");
             }
         }));
         return command;
     }
+
+    /// <summary>One artifact of `adapters ls` (its --json element).</summary>
+    private sealed record ArtifactRow(string Name, int Version, string Kind, string[] Tags, long Bytes, string BaseModel, string Method, DateTime Created, string Id);
 
     private static Command Tag()
     {

@@ -66,7 +66,7 @@ internal static class EvalCommand
                         var ids = tokenizer.Encode(prompt, addSpecialTokens: true);
                         var mine = tokenizer.Decode(TextGenerator.Generate(student, [ids], options)[0].Tokens, skipSpecialTokens: true);
                         var theirs = reference is null ? null : tokenizer.Decode(TextGenerator.Generate(reference.Model, [ids], options)[0].Tokens, skipSpecialTokens: true);
-                        return new { Prompt = prompt, Model = mine, Teacher = theirs };
+                        return new Generation(prompt, mine, theirs);
                     }).ToList();
                 }
 
@@ -78,8 +78,7 @@ internal static class EvalCommand
                     return 0;
                 }
 
-                foreach (var (key, value) in report)
-                    output.WriteLine($"{key}: {JsonSerializer.Serialize(value, CommandRunner.Json)}");
+                WriteTables(output, report);
                 return 0;
             }
             catch (Exception e) when (e is FileNotFoundException or ArgumentException or DatasetFormatException or IncompatibleTeacherException or AdapterFormatException
@@ -91,6 +90,36 @@ internal static class EvalCommand
         });
         return command;
     }
+
+    /// <summary>The report as tables: one per part, with the numbers --json prints (six significant digits).</summary>
+    private static void WriteTables(TextWriter output, Dictionary<string, object?> report)
+    {
+        if (report.GetValueOrDefault("dataset") is Training.Recipes.EvalResult eval)
+        {
+            Tables.Write(output, "held-out dataset", ["metric", "value"],
+            [
+                ["perplexity", Tables.Number(eval.Perplexity)],
+                ["kl_to_teacher", Tables.Number(eval.KlToTeacher)],
+                ["top1_agreement", Tables.Number(eval.Top1Agreement)],
+                ["tokens", eval.Tokens.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            ], "value");
+        }
+
+        if (report.GetValueOrDefault("multiple_choice") is MultipleChoice.Result choice)
+        {
+            Tables.Write(output, "multiple choice", ["metric", "value"],
+            [
+                ["accuracy", Tables.Number(choice.Accuracy)],
+                ["normalized_accuracy", Tables.Number(choice.NormalizedAccuracy)],
+                ["items", choice.Items.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            ], "value");
+        }
+
+        if (report.GetValueOrDefault("generations") is IEnumerable<Generation> generations)
+            Tables.Write(output, "greedy generations", ["prompt", "model", "teacher"], generations.Select(g => (IReadOnlyList<string>)[g.Prompt, g.Model, g.Teacher ?? "-"]));
+    }
+
+    private sealed record Generation(string Prompt, string Model, string? Teacher);
 
     private static List<ChoiceItem> ReadChoices(string path) =>
         File.ReadLines(path).Select((line, i) => (line, i)).Where(p => p.line.Trim().Length > 0).Select(p =>

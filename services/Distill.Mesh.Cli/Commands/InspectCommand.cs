@@ -60,17 +60,29 @@ internal static class InspectCommand
                 return 0;
             }
 
-            output.WriteLine($"{report.ModelType} ({string.Join(", ", report.Architectures ?? [])})");
-            output.WriteLine($"  layers {report.Layers}, hidden {report.HiddenSize}, intermediate {report.IntermediateSize}, heads {report.AttentionHeads} (kv {report.KeyValueHeads}, dim {report.HeadDim}), vocab {report.VocabSize}");
+            var invariant = System.Globalization.CultureInfo.InvariantCulture;
+            var fields = new List<(string, string)>
+            {
+                ("model_type", report.ModelType),
+                ("architectures", string.Join(", ", report.Architectures ?? [])),
+                ("layers", report.Layers.ToString(invariant)),
+                ("hidden_size", report.HiddenSize.ToString(invariant)),
+                ("intermediate_size", report.IntermediateSize.ToString(invariant)),
+                ("attention_heads", $"{report.AttentionHeads} (kv {report.KeyValueHeads}, head dim {report.HeadDim})"),
+                ("vocab_size", report.VocabSize.ToString(invariant)),
+            };
             if (report.Experts > 0)
-                output.WriteLine($"  experts {report.Experts}, {report.ExpertsPerToken} per token");
-            output.WriteLine($"  parameters {report.Parameters:N0} ({report.Bytes / 1e6:F1} MB), dtypes {string.Join(", ", report.Dtypes.Select(d => $"{d.Key}×{d.Value}"))}");
-            output.WriteLine($"  tied embeddings {report.TieWordEmbeddings}, rope theta {report.RopeTheta}{(report.RopeScaling is null ? "" : $", scaling {report.RopeScaling}")}");
-            foreach (var shard in report.Shards)
-                output.WriteLine($"  {shard.File}: {shard.Tensors} tensors, {shard.Bytes / 1e6:F1} MB");
+                fields.Add(("experts", $"{report.Experts}, {report.ExpertsPerToken} per token"));
+            fields.Add(("parameters", $"{report.Parameters.ToString("N0", invariant)} ({(report.Bytes / 1e6).ToString("F1", invariant)} MB)"));
+            fields.Add(("dtypes", string.Join(", ", report.Dtypes.Select(d => $"{d.Key}×{d.Value}"))));
+            fields.Add(("tie_word_embeddings", report.TieWordEmbeddings ? "true" : "false"));
+            fields.Add(("rope", $"theta {report.RopeTheta.ToString(invariant)}{(report.RopeScaling is null ? "" : $", scaling {report.RopeScaling}")}"));
+            Tables.WriteFields(output, folder, fields);
+            Tables.Write(output, null, ["shard", "tensors", "MB"],
+                report.Shards.Select(shard => (IReadOnlyList<string>)[shard.File, shard.Tensors.ToString(invariant), (shard.Bytes / 1e6).ToString("F1", invariant)]), "tensors", "MB");
             output.WriteLine(report.Loadable
-                ? "  checkpoint matches the model layout"
-                : $"  checkpoint does NOT match: missing [{string.Join(", ", missing.Take(5))}] unexpected [{string.Join(", ", unexpected.Take(5))}] misshaped [{string.Join(", ", misshaped.Take(5))}]");
+                ? "checkpoint matches the model layout"
+                : $"checkpoint does NOT match: missing [{string.Join(", ", missing.Take(5))}] unexpected [{string.Join(", ", unexpected.Take(5))}] misshaped [{string.Join(", ", misshaped.Take(5))}]");
             return report.Loadable ? 0 : 2;
         });
         return command;

@@ -95,23 +95,29 @@ internal static class RunCommand
         var controller = Controller();
         var trust = MeshCliOptions.Trust("the controller");
         var token = MeshCliOptions.Token("the controller");
-        var command = new Command("ls", "List runs") { controller, trust, token };
+        var json = new Option<bool>("--json") { Description = "print JSON (a list of runs) instead of a table" };
+        var command = new Command("ls", "List runs") { controller, trust, token, json };
         command.SetAction(async (parse, cancellationToken) => await MeshErrors.GuardAsync(parse.InvocationConfiguration.Error, "controller", parse.GetValue(controller)!, async () =>
         {
             using var channel = Open(parse, controller, trust, token);
             var runs = await new RunsService.RunsServiceClient(channel).ListAsync(new ListRunsRequest(), deadline: Deadline, cancellationToken: cancellationToken);
             var output = parse.InvocationConfiguration.Output;
-            output.WriteLine($"{"RUN",-40} {"PHASE",-10} {"STAGE",-11} {"PROGRESS",-12} OUTPUT");
-            foreach (var run in runs.Runs)
-            {
-                var stage = run.CurrentStage.Length > 0 ? run.CurrentStage : run.Stages.LastOrDefault(s => s.State != StageState.Pending)?.Name ?? "";
-                output.WriteLine($"{run.RunId,-40} {RunView.Phase(run.Phase),-10} {stage,-11} {RunView.Progress(run),-12} {run.OutputDir}{(run.Reason.Length > 0 ? $"  ({run.Reason})" : "")}");
-            }
-
+            var rows = runs.Runs.Select(run => new RunRow(run.RunId, RunView.Phase(run.Phase),
+                run.CurrentStage.Length > 0 ? run.CurrentStage : run.Stages.LastOrDefault(s => s.State != StageState.Pending)?.Name ?? "",
+                RunView.Progress(run), run.OutputDir, run.Reason)).ToList();
+            if (parse.GetValue(json))
+                CommandRunner.WriteJson(output, rows);
+            else if (rows.Count == 0)
+                output.WriteLine("no runs");
+            else
+                Tables.Write(output, null, ["run", "phase", "stage", "progress", "output", "reason"], rows.Select(r => (IReadOnlyList<string>)[r.RunId, r.Phase, r.Stage, r.Progress, r.OutputDir, r.Reason]));
             return 0;
         }));
         return command;
     }
+
+    /// <summary>One line of `run ls` (its --json element).</summary>
+    private sealed record RunRow(string RunId, string Phase, string Stage, string Progress, string OutputDir, string Reason);
 
     private static Command Cancel()
     {
