@@ -10,7 +10,7 @@ namespace Distill.Mesh.Cli;
 /// </summary>
 internal static class Tables
 {
-    /// <summary>A console writing to <paramref name="output"/>; the real terminal keeps its width, anything else gets a wide fixed one so rows never wrap.</summary>
+    /// <summary>A console writing to <paramref name="output"/>; the real terminal keeps its width, anything else gets one so wide that rows never wrap.</summary>
     public static IAnsiConsole ConsoleFor(TextWriter output)
     {
         var terminal = IsTerminal(output);
@@ -23,7 +23,7 @@ internal static class Tables
         });
         if (!terminal)
         {
-            console.Profile.Width = 240;
+            console.Profile.Width = 100_000;
             console.Profile.Capabilities.Unicode = false;
         }
 
@@ -49,7 +49,17 @@ internal static class Tables
 
         foreach (var row in rows)
             table.AddRow(row.Select(cell => (IRenderable)new Text(Printable(cell))).ToArray());
-        ConsoleFor(output).Write(table);
+        if (IsTerminal(output))
+        {
+            ConsoleFor(output).Write(table);
+            return;
+        }
+
+        // Outside a terminal: the Markdown lines only, without the padding rows and trailing blanks.
+        var text = new StringWriter();
+        ConsoleFor(text).Write(table);
+        foreach (var line in text.ToString().Split('\n').Select(l => l.TrimEnd()).Where(l => l.Length > 0))
+            output.WriteLine(line);
     }
 
     /// <summary>Two columns, key and value, for one object's fields.</summary>

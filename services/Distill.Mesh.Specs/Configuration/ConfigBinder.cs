@@ -49,7 +49,8 @@ public static class ConfigBinder
     /// <summary>The snake_case keys a config type accepts.</summary>
     public static IEnumerable<string> KeysOf(Type type) => Properties(type).Select(p => p.Key);
 
-    private static IEnumerable<KeyValuePair<string, PropertyInfo>> Properties(Type type) =>
+    /// <summary>The properties a config type binds, each with its snake_case key.</summary>
+    public static IEnumerable<KeyValuePair<string, PropertyInfo>> Properties(Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.CanWrite && p.GetCustomAttribute<JsonIgnoreAttribute>() is null)
             .Select(p => KeyValuePair.Create(p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name), p));
