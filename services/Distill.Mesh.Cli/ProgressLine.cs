@@ -10,13 +10,18 @@ namespace Distill.Mesh.Cli;
 /// made the first ETA wildly off). Events without durations (from the runs API) use the time
 /// between reports instead.
 /// </remarks>
-internal sealed class ProgressLine(TextWriter writer, bool plain, Func<TimeSpan>? clock = null) : IProgress<TrainEvent>
+/// <param name="writer">Where the lines go (stderr).</param>
+/// <param name="plain">One line per event (not a terminal).</param>
+/// <param name="clock">Time since start, for events without step durations (tests set it).</param>
+/// <param name="label">What is training, shown before each line (e.g. "teacher").</param>
+internal sealed class ProgressLine(TextWriter writer, bool plain, Func<TimeSpan>? clock = null, string? label = null) : IProgress<TrainEvent>
 {
     private const double Smoothing = 0.3;
 
     private readonly Func<TimeSpan> _clock = clock ?? StartClock();
     private double _stepSeconds;
     private (long Step, TimeSpan At)? _firstReport;
+    private bool _open;
 
     public void Report(TrainEvent e)
     {
@@ -25,11 +30,12 @@ internal sealed class ProgressLine(TextWriter writer, bool plain, Func<TimeSpan>
         var eta = Eta(e) is { } left ? Format(left) : "--:--";
         // SFT has no KD term: its loss is the cross-entropy alone.
         var parts = e.KdLoss == 0 && Math.Abs(e.Loss - e.CeLoss) < 1e-12 ? "" : $" (kd {e.KdLoss:F4}, ce {e.CeLoss:F4})";
-        var line = $"step {e.Step}/{e.TotalSteps} [{new string('#', filled)}{new string('.', width - filled)}] loss {e.Loss:F4}{parts} lr {e.LearningRate:0.0e+0} {e.TokensPerSecond:N0} tok/s ETA {eta}";
+        var line = $"{(label is null ? "" : label + ": ")}step {e.Step}/{e.TotalSteps} [{new string('#', filled)}{new string('.', width - filled)}] loss {e.Loss:F4}{parts} lr {e.LearningRate:0.0e+0} {e.TokensPerSecond:N0} tok/s ETA {eta}";
         if (e.Message is not null || e.Eval is not null)
         {
             var eval = e.Eval is { } r ? $" eval ppl {r.Perplexity:F3}{(r.KlToTeacher is { } kl ? $" kl {kl:F4} top1 {r.Top1Agreement:P1}" : "")}" : "";
             writer.WriteLine($"{(plain ? "" : "\r")}{line}{eval}{(e.Message is null ? "" : $" — {e.Message}")}");
+            _open = false;
         }
         else if (plain)
         {
@@ -38,6 +44,7 @@ internal sealed class ProgressLine(TextWriter writer, bool plain, Func<TimeSpan>
         else
         {
             writer.Write($"\r{line}   ");
+            _open = true;
         }
     }
 
@@ -69,9 +76,11 @@ internal sealed class ProgressLine(TextWriter writer, bool plain, Func<TimeSpan>
 
     private static string Format(TimeSpan left) => left.TotalHours >= 1 ? $"{(int)left.TotalHours}:{left:mm\\:ss}" : $"{left:m\\:ss}";
 
+    /// <summary>Ends a line redrawn in place, so what is written next starts on its own line.</summary>
     public void Finish()
     {
-        if (!plain)
+        if (_open)
             writer.WriteLine();
+        _open = false;
     }
 }

@@ -55,4 +55,27 @@ public sealed class ProgressLineTests
         Assert.DoesNotContain("kd", lines[0]);
         Assert.Contains("loss 2.7500 (kd 0.2500, ce 2.5000)", lines[1]);
     }
+
+    [Fact]
+    public void A_log_line_after_a_bar_redrawn_in_place_starts_on_its_own_line()
+    {
+        var output = new StringWriter();
+        ProgressLine? current = null;
+        var log = new LineBreakingWriter(output, () => current?.Finish());
+
+        log.WriteLine("teacher: training…");
+        current = new ProgressLine(output, plain: false, label: "teacher");
+        current.Report(Step(1, 0.5));
+        current.Report(Step(2, 0.5));
+        log.WriteLine("teacher: trained");
+        current.Finish();
+
+        var lines = output.ToString().Split('\n');
+        Assert.Equal("teacher: training…", lines[0]);
+        Assert.StartsWith("\rteacher: step 1/1000", lines[1]);
+        Assert.Contains("\rteacher: step 2/1000", lines[1]);
+        Assert.Equal("teacher: trained", lines[2]);
+        Assert.Equal("", lines[3]);
+        Assert.Equal(4, lines.Length);
+    }
 }

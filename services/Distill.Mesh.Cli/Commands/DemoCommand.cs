@@ -31,9 +31,15 @@ internal static class DemoCommand
             if (parse.GetValue(mesh))
                 trainStudent = await StartMeshAsync(folder, apps, parse.InvocationConfiguration.Error, cancellationToken);
             IReadOnlyList<DistillationDemo.Row> rows;
+            // Each training phase gets its own progress line; the demo's own lines start below it.
+            var error = parse.InvocationConfiguration.Error;
+            var plain = Console.IsErrorRedirected || !ReferenceEquals(error, Console.Error);
+            ProgressLine? current = null;
+            var log = new LineBreakingWriter(error, () => current?.Finish());
             try
             {
-                rows = await DistillationDemo.RunAsync(folder, parse.InvocationConfiguration.Error, cancellationToken, trainStudent);
+                rows = await DistillationDemo.RunAsync(folder, log, cancellationToken, trainStudent, label => current = new ProgressLine(error, plain, label: label));
+                current?.Finish();
             }
             finally
             {
@@ -49,10 +55,27 @@ internal static class DemoCommand
             File.WriteAllText(Path.Combine(folder, parse.GetValue(mesh) ? "demo_results_mesh.md" : "demo_results.md"), table + "\n");
             var kd = rows.Single(r => r.Model == "student KD");
             var sft = rows.Single(r => r.Model == "student SFT");
-            output.WriteLine($"KD vs SFT on held-out data: perplexity {kd.Perplexity:F3} vs {sft.Perplexity:F3}, KL to teacher {kd.KlToTeacher:F4} vs {sft.KlToTeacher:F4}, agreement {kd.AgreementAccuracy:P1} vs {sft.AgreementAccuracy:P1}");
+            output.WriteLine();
+            output.WriteLine(Summary(folder, kd, sft, parse.GetValue(mesh)));
             return 0;
         });
         return command;
+    }
+
+    /// <summary>What the demo showed, in words, and where its files are.</summary>
+    internal static string Summary(string folder, DistillationDemo.Row kd, DistillationDemo.Row sft, bool mesh)
+    {
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        string Pct(double? v) => v is { } x ? x.ToString("P1", invariant) : "–";
+        var runs = mesh ? Path.Combine(folder, "mesh-runs") : Path.Combine(folder, "runs");
+        return string.Join("\n",
+            $"What it showed: the same 2-layer student, trained for {DistillationDemo.StudentSteps} steps on the same 160 sentences, learns more from the",
+            $"teacher's distributions (KD) than from the sentences alone (SFT): held-out perplexity {kd.Perplexity.ToString("F3", invariant)} vs {sft.Perplexity.ToString("F3", invariant)},",
+            $"KL to the teacher {kd.KlToTeacher?.ToString("F4", invariant)} vs {sft.KlToTeacher?.ToString("F4", invariant)}; its most likely next token is the teacher's {Pct(kd.Top1Agreement)} vs {Pct(sft.Top1Agreement)} of the time,",
+            $"and it prefers the grammatical verb in {Pct(kd.AgreementAccuracy)} vs {Pct(sft.AgreementAccuracy)} of the 96 subject–verb probes.",
+            $"Files: the teacher in {Path.Combine(folder, "teacher")}; each student run (model, metrics.jsonl, checkpoints) under {runs};",
+            $"this table in {Path.Combine(folder, mesh ? "demo_results_mesh.md" : "demo_results.md")}.",
+            "Next: scripts/distill train --config configs/tiny-kd.yaml (a KD run on the same models; `distill configs ls` lists more recipes).");
     }
 
     /// <summary>
@@ -70,7 +93,7 @@ internal static class DemoCommand
         apps.Add(controller);
         log.WriteLine($"mesh: controller {controllerAddress}, trainer {trainerAddress}");
         string? teacherAddress = null;
-        return async (config, token) =>
+        return async (config, _, token) =>
         {
             var spec = TrainConfigLoader.Normalized(config);
             spec.Remove("output_dir"); // the trainer's runs folder holds it
