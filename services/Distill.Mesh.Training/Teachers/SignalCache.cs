@@ -117,9 +117,28 @@ public static class SignalCacheMetrics
     public static readonly Counter<long> BytesWritten = Meter.CreateCounter<long>("distill.cache.bytes_written", "By");
 }
 
-/// <summary>The embedded default: an in-process LRU bounded by bytes.</summary>
+/// <summary>
+/// The embedded default: an in-process LRU bounded by bytes — what each entry really holds: its
+/// value, its key string and the list node and dictionary slot that index it.
+/// </summary>
 public sealed class InMemorySignalCache(long capacityBytes = 512L << 20) : ISignalCache
 {
+    /// <summary>Bytes an entry holds besides its value and key characters: the byte[] and string headers, the list node, the dictionary slot (64-bit runtime).</summary>
+    public const int EntryOverheadBytes = 24 + 22 + 48 + 24;
+
+    /// <summary>What an entry of <paramref name="key"/> and <paramref name="valueBytes"/> holds in memory.</summary>
+    public static long Footprint(string key, int valueBytes) => valueBytes + 2L * key.Length + EntryOverheadBytes;
+
+    /// <summary>Bytes the entries hold now (never above the capacity).</summary>
+    public long Bytes
+    {
+        get
+        {
+            lock (_lock)
+                return _bytes;
+        }
+    }
+
     private readonly Dictionary<string, HashSet<string>> _precomputed = new(StringComparer.Ordinal);
 
     public Task RecordPrecomputedAsync(string fingerprint, string signal, CancellationToken cancellationToken)
@@ -176,23 +195,23 @@ public sealed class InMemorySignalCache(long capacityBytes = 512L << 20) : ISign
     public Task SetAsync(string key, EncodedSignal signal, CancellationToken cancellationToken)
     {
         var value = EncodedSignalSerializer.ToBytes(signal);
-        if (value.Length > capacityBytes)
+        if (Footprint(key, value.Length) > capacityBytes)
             return Task.CompletedTask;
         lock (_lock)
         {
             if (_entries.Remove(key, out var old))
             {
                 _order.Remove(old);
-                _bytes -= old.Value.Value.Length;
+                _bytes -= Footprint(old.Value.Key, old.Value.Value.Length);
             }
 
             _entries[key] = _order.AddFirst((key, value));
-            _bytes += value.Length;
+            _bytes += Footprint(key, value.Length);
             while (_bytes > capacityBytes && _order.Last is { } last)
             {
                 _order.RemoveLast();
                 _entries.Remove(last.Value.Key);
-                _bytes -= last.Value.Value.Length;
+                _bytes -= Footprint(last.Value.Key, last.Value.Value.Length);
             }
         }
 
