@@ -29,7 +29,7 @@ internal sealed class ProgressLine(TextWriter writer, bool plain, Func<TimeSpan>
         var filled = (int)(width * e.Step / Math.Max(1, e.TotalSteps));
         var eta = Eta(e) is { } left ? Format(left) : "--:--";
         // SFT has no KD term: its loss is the cross-entropy alone.
-        var parts = e.KdLoss == 0 && Math.Abs(e.Loss - e.CeLoss) < 1e-12 ? "" : $" (kd {e.KdLoss:F4}, ce {e.CeLoss:F4})";
+        var parts = e.KdLoss == 0 ? "" : $" (kd {e.KdLoss:F4}, ce {e.CeLoss:F4})";
         var line = $"{(label is null ? "" : label + ": ")}step {e.Step}/{e.TotalSteps} [{new string('#', filled)}{new string('.', width - filled)}] loss {e.Loss:F4}{parts} lr {e.LearningRate:0.0e+0} {e.TokensPerSecond:N0} tok/s ETA {eta}";
         if (e.Message is not null || e.Eval is not null)
         {

@@ -68,6 +68,10 @@ public sealed class ExtractCommandTests : IDisposable
             Assert.Contains("pulled tiny-extract:1", pulled);
             using var student = CausalLanguageModel.FromPretrained(_dir.Combine("student"));
             Assert.Equal(4, LoraAdapter.Load(student, _dir.Combine("pulled")).R);
+            // The pushed copy names the base model, not the pushing machine's path; the local adapter keeps its path.
+            Assert.Equal("student", LoraAdapter.ReadConfig(_dir.Combine("pulled")).BaseModelNameOrPath);
+            Assert.Equal(_dir.Combine("student"), LoraAdapter.ReadConfig(_dir.Combine("lora")).BaseModelNameOrPath);
+            Assert.DoesNotContain(_dir.Path, File.ReadAllText(_dir.Combine("pulled", "adapter_config.json")));
 
             var (tagCode, tagged, _) = await CliRunner.Run("adapters", "tag", "tiny-extract:1", "prod", "--registry", address);
             Assert.Equal(0, tagCode);

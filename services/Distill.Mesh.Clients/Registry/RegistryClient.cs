@@ -37,12 +37,30 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
             .Order(StringComparer.Ordinal))
         {
             var full = Path.Combine(folder, path);
-            manifest.Files.Add(new FileEntry { Path = ArtifactNames.CheckPath(path), Size = new FileInfo(full).Length, Sha256 = FileHash.Sha256(full) });
+            manifest.Files.Add(Pushed(folder, path) is { } bytes
+                ? new FileEntry { Path = ArtifactNames.CheckPath(path), Size = bytes.Length, Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)) }
+                : new FileEntry { Path = ArtifactNames.CheckPath(path), Size = new FileInfo(full).Length, Sha256 = FileHash.Sha256(full) });
         }
 
         if (kind == ArtifactKind.Adapter && string.IsNullOrEmpty(manifest.Lineage.BaseModel))
             manifest.Lineage.BaseModel = LoraAdapter.ReadConfig(folder).BaseModelNameOrPath ?? "";
         return manifest;
+    }
+
+    /// <summary>
+    /// The bytes pushed in place of a file, or null to push it as it is: an adapter_config.json
+    /// whose base_model_name_or_path is an absolute path on this machine is pushed with the folder's
+    /// name only (a path means nothing on the machine that pulls it, and it tells about this one).
+    /// </summary>
+    public static byte[]? Pushed(string folder, string path)
+    {
+        if (path != LoraAdapter.ConfigFileName)
+            return null;
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, path))) as System.Text.Json.Nodes.JsonObject;
+        if (config?["base_model_name_or_path"] is not System.Text.Json.Nodes.JsonValue value || !value.TryGetValue<string>(out var baseModel) || !Path.IsPathRooted(baseModel))
+            return null;
+        config["base_model_name_or_path"] = Path.GetFileName(baseModel.TrimEnd('/', '\\'));
+        return System.Text.Encoding.UTF8.GetBytes(config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>Streams <paramref name="folder"/>'s files as <paramref name="manifest"/> lists them.</summary>
@@ -54,7 +72,9 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
         long sent = 0;
         for (var i = 0; i < manifest.Files.Count; i++)
         {
-            await using var stream = new FileStream(Path.Combine(folder, manifest.Files[i].Path), FileMode.Open, FileAccess.Read, FileShare.Read, buffer.Length);
+            await using Stream stream = Pushed(folder, manifest.Files[i].Path) is { } bytes
+                ? new MemoryStream(bytes, writable: false)
+                : new FileStream(Path.Combine(folder, manifest.Files[i].Path), FileMode.Open, FileAccess.Read, FileShare.Read, buffer.Length);
             long offset = 0;
             int read;
             while ((read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
