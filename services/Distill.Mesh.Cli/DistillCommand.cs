@@ -17,6 +17,7 @@ public static class DistillCommand
             LogitsCommand.CreateNll(),
             InitCommand.Create(),
             TrainCommand.Create(),
+            PlotCommand.Create(),
             DemoCommand.Create(),
             TeacherCommand.Create(),
             UpCommand.Create(),
