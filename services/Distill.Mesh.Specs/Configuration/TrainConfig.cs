@@ -218,6 +218,7 @@ public sealed class TrainingConfig
     public bool ActivationCheckpointing { get; set; }
 }
 
+/// <summary>The run's metric loggers (the <c>logging</c> section).</summary>
 public sealed class LoggingConfig
 {
     /// <summary>

@@ -209,7 +209,9 @@ public sealed class RecipeRun : IDisposable
         }
 
         metrics.Flush(history);
-        Metrics.MetricsPlot.WriteRun(Config.OutputDir, history, $"{Config.Recipe}: {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Config.OutputDir)))}");
+        // The final evaluation (not a step's event) is drawn at the last step.
+        IReadOnlyList<TrainEvent> drawn = finalEval is not null && history.Count > 0 ? [.. history.Take(history.Count - 1), history[^1] with { Eval = finalEval }] : history;
+        Metrics.MetricsPlot.WriteRun(Config.OutputDir, drawn, $"{Config.Recipe}: {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Config.OutputDir)))}");
         return new TrainResult(Config.OutputDir, steps, completed, modelPath, adapterPath, finalEval);
     }
 

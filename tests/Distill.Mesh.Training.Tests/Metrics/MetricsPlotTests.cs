@@ -61,6 +61,19 @@ public sealed class MetricsPlotTests : IDisposable
         Assert.Contains($"{_dir.Combine("bad", MetricsFile.Name)}: line 4 is not a metrics event", malformed.Message);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void Write_AnEmptyOrOneStepHistory_StillDrawsTheFigure(int steps)
+    {
+        // A run stopped before (or right after) its first step still gets its plots.
+        MetricsPlot.Write(_dir.Combine("short.png"), [new MetricsPlot.Run("short", History(steps, s => 2, 0.5))], "short");
+        MetricsPlot.Write(_dir.Combine("short.svg"), [new MetricsPlot.Run("short", History(steps, s => 2, 0.5))], "short");
+
+        PlotAssert.Png(_dir.Combine("short.png"));
+        PlotAssert.Svg(_dir.Combine("short.svg"), "short — loss per step", "no evaluation in this run");
+    }
+
     [Fact]
     public void Write_AnotherExtension_IsRefused()
     {
