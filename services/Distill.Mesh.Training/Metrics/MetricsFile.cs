@@ -32,6 +32,8 @@ public static class MetricsFile
     public static List<TrainEvent> ReadUpTo(string outputDir, long step)
     {
         var path = PathIn(outputDir);
+        if (step == 0)
+            return [];
         if (!File.Exists(path))
             throw new MetricsFormatException($"{path}: no such file, but the run's checkpoint at step {step} needs its history; rerun with --restart to start over");
         var events = new List<TrainEvent>();

@@ -33,11 +33,12 @@ public sealed class TensorBoardTests : IDisposable
         string file;
         using (var logger = new TensorBoardLogger(_dir.Path))
         {
-            file = logger.EventFile;
             logger.Start([], "{\n  \"recipe\": \"kd\"\n}");
+            Assert.Null(logger.EventFile); // opened at the first step: a run failing before it leaves none
             foreach (var e in events)
                 logger.Log(e);
             logger.Flush(events);
+            file = logger.EventFile!;
         }
 
         Assert.Contains(".tfevents.", Path.GetFileName(file));
