@@ -106,9 +106,10 @@ public static class MetricsPlot
             var parts = new (string Name, Func<TrainEvent, double> Value)[] { ("loss", e => e.Loss), ("kd", e => e.KdLoss), ("ce", e => e.CeLoss) };
             for (var p = 0; p < parts.Length; p++)
             {
-                // A part that is zero throughout (kd in an SFT run) has no place on a log scale.
+                // A part that is zero throughout (kd in an SFT run) has no place on a log scale; one equal
+                // to the total throughout (ce in SFT, kd at kd_ratio 1; the total is summed in float32) would only hide its line.
                 var points = history.Where(e => parts[p].Value(e) > 0 && double.IsFinite(parts[p].Value(e))).ToList();
-                if (points.Count == 0)
+                if (points.Count == 0 || p > 0 && history.All(e => Math.Abs(parts[p].Value(e) - e.Loss) <= 1e-6 * Math.Max(1, Math.Abs(e.Loss))))
                     continue;
                 var line = loss.Add.ScatterLine(points.Select(e => (double)e.Step).ToArray(), points.Select(e => Math.Log10(parts[p].Value(e))).ToArray(), RunColor(r, p));
                 line.LinePattern = single ? LinePattern.Solid : patterns[p];
@@ -143,7 +144,10 @@ public static class MetricsPlot
         LogAxis(loss, logged);
         LogAxis(perplexity, perplexities);
         if (perplexities.Count == 0)
+        {
+            perplexity.HideAxesAndGrid();
             perplexity.Add.Annotation("no evaluation in this run (training.eval_every, dataset.eval_fraction)", Alignment.MiddleCenter);
+        }
         rate.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = v => v == 0 ? "0" : v.ToString("0.##E+0", System.Globalization.CultureInfo.InvariantCulture) };
         foreach (var panel in new[] { loss, perplexity, rate, throughput })
         {

@@ -10,7 +10,7 @@ public sealed class MetricsPlotTests : IDisposable
 
     /// <summary>A run's events: loss falling as <paramref name="loss"/>, evaluated every <paramref name="evalEvery"/> steps.</summary>
     private static List<TrainEvent> History(int steps, Func<int, double> loss, double kdShare, int evalEvery = 0) =>
-        Enumerable.Range(1, steps).Select(s => new TrainEvent(s, steps, loss(s), kdShare * loss(s), (1 - kdShare) * loss(s) + 0.01,
+        Enumerable.Range(1, steps).Select(s => new TrainEvent(s, steps, loss(s), kdShare * loss(s), (1 - kdShare) * loss(s),
             3e-3 * (1 - (double)s / steps), 0.5, 1000 + s, 64,
             evalEvery > 0 && s % evalEvery == 0 ? new EvalResult(Math.Exp(loss(s) + 0.2), 0.1, 0.5, 100) : null)).ToList();
 
@@ -25,8 +25,9 @@ public sealed class MetricsPlotTests : IDisposable
         MetricsPlot.Write(_dir.Combine("compare.svg"), runs, "kd vs sft");
 
         PlotAssert.Png(_dir.Combine("compare.png"));
-        var text = PlotAssert.Svg(_dir.Combine("compare.svg"), "kd: loss", "kd: kd", "kd: ce", "kd: eval loss", "sft: loss", "sft: ce", "learning rate", "throughput");
+        var text = PlotAssert.Svg(_dir.Combine("compare.svg"), "kd: loss", "kd: kd", "kd: ce", "kd: eval loss", "sft: loss", "learning rate", "throughput");
         Assert.DoesNotContain("sft: kd", text); // zero throughout: no place on a log scale
+        Assert.DoesNotContain("sft: ce", text); // the total throughout: drawn once, as the loss
         Assert.DoesNotContain("no evaluation", text);
     }
 
