@@ -38,7 +38,7 @@ internal static class CommandRunner
         or CheckpointFormatException or ModelConfigException or TokenizerFormatException or AdapterFormatException
         or ArgumentException or FormatException or JsonException or UnauthorizedAccessException
         or Specs.Configuration.ConfigException or Training.Recipes.TrainingDivergedException or Training.Teachers.IncompatibleTeacherException
-        or Training.Datasets.DatasetFormatException or Grpc.Core.RpcException;
+        or Training.Datasets.DatasetFormatException or Training.Metrics.MetricsFormatException or Grpc.Core.RpcException;
 
     /// <summary>A user error in one line (an RPC failure with its status).</summary>
     public static string Describe(Exception e) => e is Grpc.Core.RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;

@@ -18,6 +18,7 @@ public static class DistillCommand
             InitCommand.Create(),
             TrainCommand.Create(),
             ConfigsCommand.Create(),
+            PlotCommand.Create(),
             DemoCommand.Create(),
             TeacherCommand.Create(),
             UpCommand.Create(),

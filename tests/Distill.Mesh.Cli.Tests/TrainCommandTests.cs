@@ -82,5 +82,33 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains("learning_rate", error);
     }
 
+    [Fact]
+    public async Task TrainTwoRuns_ThenPlotThemCompared_WritesPngSvgAndTensorBoardFiles()
+    {
+        var config = WriteConfig();
+        foreach (var kind in new[] { "rkl", "fkl" })
+        {
+            var (trained, output, error) = await CliRunner.Run("train", "--config", config, $"loss.kind={kind}", $"output_dir={_dir.Combine(kind)}", "training.eval_every=2", "logging.backends=[jsonl, tensorboard]");
+            Assert.True(trained == 0, error);
+            Assert.Contains(_dir.Combine(kind, "loss.png"), output);
+            Assert.True(new FileInfo(_dir.Combine(kind, "loss.svg")).Length > 0);
+            Assert.Contains(".tfevents.", Assert.Single(Directory.GetFiles(_dir.Combine(kind, "tensorboard"))));
+        }
+
+        var (png, pngOutput, pngError) = await CliRunner.Run("plot", _dir.Combine("rkl"), "--compare", _dir.Combine("fkl"), "--out", _dir.Combine("rkl-vs-fkl.png"));
+        var (svg, _, svgError) = await CliRunner.Run("plot", _dir.Combine("rkl"), "--compare", _dir.Combine("fkl", "metrics.jsonl"), "--out", _dir.Combine("rkl-vs-fkl.svg"));
+
+        Assert.True(png == 0, pngError);
+        Assert.True(svg == 0, svgError);
+        Assert.Contains($"wrote {_dir.Combine("rkl-vs-fkl.png")}", pngOutput);
+        using var image = SkiaSharp.SKBitmap.Decode(_dir.Combine("rkl-vs-fkl.png"));
+        Assert.Equal((1280, 800), (image.Width, image.Height));
+        var text = string.Join("\n", System.Xml.Linq.XDocument.Load(_dir.Combine("rkl-vs-fkl.svg")).Descendants()
+            .Where(e => e.Name.LocalName == "text").Select(e => e.Value.Trim()));
+        Assert.Contains("rkl: loss", text);
+        Assert.Contains("fkl: eval loss", text);
+        Assert.Contains("rkl vs fkl", text);
+    }
+
     public void Dispose() => _dir.Dispose();
 }

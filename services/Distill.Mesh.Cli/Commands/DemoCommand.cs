@@ -74,7 +74,7 @@ internal static class DemoCommand
             $"KL to the teacher {kd.KlToTeacher?.ToString("F4", invariant)} vs {sft.KlToTeacher?.ToString("F4", invariant)}; its most likely next token is the teacher's {Pct(kd.Top1Agreement)} vs {Pct(sft.Top1Agreement)} of the time,",
             $"and it prefers the grammatical verb in {Pct(kd.AgreementAccuracy)} vs {Pct(sft.AgreementAccuracy)} of the 96 subject–verb probes.",
             $"Files: the teacher in {Path.Combine(folder, "teacher")}; each student run (model, metrics.jsonl, checkpoints) under {runs};",
-            $"this table in {Path.Combine(folder, mesh ? "demo_results_mesh.md" : "demo_results.md")}.",
+            $"this table in {Path.Combine(folder, mesh ? "demo_results_mesh.md" : "demo_results.md")}; the two students' loss curves in {Path.Combine(folder, "demo-loss.png")} (and .svg).",
             "Next: scripts/distill train --config configs/tiny-kd.yaml (a KD run on the same models; `distill configs ls` lists more recipes).");
     }
 

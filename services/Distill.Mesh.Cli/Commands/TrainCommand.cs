@@ -39,7 +39,7 @@ internal static class TrainCommand
                 var result = await RecipeRunner.RunAsync(settings, parse.GetValue(restart) ? RerunPolicy.Restart : RerunPolicy.Resume, progress, cancellationToken);
                 progress.Finish();
                 output.WriteLine(result.Completed
-                    ? $"done: {result.Steps} steps; {(result.AdapterPath is not null ? $"adapter {result.AdapterPath}" : $"model {result.ModelPath}")}; metrics {Path.Combine(result.OutputDir, "metrics.jsonl")}; plot {Path.Combine(result.OutputDir, "loss.svg")}"
+                    ? $"done: {result.Steps} steps; {(result.AdapterPath is not null ? $"adapter {result.AdapterPath}" : $"model {result.ModelPath}")}; metrics {Path.Combine(result.OutputDir, "metrics.jsonl")}; plots {Path.Combine(result.OutputDir, "loss.png")}, {Path.Combine(result.OutputDir, "loss.svg")}"
                     : $"stopped at step {result.Steps}; checkpoint written, run the same command to resume");
                 if (result.FinalEval is { } eval)
                     output.WriteLine($"eval: perplexity {eval.Perplexity:F3}{(eval.KlToTeacher is { } kl ? $", KL to teacher {kl:F4}, top-1 agreement {eval.Top1Agreement:P1}" : "")} over {eval.Tokens} tokens");
@@ -61,7 +61,7 @@ internal static class TrainCommand
                 return 1;
             }
             catch (Exception e) when (e is ConfigException or IncompatibleTeacherException or TrainingDivergedException or FileNotFoundException or DirectoryNotFoundException
-                or Training.Datasets.DatasetFormatException or Modeling.Checkpoints.CheckpointFormatException or Modeling.Models.ModelConfigException
+                or Training.Datasets.DatasetFormatException or Training.Metrics.MetricsFormatException or Modeling.Checkpoints.CheckpointFormatException or Modeling.Models.ModelConfigException
                 or Modeling.Tokenization.TokenizerFormatException or Modeling.Adapters.AdapterFormatException or ArgumentException)
             {
                 error.WriteLine($"error: {e.Message}");

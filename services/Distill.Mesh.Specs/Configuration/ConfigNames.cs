@@ -27,5 +27,8 @@ public static class ConfigNames
 
     public static readonly string[] ChatFormats = ["chatml", "llama3", "mistral"];
 
+    /// <summary>Metric loggers (logging.backends).</summary>
+    public static readonly string[] LoggingBackends = ["jsonl", "tensorboard"];
+
     public static readonly string[] SvdMethods = ["exact", "randomized"];
 }

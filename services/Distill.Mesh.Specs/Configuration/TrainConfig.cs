@@ -32,6 +32,9 @@ public sealed class TrainConfig
     /// <summary>Steps, batches, optimizer, schedule, checkpoints.</summary>
     public TrainingConfig Training { get; set; } = new();
 
+    /// <summary>Where step metrics are written besides the run's metrics.jsonl.</summary>
+    public LoggingConfig Logging { get; set; } = new();
+
     /// <summary>How seq_kd's teacher and gkd's student generate completions.</summary>
     public GenerationSettings Generation { get; set; } = new();
 
@@ -237,6 +240,18 @@ public sealed class TrainingConfig
     /// <summary>Write a checkpoint every N steps; 0 only at the end.</summary>
     public int CheckpointEvery { get; set; }
 
+    /// <summary>
+    /// How many of the newest checkpoints stay on disk (older ones are deleted after each save);
+    /// 0 keeps every checkpoint.
+    /// </summary>
+    public int KeepCheckpoints { get; set; } = 3;
+
+    /// <summary>
+    /// Also keep the checkpoint with the lowest eval loss (among checkpoints written at an
+    /// evaluated step); needs eval_every and checkpoint_every, eval_every a multiple of checkpoint_every.
+    /// </summary>
+    public bool KeepBest { get; set; }
+
     /// <summary>Evaluate every N steps; 0 only at the end.</summary>
     public int EvalEvery { get; set; }
 
@@ -245,6 +260,16 @@ public sealed class TrainingConfig
 
     /// <summary>Recompute layer activations in backward (less memory, one more forward per layer).</summary>
     public bool ActivationCheckpointing { get; set; }
+}
+
+/// <summary>The run's metric loggers (the <c>logging</c> section).</summary>
+public sealed class LoggingConfig
+{
+    /// <summary>
+    /// Metric loggers: jsonl (metrics.jsonl, the run's history: always listed) and tensorboard
+    /// (event files under tensorboard/ in the output folder).
+    /// </summary>
+    public List<string> Backends { get; set; } = ["jsonl"];
 }
 
 /// <summary>The optimizer.</summary>

@@ -92,6 +92,9 @@ public static partial class TrainConfigValidator
         p.Range("training.checkpoint_every", training.CheckpointEvery, 0, int.MaxValue);
         p.Range("training.eval_every", training.EvalEvery, 0, int.MaxValue);
         p.Range("training.log_every", training.LogEvery, 1, int.MaxValue);
+        p.Range("training.keep_checkpoints", training.KeepCheckpoints, 0, int.MaxValue);
+        if (training.KeepBest && !(training.EvalEvery > 0 && training.CheckpointEvery > 0 && training.EvalEvery % training.CheckpointEvery == 0))
+            p.Add($"training.keep_best: true needs every evaluation checkpointed: set training.eval_every (now {training.EvalEvery}) to a multiple of training.checkpoint_every (now {training.CheckpointEvery}), both above 0");
         var optimizer = training.Optimizer;
         p.OneOf("training.optimizer.name", optimizer.Name, ConfigNames.Optimizers);
         p.Positive("training.optimizer.lr", optimizer.Lr, max: 10);
@@ -105,6 +108,14 @@ public static partial class TrainConfigValidator
         p.Range("training.scheduler.warmup_steps", scheduler.WarmupSteps, 0, int.MaxValue);
         p.Range("training.scheduler.warmup_ratio", scheduler.WarmupRatio, 0, 0.999);
         p.Range("training.scheduler.min_lr_ratio", scheduler.MinLrRatio, 0, 1);
+
+        var backends = config.Logging.Backends;
+        for (var i = 0; i < backends.Count; i++)
+            p.OneOf($"logging.backends.{i}", backends[i] ?? "", ConfigNames.LoggingBackends);
+        if (backends.GroupBy(b => b?.ToLowerInvariant()).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            p.Add($"logging.backends: '{twice.Key}' is listed twice");
+        if (!backends.Contains("jsonl", StringComparer.OrdinalIgnoreCase))
+            p.Add($"logging.backends: [{string.Join(", ", backends)}] leaves out jsonl; metrics.jsonl is the run's history (resume, plots and `distill plot` read it), so list it: [jsonl{string.Concat(backends.Select(b => ", " + b))}]");
 
         var generation = config.Generation;
         p.Range("generation.max_new_tokens", generation.MaxNewTokens, 1, 65_536);

@@ -5,6 +5,7 @@ using Distill.Mesh.Modeling.Tokenization;
 using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Evaluation;
+using Distill.Mesh.Training.Metrics;
 using Distill.Mesh.Training.Recipes;
 using Distill.Mesh.Training.Teachers;
 
@@ -13,7 +14,8 @@ namespace Distill.Mesh.Training.Demo;
 /// <summary>
 /// The main job on embedded defaults: a teacher trained here on generated sentences (cached after
 /// the first run), a smaller student trained on a small sample of them with plain fine-tuning and
-/// with KD, and a table of what each learned on held-out data. KD's advantage is measured.
+/// with KD, a table of what each learned on held-out data (KD's advantage is measured), and a
+/// plot of both students' training curves (demo-loss.png and .svg in the work folder).
 /// </summary>
 public static class DistillationDemo
 {
@@ -63,6 +65,13 @@ public static class DistillationDemo
         var sftModel = await trainStudent(Fresh(SftConfig(workdir, student)), progressFor?.Invoke("student SFT"), cancellationToken);
         log.WriteLine("student: distilling on the same 160 sentences (teacher's distributions, forward KL)…");
         var kdModel = await trainStudent(Fresh(KdConfig(workdir, student, teacher)), progressFor?.Invoke("student KD"), cancellationToken);
+        foreach (var plot in new[] { "demo-loss.png", "demo-loss.svg" }.Select(n => Path.Combine(workdir, n)))
+        {
+            // Each student's run folder holds its model folder and metrics.jsonl.
+            MetricsPlot.Write(plot, [new("student KD", MetricsFile.Read(Path.GetDirectoryName(kdModel)!)), new("student SFT", MetricsFile.Read(Path.GetDirectoryName(sftModel)!))],
+                "distill demo: KD vs SFT");
+            log.WriteLine($"plot: {plot}");
+        }
 
         log.WriteLine("evaluating on 300 held-out sentences and 96 agreement probes…");
         var heldout = await DatasetFile.ReadAsync(Path.Combine(data, "heldout.jsonl"), cancellationToken);

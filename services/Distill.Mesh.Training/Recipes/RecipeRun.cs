@@ -165,20 +165,27 @@ public sealed class RecipeRun : IDisposable
     public bool EvalDue(long step, long totalSteps) =>
         Config.Training.EvalEvery > 0 && step % Config.Training.EvalEvery == 0 && step < totalSteps && Eval.Count > 0;
 
-    /// <summary>Appends a step's event to the history and metrics, reports it, and checkpoints when due.</summary>
-    public void Record(TrainEvent e, List<TrainEvent> history, IProgress<TrainEvent>? progress, Optimization.TrainingOptimizer optimizer)
+    /// <summary>Appends a step's event to the history and the metric loggers, reports it, and checkpoints when due.</summary>
+    public void Record(TrainEvent e, List<TrainEvent> history, IProgress<TrainEvent>? progress, Optimization.TrainingOptimizer optimizer, Metrics.IMetricLogger metrics)
     {
         history.Add(e);
-        MetricsLog.Append(Config.OutputDir, e);
+        metrics.Log(e);
         Telemetry.TrainingMetrics.RecordStep(Config.OutputDir, Config.Recipe, e);
         if (e.Step % Math.Max(1, Config.Training.LogEvery) == 0 || e.Eval is not null || e.Step == e.TotalSteps)
             progress?.Report(e);
         if (Config.Training.CheckpointEvery > 0 && e.Step % Config.Training.CheckpointEvery == 0 && e.Step < e.TotalSteps)
-            TrainingCheckpoint.Save(Config.OutputDir, e.Step, Student, optimizer, history);
+            Checkpoint(e.Step, optimizer, history, metrics);
     }
 
-    /// <summary>Writes the student (PEFT adapter or HF folder), metrics and the loss plot.</summary>
-    public TrainResult Finish(long steps, bool completed, IReadOnlyList<TrainEvent> history, EvalResult? finalEval)
+    /// <summary>Makes the history durable (the checkpoint relies on it), then writes the checkpoint of <paramref name="step"/>.</summary>
+    public void Checkpoint(long step, Optimization.TrainingOptimizer optimizer, IReadOnlyList<TrainEvent> history, Metrics.IMetricLogger metrics)
+    {
+        metrics.Flush(history);
+        TrainingCheckpoint.Save(Config.OutputDir, step, Student, optimizer, history, CheckpointRetention.For(Config.Training));
+    }
+
+    /// <summary>Writes the student (PEFT adapter or HF folder), metrics and the loss plots.</summary>
+    public TrainResult Finish(long steps, bool completed, IReadOnlyList<TrainEvent> history, EvalResult? finalEval, Metrics.IMetricLogger metrics)
     {
         string? modelPath = null, adapterPath = null;
         if (completed)
@@ -201,8 +208,10 @@ public sealed class RecipeRun : IDisposable
             }
         }
 
-        MetricsLog.Rewrite(Config.OutputDir, history);
-        MetricsLog.WritePlot(Path.Combine(Config.OutputDir, "loss.svg"), history, $"{Config.Recipe}: loss per step");
+        metrics.Flush(history);
+        // The final evaluation (not a step's event) is drawn at the last step.
+        IReadOnlyList<TrainEvent> drawn = finalEval is not null && history.Count > 0 ? [.. history.Take(history.Count - 1), history[^1] with { Eval = finalEval }] : history;
+        Metrics.MetricsPlot.WriteRun(Config.OutputDir, drawn, $"{Config.Recipe}: {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Config.OutputDir)))}");
         return new TrainResult(Config.OutputDir, steps, completed, modelPath, adapterPath, finalEval);
     }
 

@@ -32,11 +32,12 @@ public static class RunProvenance
 
     /// <summary>Keys a resumed run may change (their prefixes): how long it runs and what it logs, evaluates and publishes.</summary>
     public static readonly string[] MutableOnResume =
-        ["training.max_steps", "training.epochs", "training.eval_every", "training.checkpoint_every", "training.log_every", "publish"];
+        ["training.max_steps", "training.epochs", "training.eval_every", "training.checkpoint_every", "training.log_every",
+            "training.keep_checkpoints", "training.keep_best", "logging", "publish"];
 
     /// <summary>What an earlier run writes in its output folder (what a restart deletes; nothing else is touched).</summary>
     private static readonly string[] RunOutputs =
-        ["checkpoints", "metrics.jsonl", "loss.svg", ResolvedConfigFile, LogFile, "model", "adapter", "seq_kd_train.jsonl", "eval.json"];
+        ["checkpoints", "metrics.jsonl", "loss.svg", "loss.png", "tensorboard", ResolvedConfigFile, LogFile, "model", "adapter", "seq_kd_train.jsonl", "eval.json"];
 
     /// <summary>
     /// Prepares <paramref name="config"/>'s output folder: records a fresh run, or checks that a
@@ -106,7 +107,7 @@ public static class RunProvenance
 
     /// <summary>
     /// Starts the run <paramref name="config"/> describes, in its (new) output folder, from the newest
-    /// checkpoint of the run in <paramref name="source"/> (weights, optimizer, RNG, history), recording
+    /// checkpoint of the run in <paramref name="source"/> (weights, optimizer, RNG) and its history up to it, recording
     /// where it came from. Returns the checkpoint's step.
     /// </summary>
     public static long Fork(string source, TrainConfig config)
@@ -117,11 +118,15 @@ public static class RunProvenance
         var latest = TrainingCheckpoint.Latest(source) ?? throw new ConfigException($"--fork: '{source}' has no checkpoint to fork from");
         if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
             throw new ConfigException($"--fork: '{target}' is not empty; fork into a new folder");
+        var step = long.Parse(Path.GetFileName(latest)[TrainingCheckpoint.Prefix.Length..], System.Globalization.CultureInfo.InvariantCulture);
+        // The history up to the checkpoint goes along (read first: a source without it forks nothing); older checkpoints carry their own.
+        var history = TrainingCheckpoint.CarriesHistory(latest) ? null : Metrics.MetricsFile.ReadUpTo(source, step);
         var into = Path.Combine(TrainingCheckpoint.Folder(target), Path.GetFileName(latest));
         Directory.CreateDirectory(into);
         foreach (var file in Directory.GetFiles(latest))
             File.Copy(file, Path.Combine(into, Path.GetFileName(file)));
-        var step = long.Parse(Path.GetFileName(latest)["step-".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        if (history is not null)
+            Metrics.MetricsFile.Write(target, history);
         AtomicFile.WriteAllText(Path.Combine(target, ResolvedConfigFile), TrainConfigLoader.Normalized(config).ToJsonString(TrainConfigLoader.Json));
         Append(target, new JsonObject { ["event"] = "forked", ["from"] = Path.GetFullPath(source), ["step"] = step });
         return step;

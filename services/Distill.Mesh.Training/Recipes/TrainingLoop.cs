@@ -45,12 +45,11 @@ internal static class TrainingLoop
         var step = resumed?.Step ?? 0;
         if (step > totalSteps)
             throw new ConfigException($"the run's checkpoint is at step {step}, beyond the {totalSteps} steps this config asks for (training.max_steps / epochs); a resumed run can run longer, not shorter");
-        if (resumed is not null)
-        {
-            // Steps logged after the checkpoint (a run killed between checkpoints) are trained again: log them once.
-            MetricsLog.Rewrite(config.OutputDir, history);
+        // Steps logged after the checkpoint (a run killed between checkpoints) are trained again: the loggers start from the history, so each is logged once.
+        using var metrics = Metrics.MetricLoggers.For(config);
+        metrics.Start(history, Specs.Configuration.TrainConfigLoader.Normalized(config).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        if (resumed is not null && history.Count > 0)
             progress?.Report(history[^1] with { Message = $"resumed from step {step}" });
-        }
 
         Task<EvalResult> Evaluate() => Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: denseTeacher);
 
@@ -58,8 +57,8 @@ internal static class TrainingLoop
         {
             if (cancellationToken.IsCancellationRequested)
             {
-                TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
-                return run.Finish(step, completed: false, history, null);
+                run.Checkpoint(step, optimizer, history, metrics);
+                return run.Finish(step, completed: false, history, null, metrics);
             }
 
             var watch = Stopwatch.StartNew();
@@ -100,9 +99,9 @@ internal static class TrainingLoop
                 // The weights are still the last good step's: keep them as a checkpoint to fork from.
                 var latest = TrainingCheckpoint.Latest(config.OutputDir);
                 if (step > 1 && (latest is null || !latest.EndsWith($"{step - 1:D8}", StringComparison.Ordinal)))
-                    TrainingCheckpoint.Save(config.OutputDir, step - 1, run.Student, optimizer, history);
+                    run.Checkpoint(step - 1, optimizer, history, metrics);
 
-                MetricsLog.Rewrite(config.OutputDir, history);
+                metrics.Flush(history);
                 throw diverged.WithCheckpoint(TrainingCheckpoint.Latest(config.OutputDir));
             }
             finally
@@ -115,16 +114,16 @@ internal static class TrainingLoop
             var stepTime = watch.Elapsed;
             var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / stepTime.TotalSeconds, stepTokens,
                 run.EvalDue(step, totalSteps) ? await Evaluate() : null, message, stepTime.TotalSeconds, teacherWait.TotalSeconds);
-            run.Record(e, history, progress, optimizer);
+            run.Record(e, history, progress, optimizer, metrics);
         }
 
         // Outputs (a last checkpoint lets a rerun with more steps continue from here)
         if (resumed?.Step != step)
-            TrainingCheckpoint.Save(config.OutputDir, step, run.Student, optimizer, history);
+            run.Checkpoint(step, optimizer, history, metrics);
         var final = run.Eval.Count > 0 ? await Evaluate() : null;
         if (final is not null && history.Count > 0)
             progress?.Report(history[^1] with { Eval = final, Message = "final evaluation" });
-        return run.Finish(step, completed: true, history, final);
+        return run.Finish(step, completed: true, history, final, metrics);
     }
 
     /// <summary>

@@ -4,6 +4,7 @@ using Distill.Mesh.Testing;
 using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Recipes;
 using Distill.Mesh.Training.Teachers;
+using Distill.Mesh.Training.Tests.Metrics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -70,7 +71,8 @@ public sealed class RecipeTests : IDisposable
         Assert.True(losses.TakeLast(5).Average() < 0.7 * losses.Take(5).Average(), $"KD loss {losses.Take(5).Average():F4} → {losses.TakeLast(5).Average():F4}");
         using var student = CausalLanguageModel.FromPretrained(result.ModelPath!);
         Assert.True(File.Exists(Path.Combine(result.ModelPath!, "tokenizer.json")));
-        Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(config.OutputDir, "loss.svg")));
+        PlotAssert.Png(Path.Combine(config.OutputDir, "loss.png"));
+        PlotAssert.Svg(Path.Combine(config.OutputDir, "loss.svg"), "loss", "kd", "ce", "eval perplexity");
         Assert.NotNull(result.FinalEval!.KlToTeacher);
     }
 
