@@ -47,7 +47,9 @@ internal static class AdaptersCommand
                 // A base model folder on this machine: record its fingerprint, so `ls` can filter by it.
                 if (File.Exists(Path.Combine(manifest.Lineage.BaseModel, "config.json")))
                     manifest.Lineage.BaseFingerprint = Modeling.Checkpoints.SafetensorsCheckpoint.Fingerprint(manifest.Lineage.BaseModel);
-                var artifact = await new RegistryClient(client, MeshCliOptions.Headers(parse, token)).PushAsync(source, manifest, cancellationToken: cancellationToken);
+                var progress = new TransferLine(parse.InvocationConfiguration.Error, "push", manifest.Files.Sum(f => f.Size));
+                var artifact = await new RegistryClient(client, MeshCliOptions.Headers(parse, token)).PushAsync(source, manifest, progress.Report, cancellationToken);
+                progress.Finish();
                 if (parse.GetValue(tag) is { } t)
                     artifact = await client.TagAsync(new TagRequest { Ref = artifact.Id, Tag = t }, MeshCliOptions.Headers(parse, token), cancellationToken: cancellationToken);
                 output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} ({artifact.Manifest.Kind.ToString().ToLowerInvariant()}, {artifact.TotalBytes:N0} bytes, {artifact.Manifest.Files.Count} files) id {artifact.Id}");
@@ -67,7 +69,9 @@ internal static class AdaptersCommand
             var (client, channel) = Open(parse, registry, trust, token);
             using (channel)
             {
-                var artifact = await new RegistryClient(client).PullAsync(parse.GetValue(reference)!, parse.GetValue(outFolder)!, cancellationToken: cancellationToken);
+                var progress = new TransferLine(parse.InvocationConfiguration.Error, "pull", null);
+                var artifact = await new RegistryClient(client).PullAsync(parse.GetValue(reference)!, parse.GetValue(outFolder)!, progress.Report, cancellationToken: cancellationToken);
+                progress.Finish();
                 output.WriteLine($"pulled {artifact.Manifest.Name}:{artifact.Version} ({artifact.TotalBytes:N0} bytes) into {parse.GetValue(outFolder)}");
             }
         }));

@@ -91,10 +91,14 @@ internal static class ExtractCommand
                 };
                 var folder = parse.GetValue(outFolder)!;
                 var (teacherFolder, studentFolder) = (parse.GetValue(teacher)!, parse.GetValue(student)!);
+                var rate = new RateMeter();
                 void Report(ExtractionEvent e)
                 {
                     if (e.Kind == "tensor" && e.Tensor is { } t)
-                        error.WriteLine($"[{e.Shard}] {e.Done}/{e.Total} {t.Module}: {(t.Skipped is null ? $"r {t.Rank}, {t.Projection}, error {t.RelativeError:F4}" : $"skipped ({t.Skipped})")}");
+                    {
+                        var pace = rate.Report(e.Done, e.Total, "tensors");
+                        error.WriteLine($"[{e.Shard}] {e.Done}/{e.Total} {t.Module}: {(t.Skipped is null ? $"r {t.Rank}, {t.Projection}, error {t.RelativeError:F4}" : $"skipped ({t.Skipped})")}{(pace.Length > 0 ? $"  ({pace})" : "")}");
+                    }
                     else if (e.Message.Length > 0)
                         error.WriteLine(e.Message);
                 }
