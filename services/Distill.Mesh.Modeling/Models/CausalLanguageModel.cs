@@ -8,8 +8,8 @@ using static TorchSharp.torch;
 namespace Distill.Mesh.Modeling.Models;
 
 /// <summary>
-/// A decoder-only causal language model (HF <c>*ForCausalLM</c>) for the llama, qwen2, mistral and
-/// mixtral families. State-dict names and shapes are exactly HF's.
+/// A decoder-only causal language model (HF <c>*ForCausalLM</c>) for the families in
+/// <see cref="ModelConfigs.Supported"/>. State-dict names and shapes are exactly HF's.
 /// </summary>
 public sealed class CausalLanguageModel : nn.Module
 {
@@ -93,7 +93,8 @@ public sealed class CausalLanguageModel : nn.Module
         using var generator = new Generator((ulong)seed, Device);
         foreach (var (name, parameter) in named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))
         {
-            if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name == "model.norm.weight")
+            // Every RMSNorm scale (layer norms, the final norm, Qwen3's q_norm / k_norm) starts at 1.
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal))
                 parameter.fill_(1.0);
             else if (name.EndsWith(".bias", StringComparison.Ordinal))
                 parameter.zero_();
@@ -146,6 +147,9 @@ public sealed class CausalLanguageModel : nn.Module
     {
         "llama" => "LlamaForCausalLM",
         "qwen2" => "Qwen2ForCausalLM",
+        "qwen2_moe" => "Qwen2MoeForCausalLM",
+        "qwen3" => "Qwen3ForCausalLM",
+        "qwen3_moe" => "Qwen3MoeForCausalLM",
         "mistral" => "MistralForCausalLM",
         "mixtral" => "MixtralForCausalLM",
         _ => "ForCausalLM",

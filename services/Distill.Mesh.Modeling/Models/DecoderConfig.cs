@@ -99,6 +99,10 @@ public abstract class DecoderConfig
     /// <summary>The attention window of a layer, or null for full causal attention.</summary>
     public virtual int? SlidingWindowOf(int layer) => null;
 
+    /// <summary>Whether attention normalises each query and key head (RMSNorm over head_dim, before RoPE; Qwen3's q_norm/k_norm).</summary>
+    [JsonIgnore]
+    public virtual bool QkNorm => false;
+
     /// <summary>Experts per MoE layer, or 0 for a dense model.</summary>
     [JsonIgnore]
     public virtual int ExpertCount => 0;
@@ -106,6 +110,28 @@ public abstract class DecoderConfig
     /// <summary>Experts each token is routed to.</summary>
     [JsonIgnore]
     public virtual int ExpertsPerToken => 0;
+
+    /// <summary>Whether a layer's MLP is the sparse MoE block (false: the dense MLP).</summary>
+    public virtual bool IsSparseLayer(int layer) => ExpertCount > 0;
+
+    /// <summary>The intermediate size of one expert.</summary>
+    [JsonIgnore]
+    public virtual int ExpertIntermediateSize => IntermediateSize;
+
+    /// <summary>Whether the top-k routing weights are renormalised to sum to 1 (Mixtral always; Qwen-MoE by <c>norm_topk_prob</c>).</summary>
+    [JsonIgnore]
+    public virtual bool NormalizeTopK => true;
+
+    /// <summary>The intermediate size of an always-on shared expert with a sigmoid gate (Qwen2-MoE), or 0 for none.</summary>
+    [JsonIgnore]
+    public virtual int SharedExpertIntermediateSize => 0;
+
+    /// <summary>
+    /// The MoE block's checkpoint naming: false for Mixtral's <c>block_sparse_moe.experts.N.{w1,w3,w2}</c>,
+    /// true for Qwen-MoE's <c>mlp.experts.N.{gate_proj,up_proj,down_proj}</c> (router <c>mlp.gate</c> in both layouts' places).
+    /// </summary>
+    [JsonIgnore]
+    public virtual bool ExpertsUnderMlp => false;
 
     /// <summary>Checks the sizes fit together; throws naming the field.</summary>
     public virtual void Validate()

@@ -82,3 +82,66 @@ public sealed class MixtralConfig : DecoderConfig
             throw Invalid($"num_experts_per_tok ({NumExpertsPerTok}) exceeds num_local_experts ({NumLocalExperts})");
     }
 }
+
+/// <summary>
+/// HF <c>Qwen3Config</c>: Llama layout with per-head q/k RMSNorm, no q/k/v bias unless
+/// <c>attention_bias</c>, an explicit <c>head_dim</c> (128 when absent, as HF defaults it), and
+/// Qwen2's optional sliding window, chosen per layer by <c>layer_types</c>.
+/// </summary>
+public sealed class Qwen3Config : DecoderConfig
+{
+    public Qwen3Config() => HeadDim = 128;
+
+    [JsonPropertyName("attention_bias")]
+    public bool AttentionBias { get; set; }
+
+    [JsonPropertyName("use_sliding_window")]
+    public bool UseSlidingWindow { get; set; }
+
+    [JsonPropertyName("sliding_window")]
+    public int? SlidingWindow { get; set; }
+
+    [JsonPropertyName("max_window_layers")]
+    public int MaxWindowLayers { get; set; } = 28;
+
+    /// <summary>"full_attention" or "sliding_attention" per layer; absent: sliding from <c>max_window_layers</c> up.</summary>
+    [JsonPropertyName("layer_types")]
+    public List<string>? LayerTypes { get; set; }
+
+    [JsonIgnore]
+    public override bool QkvBias => AttentionBias;
+
+    [JsonIgnore]
+    public override bool OutputBias => AttentionBias;
+
+    [JsonIgnore]
+    public override bool QkNorm => true;
+
+    /// <summary>As HF: the window exists only with <c>use_sliding_window</c>, and applies to the "sliding_attention" layers.</summary>
+    public override int? SlidingWindowOf(int layer)
+    {
+        if (!UseSlidingWindow || SlidingWindow is not > 0)
+            return null;
+        var sliding = LayerTypes is { } types ? types[layer] == SlidingAttention : layer >= MaxWindowLayers;
+        return sliding ? SlidingWindow : null;
+    }
+
+    public override void Validate()
+    {
+        base.Validate();
+        ValidateLayerTypes(LayerTypes, NumHiddenLayers);
+    }
+
+    private const string SlidingAttention = "sliding_attention";
+
+    /// <summary>Checks a <c>layer_types</c> list: one entry per layer, each full or sliding attention.</summary>
+    internal static void ValidateLayerTypes(List<string>? types, int layers)
+    {
+        if (types is null)
+            return;
+        if (types.Count != layers)
+            throw Invalid($"layer_types has {types.Count} entries but num_hidden_layers is {layers}");
+        if (types.FirstOrDefault(t => t is not ("full_attention" or SlidingAttention)) is { } bad)
+            throw Invalid($"layer_types entry '{bad}' is not supported (supported: full_attention, sliding_attention)");
+    }
+}

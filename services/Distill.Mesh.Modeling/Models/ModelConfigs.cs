@@ -14,6 +14,9 @@ public static class ModelConfigs
         ["mistral"] = typeof(MistralConfig),
         ["mixtral"] = typeof(MixtralConfig),
         ["qwen2"] = typeof(Qwen2Config),
+        ["qwen2_moe"] = typeof(Qwen2MoeConfig),
+        ["qwen3"] = typeof(Qwen3Config),
+        ["qwen3_moe"] = typeof(Qwen3MoeConfig),
     };
 
     private static readonly JsonSerializerOptions Options = new()

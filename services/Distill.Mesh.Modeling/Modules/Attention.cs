@@ -7,7 +7,8 @@ namespace Distill.Mesh.Modeling.Modules;
 
 /// <summary>
 /// Multi-head self-attention with grouped key/value heads (GQA), rotary positions and an optional
-/// KV cache. Parameter names follow HF: <c>q_proj</c>, <c>k_proj</c>, <c>v_proj</c>, <c>o_proj</c>.
+/// KV cache. Parameter names follow HF: <c>q_proj</c>, <c>k_proj</c>, <c>v_proj</c>, <c>o_proj</c>, and
+/// Qwen3's per-head <c>q_norm</c> / <c>k_norm</c>.
 /// </summary>
 public sealed class Attention : nn.Module
 {
@@ -22,6 +23,12 @@ public sealed class Attention : nn.Module
 
     [ComponentName(Name = "o_proj")]
     private readonly Projection _oProj;
+
+    [ComponentName(Name = "q_norm")]
+    private readonly RmsNorm? _qNorm;
+
+    [ComponentName(Name = "k_norm")]
+    private readonly RmsNorm? _kNorm;
 
     private readonly int _layer;
     private readonly int _heads;
@@ -39,6 +46,12 @@ public sealed class Attention : nn.Module
         _kProj = new Projection(config.HiddenSize, _kvHeads * _headDim, config.QkvBias, dtype, device);
         _vProj = new Projection(config.HiddenSize, _kvHeads * _headDim, config.QkvBias, dtype, device);
         _oProj = new Projection(_heads * _headDim, config.HiddenSize, config.OutputBias, dtype, device);
+        if (config.QkNorm)
+        {
+            _qNorm = new RmsNorm(_headDim, config.RmsNormEps, dtype, device);
+            _kNorm = new RmsNorm(_headDim, config.RmsNormEps, dtype, device);
+        }
+
         RegisterComponents();
     }
 
@@ -52,8 +65,9 @@ public sealed class Attention : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         var (batch, length) = (hidden.shape[0], hidden.shape[1]);
-        var q = _qProj.forward(hidden).view(batch, length, _heads, _headDim).transpose(1, 2);
-        var k = _kProj.forward(hidden).view(batch, length, _kvHeads, _headDim).transpose(1, 2);
+        // Qwen3 normalises each head over head_dim before the rotation.
+        var q = HeadNorm(_qNorm, _qProj.forward(hidden).view(batch, length, _heads, _headDim)).transpose(1, 2);
+        var k = HeadNorm(_kNorm, _kProj.forward(hidden).view(batch, length, _kvHeads, _headDim)).transpose(1, 2);
         var v = _vProj.forward(hidden).view(batch, length, _kvHeads, _headDim).transpose(1, 2);
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
@@ -67,6 +81,8 @@ public sealed class Attention : nn.Module
         var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return _oProj.forward(merged).MoveToOuterDisposeScope();
     }
+
+    private static Tensor HeadNorm(RmsNorm? norm, Tensor heads) => norm is null ? heads : norm.forward(heads);
 
     /// <summary>Each group of query heads shares one key/value head: head h reads kv head h / groups.</summary>
     private Tensor RepeatKv(Tensor kv)

@@ -17,8 +17,9 @@ public sealed class DecoderLayer : nn.Module
     [ComponentName(Name = "post_attention_layernorm")]
     private readonly RmsNorm _postAttentionLayernorm;
 
+    /// <summary>The dense MLP, or Qwen-MoE's sparse block (which HF names <c>mlp</c> too).</summary>
     [ComponentName(Name = "mlp")]
-    private readonly GatedMlp? _mlp;
+    private readonly nn.Module<Tensor, Tensor>? _mlp;
 
     [ComponentName(Name = "block_sparse_moe")]
     private readonly SparseMoeBlock? _blockSparseMoe;
@@ -29,10 +30,12 @@ public sealed class DecoderLayer : nn.Module
         _inputLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         _selfAttn = new Attention(config, layer, dtype, device);
         _postAttentionLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
-        if (config.ExpertCount > 0)
-            _blockSparseMoe = new SparseMoeBlock(config.HiddenSize, config.IntermediateSize, config.ExpertCount, config.ExpertsPerToken, dtype, device);
-        else
+        if (!config.IsSparseLayer(layer))
             _mlp = new GatedMlp(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device, GatedMlp.LlamaNames);
+        else if (config.ExpertsUnderMlp)
+            _mlp = new SparseMoeBlock(config, dtype, device);
+        else
+            _blockSparseMoe = new SparseMoeBlock(config, dtype, device);
         RegisterComponents();
     }
 

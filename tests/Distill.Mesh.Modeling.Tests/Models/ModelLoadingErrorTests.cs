@@ -14,7 +14,7 @@ public class ModelLoadingErrorTests
     {
         var error = Assert.Throws<ModelConfigException>(() => ModelConfigs.Parse("{\"model_type\": \"gpt_neox\"}"));
 
-        Assert.Contains("model_type 'gpt_neox' is not supported (supported: llama, mistral, mixtral, qwen2)", error.Message);
+        Assert.Contains("model_type 'gpt_neox' is not supported (supported: llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe)", error.Message);
     }
 
     [Theory]

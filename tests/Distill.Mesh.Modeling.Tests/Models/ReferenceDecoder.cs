@@ -8,7 +8,9 @@ namespace Distill.Mesh.Modeling.Tests.Models;
 /// An independent float64 forward pass of the HF decoder families, written with plain arrays and
 /// loops from the published definitions (no TorchSharp operators): RMSNorm, rotary embeddings as
 /// rotations of the pairs (i, i + d/2), grouped-query causal attention with an optional sliding
-/// window, SwiGLU MLP or Mixtral's routed experts, tied or untied output head.
+/// window, Qwen3's per-head q/k RMSNorm before the rotation, SwiGLU MLP or routed experts (Mixtral's
+/// and Qwen-MoE's namings, top-k renormalised or not, Qwen2-MoE's sigmoid-gated shared expert), tied
+/// or untied output head.
 /// </summary>
 internal sealed class ReferenceDecoder
 {
@@ -40,7 +42,7 @@ internal sealed class ReferenceDecoder
             var attention = Attention(normed, p + "self_attn.", _c.SlidingWindowOf(layer));
             x = x.Select((r, t) => Add(r, attention[t])).ToArray();
             normed = x.Select(r => RmsNorm(r, _w[p + "post_attention_layernorm.weight"])).ToArray();
-            var mlp = normed.Select(r => _c.ExpertCount > 0 ? Moe(r, p + "block_sparse_moe.") : Mlp(r, p + "mlp.gate_proj", p + "mlp.up_proj", p + "mlp.down_proj")).ToArray();
+            var mlp = normed.Select(r => FeedForward(r, p)).ToArray();
             x = x.Select((r, t) => Add(r, mlp[t])).ToArray();
         }
 
@@ -52,6 +54,31 @@ internal sealed class ReferenceDecoder
     {
         var rms = Math.Sqrt(v.Sum(e => e * e) / v.Length + _c.RmsNormEps);
         return v.Select((e, i) => e / rms * weight[i]).ToArray();
+    }
+
+    /// <summary>RMSNorm of each head's slice [h·d, (h+1)·d) in place, when the layer has that norm.</summary>
+    private void NormalizeHeads(double[] v, string normName)
+    {
+        if (!_w.TryGetValue(normName, out var weight))
+            return;
+        var d = weight.Length;
+        for (var offset = 0; offset < v.Length; offset += d)
+            RmsNorm(v[offset..(offset + d)], weight).CopyTo(v, offset);
+    }
+
+    /// <summary>The layer's MLP, recognised by its checkpoint names: Mixtral's or Qwen-MoE's router, else dense.</summary>
+    private double[] FeedForward(double[] x, string layer)
+    {
+        if (_w.ContainsKey(layer + "block_sparse_moe.gate.weight"))
+            return Moe(x, layer + "block_sparse_moe.", ("w1", "w3", "w2"), normalize: true);
+        if (!_w.ContainsKey(layer + "mlp.gate.weight"))
+            return Mlp(x, layer + "mlp.gate_proj", layer + "mlp.up_proj", layer + "mlp.down_proj");
+        var routed = Moe(x, layer + "mlp.", ("gate_proj", "up_proj", "down_proj"), normalize: _c is QwenMoeConfig { NormTopkProb: true });
+        if (!_w.ContainsKey(layer + "mlp.shared_expert_gate.weight"))
+            return routed;
+        var gate = 1 / (1 + Math.Exp(-Linear(x, layer + "mlp.shared_expert_gate")[0]));
+        var shared = Mlp(x, layer + "mlp.shared_expert.gate_proj", layer + "mlp.shared_expert.up_proj", layer + "mlp.shared_expert.down_proj");
+        return routed.Select((e, i) => e + gate * shared[i]).ToArray();
     }
 
     private double[] Linear(double[] v, string name)
@@ -117,6 +144,8 @@ internal sealed class ReferenceDecoder
         var v = x.Select(r => Linear(r, prefix + "v_proj")).ToArray();
         for (var t = 0; t < x.Length; t++)
         {
+            NormalizeHeads(q[t], prefix + "q_norm.weight");
+            NormalizeHeads(k[t], prefix + "k_norm.weight");
             for (var head = 0; head < heads; head++)
                 Rotate(q[t], head * d, t, inv);
             for (var head = 0; head < kvHeads; head++)
@@ -163,17 +192,18 @@ internal sealed class ReferenceDecoder
         return Linear(g.Select((e, i) => e / (1 + Math.Exp(-e)) * u[i]).ToArray(), down);
     }
 
-    private double[] Moe(double[] x, string prefix)
+    private double[] Moe(double[] x, string prefix, (string Gate, string Up, string Down) parts, bool normalize)
     {
         var logits = Linear(x, prefix + "gate");
         var max = logits.Max();
         var probabilities = logits.Select(e => Math.Exp(e - max)).ToArray();
         var chosen = Enumerable.Range(0, logits.Length).OrderByDescending(e => probabilities[e]).Take(_c.ExpertsPerToken).ToList();
-        var norm = chosen.Sum(e => probabilities[e]);
+        // Unnormalised, the weights are the softmax probabilities themselves.
+        var norm = normalize ? chosen.Sum(e => probabilities[e]) : probabilities.Sum();
         var result = new double[x.Length];
         foreach (var e in chosen)
         {
-            var expert = Mlp(x, $"{prefix}experts.{e}.w1", $"{prefix}experts.{e}.w3", $"{prefix}experts.{e}.w2");
+            var expert = Mlp(x, $"{prefix}experts.{e}.{parts.Gate}", $"{prefix}experts.{e}.{parts.Up}", $"{prefix}experts.{e}.{parts.Down}");
             for (var i = 0; i < result.Length; i++)
                 result[i] += probabilities[e] / norm * expert[i];
         }
