@@ -88,6 +88,9 @@ public class LoraExtractorTests
     [Theory]
     [InlineData("llama")]
     [InlineData("mixtral")]
+    [InlineData("qwen3")]
+    [InlineData("qwen2_moe")]
+    [InlineData("qwen3_moe")]
     public void Adapter_LoadsIntoTheStudent_AndMergedWeightsAreWPlusScaledBA(string family)
     {
         using var temp = new TempFolder();
@@ -98,7 +101,8 @@ public class LoraExtractorTests
 
         var config = LoraAdapter.ReadConfig(temp.Combine("out"));
         Assert.Equal((4, 16.0), (config.R, config.LoraAlpha));
-        Assert.Equal(["model.layers.0.self_attn.o_proj", "model.layers.1.self_attn.o_proj"], config.RankPattern.Where(p => p.Value == 2).Select(p => p.Key).Order());
+        var layers = TinyModels.Config(family).NumHiddenLayers;
+        Assert.Equal(Enumerable.Range(0, layers).Select(l => $"model.layers.{l}.self_attn.o_proj"), config.RankPattern.Where(p => p.Value == 2).Select(p => p.Key).Order());
         Assert.Empty(config.AlphaPattern);
         Assert.Equal(JsonValueKind.Array, config.TargetModules.ValueKind);
 
@@ -127,6 +131,49 @@ public class LoraExtractorTests
             Assert.Contains(adapted, a => a.Path == "model.layers.0.block_sparse_moe.gate");
             Assert.Contains(adapted, a => a.Path == "model.layers.1.block_sparse_moe.experts.3.w2");
         }
+
+        if (family == "qwen2_moe")
+        {
+            // Router, experts, shared expert and its gate in layer 0; layer 1 is dense (mlp_only_layers).
+            string[] expected = ["mlp.gate", "mlp.experts.3.down_proj", "mlp.shared_expert.up_proj", "mlp.shared_expert_gate"];
+            Assert.All(expected, m => Assert.Contains(adapted, a => a.Path == $"model.layers.0.{m}"));
+            Assert.Contains(adapted, a => a.Path == "model.layers.1.mlp.gate_proj");
+        }
+    }
+
+    [Fact]
+    public void QwenMoe_FewerStudentExperts_ClustersTheTeachersMlpExperts_AndTheAdapterLoads()
+    {
+        using var temp = new TempFolder();
+        using (var teacher = TinyModels.Create("qwen2_moe", seed: 21))
+            teacher.SavePretrained(temp.Combine("teacher"));
+        var studentConfig = (Qwen2MoeConfig)TinyModels.Config("qwen2_moe");
+        (studentConfig.NumExperts, studentConfig.MoeIntermediateSize, studentConfig.SharedExpertIntermediateSizeField) = (2, 24, 32);
+        using (var student = TinyModels.Create("qwen2_moe", seed: 22, config: studentConfig))
+            student.SavePretrained(temp.Combine("student"));
+
+        using var extractor = LoraExtractor.Open(temp.Combine("teacher"), temp.Combine("student"), new ExtractionOptions { Rank = 4, Seed = 3, TargetModules = ["gate", "gate_proj", "up_proj", "down_proj", "shared_expert_gate"] });
+        var summary = extractor.Run(temp.Combine("out"));
+
+        // Sparse layers 0 and 2: the teacher's 4 experts of the same layer in 2 clusters; dense layer 1 has none.
+        Assert.Equal([0, 2], summary.Clusters.Select(c => c.Layer));
+        foreach (var clusters in summary.Clusters)
+        {
+            Assert.True(clusters.Clustered);
+            Assert.Equal(Enumerable.Range(0, 4).Select(e => $"{clusters.Layer}.{e}").Order(), clusters.Members.SelectMany(m => m).Order());
+        }
+
+        var source = (string name) => summary.Tensors.Single(t => t.Name == name).Source;
+        Assert.StartsWith("experts 0.", source("model.layers.0.mlp.experts.1.up_proj.weight"));
+        Assert.Equal("router rows of layer 2, by cluster", source("model.layers.2.mlp.gate.weight"));
+        Assert.Equal("layer 0", source("model.layers.0.mlp.shared_expert.down_proj.weight"));
+        Assert.Equal("layer 1", source("model.layers.1.mlp.gate_proj.weight"));
+        Assert.Equal([24L, 64], summary.Tensors.Single(t => t.Name == "model.layers.2.mlp.experts.0.gate_proj.weight").Shape);
+        using var model = CausalLanguageModel.FromPretrained(temp.Combine("student"));
+        LoraAdapter.Load(model, temp.Combine("out"));
+        Assert.Equal(summary.Tensors.Count(t => t.Rank > 0), LoraAdapter.Adapted(model).Count);
+        using var ids = TinyModels.RandomIds(1, 5, studentConfig.VocabSize, seed: 23);
+        Assert.False(model.Forward(ids).isnan().any().item<bool>());
     }
 
     [Fact]
