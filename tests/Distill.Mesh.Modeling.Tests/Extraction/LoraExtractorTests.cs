@@ -242,6 +242,39 @@ public class LoraExtractorTests
     }
 
     [Fact]
+    public void DeeperTeacher_EveryTeacherLayerBlendsIn_AndTheReportShowsTheBlocks()
+    {
+        using var temp = new TempFolder();
+        var teacherConfig = TinyModels.Config("llama");
+        teacherConfig.NumHiddenLayers = 4;
+        using (var model = TinyModels.Create("llama", seed: 16, config: teacherConfig))
+            model.SavePretrained(temp.Combine("teacher"));
+        var studentConfig = TinyModels.Config("llama");
+        studentConfig.NumHiddenLayers = 1;
+        using (var model = TinyModels.Create("llama", seed: 17, config: studentConfig))
+            model.SavePretrained(temp.Combine("student"));
+
+        // Full rank, exact SVD, float64: the merged student weight is the blend itself.
+        var options = new ExtractionOptions { Rank = 64, Svd = SvdMethod.Exact, ComputeDtype = ScalarType.Float64, TargetModules = ["q_proj", "down_proj"] };
+        using var extractor = LoraExtractor.Open(temp.Combine("teacher"), temp.Combine("student"), options);
+        var summary = extractor.Run(temp.Combine("out"));
+
+        const string Blend = "teacher 0 × 0.25 + teacher 1 × 0.25 + teacher 2 × 0.25 + teacher 3 × 0.25";
+        Assert.Equal([$"student 0 ← {Blend}"], summary.LayerMap);
+        Assert.Equal(Blend.Replace("teacher", "layer"), summary.Tensors.Single(t => t.Name == "model.layers.0.self_attn.q_proj.weight").Source);
+        var teacher = ReadAll(temp.Combine("teacher"));
+        using var student = CausalLanguageModel.FromPretrained(temp.Combine("student"), ScalarType.Float64);
+        LoraAdapter.Load(student, temp.Combine("out"));
+        LoraAdapter.Merge(student);
+        var merged = LoraTargets.Linears(student).ToDictionary(l => l.Path, l => l.Module.Weight);
+        foreach (var module in new[] { "self_attn.q_proj", "mlp.down_proj" })
+        {
+            var mean = stack(Enumerable.Range(0, 4).Select(l => teacher[$"model.layers.{l}.{module}.weight"]).ToArray()).mean([0]).to_type(ScalarType.Float64);
+            TensorAssert.Close(mean, merged[$"model.layers.0.{module}"], atol: 1e-6, what: module);
+        }
+    }
+
+    [Fact]
     public void ShardsThenConsolidate_EqualsOneProcess_AndAKilledShardResumes()
     {
         using var temp = new TempFolder();
