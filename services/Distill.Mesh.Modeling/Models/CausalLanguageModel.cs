@@ -152,6 +152,7 @@ public sealed class CausalLanguageModel : nn.Module
         "qwen3_moe" => "Qwen3MoeForCausalLM",
         "mistral" => "MistralForCausalLM",
         "mixtral" => "MixtralForCausalLM",
+        "phi3" => "Phi3ForCausalLM",
         _ => "ForCausalLM",
     };
 }

@@ -99,6 +99,14 @@ public abstract class DecoderConfig
     /// <summary>The attention window of a layer, or null for full causal attention.</summary>
     public virtual int? SlidingWindowOf(int layer) => null;
 
+    /// <summary>Whether q/k/v are one <c>qkv_proj</c> and gate/up one <c>gate_up_proj</c> (Phi-3).</summary>
+    [JsonIgnore]
+    public virtual bool FusedProjections => false;
+
+    /// <summary>Leading dimensions of each head that are rotated (HF: <c>int(head_dim · partial_rotary_factor)</c>); the rest pass through.</summary>
+    [JsonIgnore]
+    public virtual int RotaryDimension => HeadDimension;
+
     /// <summary>Whether attention normalises each query and key head (RMSNorm over head_dim, before RoPE; Qwen3's q_norm/k_norm).</summary>
     [JsonIgnore]
     public virtual bool QkNorm => false;
@@ -150,8 +158,8 @@ public abstract class DecoderConfig
             throw Invalid($"num_attention_heads ({NumAttentionHeads}) must be a multiple of num_key_value_heads ({KeyValueHeads})");
         if (HeadDim is null && HiddenSize % NumAttentionHeads != 0)
             throw Invalid($"hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads}) when head_dim is not given");
-        if (HeadDimension % 2 != 0)
-            throw Invalid($"head_dim ({HeadDimension}) must be even for rotary embeddings");
+        if (RotaryDimension % 2 != 0 || RotaryDimension <= 0 || RotaryDimension > HeadDimension)
+            throw Invalid($"the rotated part of each head ({RotaryDimension} of head_dim {HeadDimension}) must be even and in [2, head_dim]");
         if (HiddenAct is not ("silu" or "swish"))
             throw Invalid($"hidden_act '{HiddenAct}' is not supported (supported: silu)");
         if (!(double.IsFinite(RmsNormEps) && RmsNormEps > 0) || !(double.IsFinite(RopeTheta) && RopeTheta > 0))

@@ -145,3 +145,32 @@ public sealed class Qwen3Config : DecoderConfig
             throw Invalid($"layer_types entry '{bad}' is not supported (supported: full_attention, sliding_attention)");
     }
 }
+
+/// <summary>
+/// HF <c>Phi3Config</c> (Phi-3, Phi-3.5-mini, Phi-4-mini): fused <c>qkv_proj</c> (query, key, value
+/// rows in that order) and <c>gate_up_proj</c> (gate rows, then up rows), a sliding window on every
+/// layer when set, and rotary embeddings on the first <c>partial_rotary_factor</c> of each head.
+/// </summary>
+public sealed class Phi3Config : DecoderConfig
+{
+    [JsonPropertyName("sliding_window")]
+    public int? SlidingWindow { get; set; }
+
+    [JsonPropertyName("partial_rotary_factor")]
+    public double PartialRotaryFactor { get; set; } = 1.0;
+
+    [JsonIgnore]
+    public override bool FusedProjections => true;
+
+    [JsonIgnore]
+    public override int RotaryDimension => (int)(HeadDimension * PartialRotaryFactor);
+
+    public override int? SlidingWindowOf(int layer) => SlidingWindow is > 0 ? SlidingWindow : null;
+
+    public override void Validate()
+    {
+        if (!(PartialRotaryFactor > 0 && PartialRotaryFactor <= 1))
+            throw Invalid($"partial_rotary_factor must be in (0, 1] (got {PartialRotaryFactor})");
+        base.Validate();
+    }
+}

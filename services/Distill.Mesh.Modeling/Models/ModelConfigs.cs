@@ -13,6 +13,7 @@ public static class ModelConfigs
         ["llama"] = typeof(LlamaConfig),
         ["mistral"] = typeof(MistralConfig),
         ["mixtral"] = typeof(MixtralConfig),
+        ["phi3"] = typeof(Phi3Config),
         ["qwen2"] = typeof(Qwen2Config),
         ["qwen2_moe"] = typeof(Qwen2MoeConfig),
         ["qwen3"] = typeof(Qwen3Config),

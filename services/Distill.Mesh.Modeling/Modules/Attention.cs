@@ -8,18 +8,22 @@ namespace Distill.Mesh.Modeling.Modules;
 /// <summary>
 /// Multi-head self-attention with grouped key/value heads (GQA), rotary positions and an optional
 /// KV cache. Parameter names follow HF: <c>q_proj</c>, <c>k_proj</c>, <c>v_proj</c>, <c>o_proj</c>, and
-/// Qwen3's per-head <c>q_norm</c> / <c>k_norm</c>.
+/// Qwen3's per-head <c>q_norm</c> / <c>k_norm</c>, or Phi-3's fused <c>qkv_proj</c>.
 /// </summary>
 public sealed class Attention : nn.Module
 {
     [ComponentName(Name = "q_proj")]
-    private readonly Projection _qProj;
+    private readonly Projection? _qProj;
 
     [ComponentName(Name = "k_proj")]
-    private readonly Projection _kProj;
+    private readonly Projection? _kProj;
 
     [ComponentName(Name = "v_proj")]
-    private readonly Projection _vProj;
+    private readonly Projection? _vProj;
+
+    /// <summary>Phi-3's fused projection: query rows, then key rows, then value rows.</summary>
+    [ComponentName(Name = "qkv_proj")]
+    private readonly Projection? _qkvProj;
 
     [ComponentName(Name = "o_proj")]
     private readonly Projection _oProj;
@@ -42,9 +46,17 @@ public sealed class Attention : nn.Module
         _heads = config.NumAttentionHeads;
         _kvHeads = config.KeyValueHeads;
         _headDim = config.HeadDimension;
-        _qProj = new Projection(config.HiddenSize, _heads * _headDim, config.QkvBias, dtype, device);
-        _kProj = new Projection(config.HiddenSize, _kvHeads * _headDim, config.QkvBias, dtype, device);
-        _vProj = new Projection(config.HiddenSize, _kvHeads * _headDim, config.QkvBias, dtype, device);
+        if (config.FusedProjections)
+        {
+            _qkvProj = new Projection(config.HiddenSize, (_heads + 2 * _kvHeads) * _headDim, config.QkvBias, dtype, device);
+        }
+        else
+        {
+            _qProj = new Projection(config.HiddenSize, _heads * _headDim, config.QkvBias, dtype, device);
+            _kProj = new Projection(config.HiddenSize, _kvHeads * _headDim, config.QkvBias, dtype, device);
+            _vProj = new Projection(config.HiddenSize, _kvHeads * _headDim, config.QkvBias, dtype, device);
+        }
+
         _oProj = new Projection(_heads * _headDim, config.HiddenSize, config.OutputBias, dtype, device);
         if (config.QkNorm)
         {
@@ -65,10 +77,11 @@ public sealed class Attention : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         var (batch, length) = (hidden.shape[0], hidden.shape[1]);
+        var (query, key, value) = Project(hidden);
         // Qwen3 normalises each head over head_dim before the rotation.
-        var q = HeadNorm(_qNorm, _qProj.forward(hidden).view(batch, length, _heads, _headDim)).transpose(1, 2);
-        var k = HeadNorm(_kNorm, _kProj.forward(hidden).view(batch, length, _kvHeads, _headDim)).transpose(1, 2);
-        var v = _vProj.forward(hidden).view(batch, length, _kvHeads, _headDim).transpose(1, 2);
+        var q = HeadNorm(_qNorm, query.view(batch, length, _heads, _headDim)).transpose(1, 2);
+        var k = HeadNorm(_kNorm, key.view(batch, length, _kvHeads, _headDim)).transpose(1, 2);
+        var v = value.reshape(batch, length, _kvHeads, _headDim).transpose(1, 2);
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
 
@@ -80,6 +93,15 @@ public sealed class Attention : nn.Module
         var attended = nn.functional.scaled_dot_product_attention(q, k, v, mask, is_casual: mask is null && causal);
         var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return _oProj.forward(merged).MoveToOuterDisposeScope();
+    }
+
+    private (Tensor Query, Tensor Key, Tensor Value) Project(Tensor hidden)
+    {
+        if (_qkvProj is null)
+            return (_qProj!.forward(hidden), _kProj!.forward(hidden), _vProj!.forward(hidden));
+        var fused = _qkvProj.forward(hidden);
+        var (queryWidth, kvWidth) = (_heads * _headDim, _kvHeads * _headDim);
+        return (fused.narrow(-1, 0, queryWidth).contiguous(), fused.narrow(-1, queryWidth, kvWidth).contiguous(), fused.narrow(-1, queryWidth + kvWidth, kvWidth).contiguous());
     }
 
     private static Tensor HeadNorm(RmsNorm? norm, Tensor heads) => norm is null ? heads : norm.forward(heads);

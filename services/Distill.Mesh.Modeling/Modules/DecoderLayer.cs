@@ -30,7 +30,9 @@ public sealed class DecoderLayer : nn.Module
         _inputLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         _selfAttn = new Attention(config, layer, dtype, device);
         _postAttentionLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
-        if (!config.IsSparseLayer(layer))
+        if (config.FusedProjections)
+            _mlp = new FusedGatedMlp(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device);
+        else if (!config.IsSparseLayer(layer))
             _mlp = new GatedMlp(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device, GatedMlp.LlamaNames);
         else if (config.ExpertsUnderMlp)
             _mlp = new SparseMoeBlock(config, dtype, device);

@@ -275,6 +275,46 @@ public class LoraExtractorTests
     }
 
     [Fact]
+    public void Phi3_FusedProjections_AreProjectedPartByPart()
+    {
+        using var temp = new TempFolder();
+        using (var model = TinyModels.Create("phi3", seed: 18))
+            model.SavePretrained(temp.Combine("teacher"));
+        var studentConfig = TinyModels.Config("phi3");
+        (studentConfig.HiddenSize, studentConfig.IntermediateSize, studentConfig.NumAttentionHeads, studentConfig.NumKeyValueHeads) = (32, 48, 2, 1);
+        using (var model = TinyModels.Create("phi3", seed: 19, config: studentConfig))
+            model.SavePretrained(temp.Combine("student"));
+
+        // Full rank, exact SVD, float64: the merged student weight is the projected teacher weight.
+        var options = new ExtractionOptions { Rank = 64, Svd = SvdMethod.Exact, ComputeDtype = ScalarType.Float64, TargetModules = ["qkv_proj", "gate_up_proj"] };
+        using (var extractor = LoraExtractor.Open(temp.Combine("teacher"), temp.Combine("student"), options))
+            Assert.Equal(4, extractor.Run(temp.Combine("out")).Tensors.Count(t => t.Rank > 0));
+
+        var teacher = ReadAll(temp.Combine("teacher"));
+        using var student = CausalLanguageModel.FromPretrained(temp.Combine("student"), ScalarType.Float64);
+        LoraAdapter.Load(student, temp.Combine("out"));
+        LoraAdapter.Merge(student);
+        var merged = LoraTargets.Linears(student).ToDictionary(l => l.Path, l => l.Module.Weight);
+        // qkv_proj rows: teacher q 64, k 32, v 32 → student q 32, k 16, v 16; gate_up_proj: 96 + 96 → 48 + 48.
+        (string Module, long[] Teacher, long[] Student)[] fused =
+        [
+            ("self_attn.qkv_proj", [64, 32, 32], [32, 16, 16]),
+            ("mlp.gate_up_proj", [96, 96], [48, 48]),
+        ];
+        foreach (var (module, teacherRows, studentRows) in fused)
+        {
+            var (teacherRow, studentRow) = (0L, 0L);
+            for (var part = 0; part < teacherRows.Length; part++)
+            {
+                var block = teacher[$"model.layers.1.{module}.weight"].to_type(ScalarType.Float64).narrow(0, teacherRow, teacherRows[part]);
+                var (expected, _) = ShapeProjector.Project(block, [studentRows[part], 32]);
+                TensorAssert.Close(expected, merged[$"model.layers.1.{module}"].narrow(0, studentRow, studentRows[part]), atol: 1e-6, what: $"{module} part {part}");
+                (teacherRow, studentRow) = (teacherRow + teacherRows[part], studentRow + studentRows[part]);
+            }
+        }
+    }
+
+    [Fact]
     public void ShardsThenConsolidate_EqualsOneProcess_AndAKilledShardResumes()
     {
         using var temp = new TempFolder();

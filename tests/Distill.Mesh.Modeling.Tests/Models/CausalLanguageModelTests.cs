@@ -30,6 +30,7 @@ public class CausalLanguageModelTests
     [InlineData("qwen3")]
     [InlineData("qwen2_moe")]
     [InlineData("qwen3_moe")]
+    [InlineData("phi3")]
     public void SaveAndLoad_EachFamily_GivesIdenticalLogits(string family)
     {
         using var dir = new TempFolder();
@@ -69,6 +70,7 @@ public class CausalLanguageModelTests
     [InlineData("qwen3")]
     [InlineData("qwen2_moe")]
     [InlineData("qwen3_moe")]
+    [InlineData("phi3")]
     public void KvCache_PrefillThenSteps_EqualsFullForward(string family)
     {
         using var model = TinyModels.Create(family, seed: 7);
@@ -117,6 +119,7 @@ public class CausalLanguageModelTests
     [InlineData("qwen3")]
     [InlineData("qwen2_moe")]
     [InlineData("qwen3_moe")]
+    [InlineData("phi3")]
     public void SavedConfig_HasOnlyHuggingFaceKeys(string family)
     {
         // Derived values (bias flags, expert counts) are ours; config.json keeps HF's snake_case keys.

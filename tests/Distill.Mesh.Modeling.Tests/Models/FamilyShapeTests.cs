@@ -105,4 +105,23 @@ public class FamilyShapeTests
         // Model card: 14.3B parameters in total.
         Assert.Equal(14_315_784_192, model.ParameterCount());
     }
+
+    [Fact]
+    public void Phi3_Mini_4K_OnMeta_MatchesTheArchitecturesNameAndShapeList()
+    {
+        using var model = OnMeta("phi-3-mini-4k.json");
+
+        // microsoft/Phi-3-mini-4k-instruct: 32 layers, hidden 3072, 32 heads (kv 32) of 96 fused into
+        // qkv_proj [3·3072, 3072], gate and up fused into gate_up_proj [2·8192, 3072], no biases, untied head.
+        var expected = Expected(32, 32064, 3072, tied: false, _ =>
+        [
+            P("input_layernorm.weight", 3072), P("post_attention_layernorm.weight", 3072),
+            P("self_attn.qkv_proj.weight", 9216, 3072), P("self_attn.o_proj.weight", 3072, 3072),
+            P("mlp.gate_up_proj.weight", 16384, 3072), P("mlp.down_proj.weight", 3072, 8192),
+        ]);
+
+        Assert.Equal(expected, Lines(model.ParameterShapes()));
+        // Model card: 3.8B parameters.
+        Assert.Equal(3_821_079_552, model.ParameterCount());
+    }
 }

@@ -8,7 +8,7 @@ namespace Distill.Mesh.Modeling.Tests.Models;
 /// An independent float64 forward pass of the HF decoder families, written with plain arrays and
 /// loops from the published definitions (no TorchSharp operators): RMSNorm, rotary embeddings as
 /// rotations of the pairs (i, i + d/2), grouped-query causal attention with an optional sliding
-/// window, Qwen3's per-head q/k RMSNorm before the rotation, SwiGLU MLP or routed experts (Mixtral's
+/// window, Phi-3's fused qkv_proj / gate_up_proj and partial rotary, Qwen3's per-head q/k RMSNorm before the rotation, SwiGLU MLP or routed experts (Mixtral's
 /// and Qwen-MoE's namings, top-k renormalised or not, Qwen2-MoE's sigmoid-gated shared expert), tied
 /// or untied output head.
 /// </summary>
@@ -71,6 +71,14 @@ internal sealed class ReferenceDecoder
     {
         if (_w.ContainsKey(layer + "block_sparse_moe.gate.weight"))
             return Moe(x, layer + "block_sparse_moe.", ("w1", "w3", "w2"), normalize: true);
+        if (_w.ContainsKey(layer + "mlp.gate_up_proj.weight"))
+        {
+            // Phi-3: the first half of gate_up_proj's outputs is the gate, the second half the up projection.
+            var fused = Linear(x, layer + "mlp.gate_up_proj");
+            var half = fused.Length / 2;
+            return Linear(fused[..half].Select((g, i) => g / (1 + Math.Exp(-g)) * fused[half + i]).ToArray(), layer + "mlp.down_proj");
+        }
+
         if (!_w.ContainsKey(layer + "mlp.gate.weight"))
             return Mlp(x, layer + "mlp.gate_proj", layer + "mlp.up_proj", layer + "mlp.down_proj");
         var routed = Moe(x, layer + "mlp.", ("gate_proj", "up_proj", "down_proj"), normalize: _c is QwenMoeConfig { NormTopkProb: true });
@@ -99,9 +107,12 @@ internal sealed class ReferenceDecoder
         return result;
     }
 
+    /// <summary>The rotated leading dimensions of a head: all of them, or Phi-3's partial_rotary_factor share.</summary>
+    private int RotatedDimensions => _c is Phi3Config phi ? (int)(_c.HeadDimension * phi.PartialRotaryFactor) : _c.HeadDimension;
+
     private double[] InverseFrequencies()
     {
-        var d = _c.HeadDimension;
+        var d = RotatedDimensions;
         var inv = Enumerable.Range(0, d / 2).Select(i => Math.Pow(_c.RopeTheta, -2.0 * i / d)).ToArray();
         if (_c.RopeScaling is { Kind: "llama3" } s)
         {
@@ -122,10 +133,10 @@ internal sealed class ReferenceDecoder
         return inv;
     }
 
-    /// <summary>Rotates each pair (i, i + d/2) of one head's vector by position × frequency i.</summary>
+    /// <summary>Rotates each pair (i, i + r/2) of one head's first r dimensions by position × frequency i; the rest pass.</summary>
     private void Rotate(double[] v, int offset, int position, double[] inv)
     {
-        var half = _c.HeadDimension / 2;
+        var half = RotatedDimensions / 2;
         for (var i = 0; i < half; i++)
         {
             var (cos, sin) = (Math.Cos(position * inv[i]), Math.Sin(position * inv[i]));
@@ -139,9 +150,22 @@ internal sealed class ReferenceDecoder
     {
         var (heads, kvHeads, d) = (_c.NumAttentionHeads, _c.KeyValueHeads, _c.HeadDimension);
         var inv = InverseFrequencies();
-        var q = x.Select(r => Linear(r, prefix + "q_proj")).ToArray();
-        var k = x.Select(r => Linear(r, prefix + "k_proj")).ToArray();
-        var v = x.Select(r => Linear(r, prefix + "v_proj")).ToArray();
+        double[][] q, k, v;
+        if (_w.ContainsKey(prefix + "qkv_proj.weight"))
+        {
+            // Phi-3: one projection whose rows are the queries, then the keys, then the values.
+            var fused = x.Select(r => Linear(r, prefix + "qkv_proj")).ToArray();
+            q = fused.Select(r => r[..(heads * d)]).ToArray();
+            k = fused.Select(r => r[(heads * d)..((heads + kvHeads) * d)]).ToArray();
+            v = fused.Select(r => r[((heads + kvHeads) * d)..]).ToArray();
+        }
+        else
+        {
+            q = x.Select(r => Linear(r, prefix + "q_proj")).ToArray();
+            k = x.Select(r => Linear(r, prefix + "k_proj")).ToArray();
+            v = x.Select(r => Linear(r, prefix + "v_proj")).ToArray();
+        }
+
         for (var t = 0; t < x.Length; t++)
         {
             NormalizeHeads(q[t], prefix + "q_norm.weight");
