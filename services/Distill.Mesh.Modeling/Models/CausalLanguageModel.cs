@@ -93,9 +93,10 @@ public sealed class CausalLanguageModel : nn.Module
         using var generator = new Generator((ulong)seed, Device);
         foreach (var (name, parameter) in named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))
         {
-            // Every RMSNorm scale (layer norms, the final norm, Qwen3's q_norm / k_norm) starts at 1.
+            // Every RMSNorm scale (layer norms, the final norm, q_norm / k_norm) starts at 1: a
+            // weight of 1, or Gemma's offset weight of 0.
             if (name.EndsWith("norm.weight", StringComparison.Ordinal))
-                parameter.fill_(1.0);
+                parameter.fill_(Config.OffsetNorms ? 0.0 : 1.0);
             else if (name.EndsWith(".bias", StringComparison.Ordinal))
                 parameter.zero_();
             else
@@ -145,6 +146,7 @@ public sealed class CausalLanguageModel : nn.Module
 
     private static string ArchitectureName(string modelType) => modelType switch
     {
+        "gemma3_text" => "Gemma3ForCausalLM",
         "llama" => "LlamaForCausalLM",
         "qwen2" => "Qwen2ForCausalLM",
         "qwen2_moe" => "Qwen2MoeForCausalLM",

@@ -99,6 +99,29 @@ public abstract class DecoderConfig
     /// <summary>The attention window of a layer, or null for full causal attention.</summary>
     public virtual int? SlidingWindowOf(int layer) => null;
 
+    /// <summary>The MLP's activation: <c>silu</c> (SwiGLU) or <c>gelu_pytorch_tanh</c> (Gemma's GeGLU).</summary>
+    [JsonIgnore]
+    public virtual string Activation => HiddenAct;
+
+    /// <summary>Whether RMSNorm scales by <c>(1 + weight)</c> in float32 (Gemma) rather than by <c>weight</c> after the cast back.</summary>
+    [JsonIgnore]
+    public virtual bool OffsetNorms => false;
+
+    /// <summary>Whether the embeddings are multiplied by √hidden_size, rounded to the embedding dtype (Gemma).</summary>
+    [JsonIgnore]
+    public virtual bool ScaleEmbeddings => false;
+
+    /// <summary>Whether attention and MLP outputs are normalised before their residual add (Gemma's post-attention, pre- and post-feed-forward norms).</summary>
+    [JsonIgnore]
+    public virtual bool SandwichNorms => false;
+
+    /// <summary>The factor on q·kᵀ (HF's <c>scaling</c>): 1/√head_dim, or Gemma's <c>query_pre_attn_scalar</c>^-½.</summary>
+    [JsonIgnore]
+    public virtual double AttentionScale => 1 / Math.Sqrt(HeadDimension);
+
+    /// <summary>The rotary base of a layer with its own local rotary embedding (Gemma 3's sliding layers: <c>rope_local_base_freq</c>, unscaled), or null for the model's.</summary>
+    public virtual double? LocalRopeTheta(int layer) => null;
+
     /// <summary>Whether q/k/v are one <c>qkv_proj</c> and gate/up one <c>gate_up_proj</c> (Phi-3).</summary>
     [JsonIgnore]
     public virtual bool FusedProjections => false;
@@ -160,8 +183,8 @@ public abstract class DecoderConfig
             throw Invalid($"hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads}) when head_dim is not given");
         if (RotaryDimension % 2 != 0 || RotaryDimension <= 0 || RotaryDimension > HeadDimension)
             throw Invalid($"the rotated part of each head ({RotaryDimension} of head_dim {HeadDimension}) must be even and in [2, head_dim]");
-        if (HiddenAct is not ("silu" or "swish"))
-            throw Invalid($"hidden_act '{HiddenAct}' is not supported (supported: silu)");
+        if (Activation is not ("silu" or "swish" or "gelu_pytorch_tanh"))
+            throw Invalid($"hidden_act '{Activation}' is not supported (supported: silu, gelu_pytorch_tanh)");
         if (!(double.IsFinite(RmsNormEps) && RmsNormEps > 0) || !(double.IsFinite(RopeTheta) && RopeTheta > 0))
             throw Invalid($"rms_norm_eps ({RmsNormEps}) and rope_theta ({RopeTheta}) must be finite and positive");
         if (RopeScaling is { } scaling)

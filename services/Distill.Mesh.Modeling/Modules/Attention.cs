@@ -39,6 +39,9 @@ public sealed class Attention : nn.Module
     private readonly int _kvHeads;
     private readonly int _headDim;
 
+    /// <summary>SDPA divides q·kᵀ by √head_dim; queries are multiplied by this to get the family's scale instead.</summary>
+    private readonly double _queryScale;
+
     public Attention(DecoderConfig config, int layer, ScalarType dtype, Device device)
         : base(nameof(Attention))
     {
@@ -46,6 +49,7 @@ public sealed class Attention : nn.Module
         _heads = config.NumAttentionHeads;
         _kvHeads = config.KeyValueHeads;
         _headDim = config.HeadDimension;
+        _queryScale = config.AttentionScale * Math.Sqrt(_headDim);
         if (config.FusedProjections)
         {
             _qkvProj = new Projection(config.HiddenSize, (_heads + 2 * _kvHeads) * _headDim, config.QkvBias, dtype, device);
@@ -60,8 +64,8 @@ public sealed class Attention : nn.Module
         _oProj = new Projection(_heads * _headDim, config.HiddenSize, config.OutputBias, dtype, device);
         if (config.QkNorm)
         {
-            _qNorm = new RmsNorm(_headDim, config.RmsNormEps, dtype, device);
-            _kNorm = new RmsNorm(_headDim, config.RmsNormEps, dtype, device);
+            _qNorm = new RmsNorm(_headDim, config.RmsNormEps, dtype, device, config.OffsetNorms);
+            _kNorm = new RmsNorm(_headDim, config.RmsNormEps, dtype, device, config.OffsetNorms);
         }
 
         RegisterComponents();
@@ -88,6 +92,8 @@ public sealed class Attention : nn.Module
         if (cache is not null)
             (k, v) = cache.Append(_layer, k, v);
 
+        if (Math.Abs(_queryScale - 1) > 1e-12)
+            q = q * _queryScale;
         k = RepeatKv(k);
         v = RepeatKv(v);
         var attended = nn.functional.scaled_dot_product_attention(q, k, v, mask, is_casual: mask is null && causal);

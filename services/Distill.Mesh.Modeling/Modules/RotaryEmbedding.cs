@@ -12,13 +12,16 @@ public sealed class RotaryEmbedding
 {
     private readonly double[] _inverseFrequencies;
 
-    public RotaryEmbedding(DecoderConfig config)
+    /// <param name="config">The model's config.</param>
+    /// <param name="localTheta">A local base (Gemma 3's sliding layers), used unscaled; null for the config's rope_theta and rope_scaling.</param>
+    public RotaryEmbedding(DecoderConfig config, double? localTheta = null)
     {
         var dim = config.RotaryDimension;
+        var theta = localTheta ?? config.RopeTheta;
         _inverseFrequencies = new double[dim / 2];
         for (var i = 0; i < dim / 2; i++)
-            _inverseFrequencies[i] = 1.0 / Math.Pow(config.RopeTheta, 2.0 * i / dim);
-        if (config.RopeScaling is { } scaling)
+            _inverseFrequencies[i] = 1.0 / Math.Pow(theta, 2.0 * i / dim);
+        if (localTheta is null && config.RopeScaling is { } scaling)
             Scale(_inverseFrequencies, scaling);
     }
 

@@ -31,6 +31,7 @@ public class CausalLanguageModelTests
     [InlineData("qwen2_moe")]
     [InlineData("qwen3_moe")]
     [InlineData("phi3")]
+    [InlineData("gemma3_text")]
     public void SaveAndLoad_EachFamily_GivesIdenticalLogits(string family)
     {
         using var dir = new TempFolder();
@@ -71,6 +72,7 @@ public class CausalLanguageModelTests
     [InlineData("qwen2_moe")]
     [InlineData("qwen3_moe")]
     [InlineData("phi3")]
+    [InlineData("gemma3_text")]
     public void KvCache_PrefillThenSteps_EqualsFullForward(string family)
     {
         using var model = TinyModels.Create(family, seed: 7);
@@ -120,6 +122,7 @@ public class CausalLanguageModelTests
     [InlineData("qwen2_moe")]
     [InlineData("qwen3_moe")]
     [InlineData("phi3")]
+    [InlineData("gemma3_text")]
     public void SavedConfig_HasOnlyHuggingFaceKeys(string family)
     {
         // Derived values (bias flags, expert counts) are ours; config.json keeps HF's snake_case keys.

@@ -124,4 +124,30 @@ public class FamilyShapeTests
         // Model card: 3.8B parameters.
         Assert.Equal(3_821_079_552, model.ParameterCount());
     }
+
+    [Fact]
+    public void Gemma3_1B_OnMeta_MatchesTheArchitecturesNameAndShapeList()
+    {
+        using var model = OnMeta("gemma-3-1b.json");
+
+        // google/gemma-3-1b-pt (gemma3_text): 26 layers, hidden 1152, 4 query heads and 1 kv head of
+        // head_dim 256, q_norm / k_norm, four norms per layer (input, post-attention, pre- and
+        // post-feed-forward), intermediate 6912, tied head (HF's default for this config).
+        var expected = Expected(26, 262144, 1152, tied: true, _ =>
+        [
+            P("input_layernorm.weight", 1152), P("post_attention_layernorm.weight", 1152),
+            P("pre_feedforward_layernorm.weight", 1152), P("post_feedforward_layernorm.weight", 1152),
+            P("self_attn.q_proj.weight", 1024, 1152), P("self_attn.k_proj.weight", 256, 1152),
+            P("self_attn.v_proj.weight", 256, 1152), P("self_attn.o_proj.weight", 1152, 1024),
+            P("self_attn.q_norm.weight", 256), P("self_attn.k_norm.weight", 256),
+            .. Mlp("mlp.", 1152, 6912),
+        ]);
+
+        Assert.Equal(expected, Lines(model.ParameterShapes()));
+        // Model card: 1B parameters (999,885,952).
+        Assert.Equal(999_885_952, model.ParameterCount());
+        // Every 6th layer is global with rope_theta 10^6; the others slide over 512 with base 10^4.
+        Assert.Equal(new int?[] { 512, 512, 512, 512, 512, null }, Enumerable.Range(0, 6).Select(model.Config.SlidingWindowOf));
+        Assert.Equal(new double?[] { 10_000, 10_000, 10_000, 10_000, 10_000, null }, Enumerable.Range(0, 6).Select(model.Config.LocalRopeTheta));
+    }
 }

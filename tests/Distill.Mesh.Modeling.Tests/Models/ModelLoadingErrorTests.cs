@@ -14,7 +14,7 @@ public class ModelLoadingErrorTests
     {
         var error = Assert.Throws<ModelConfigException>(() => ModelConfigs.Parse("{\"model_type\": \"gpt_neox\"}"));
 
-        Assert.Contains("model_type 'gpt_neox' is not supported (supported: llama, mistral, mixtral, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe)", error.Message);
+        Assert.Contains("model_type 'gpt_neox' is not supported (supported: gemma3_text, llama, mistral, mixtral, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe)", error.Message);
     }
 
     [Theory]

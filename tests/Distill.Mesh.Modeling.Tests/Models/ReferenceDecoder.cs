@@ -8,19 +8,22 @@ namespace Distill.Mesh.Modeling.Tests.Models;
 /// An independent float64 forward pass of the HF decoder families, written with plain arrays and
 /// loops from the published definitions (no TorchSharp operators): RMSNorm, rotary embeddings as
 /// rotations of the pairs (i, i + d/2), grouped-query causal attention with an optional sliding
-/// window, Phi-3's fused qkv_proj / gate_up_proj and partial rotary, Qwen3's per-head q/k RMSNorm before the rotation, SwiGLU MLP or routed experts (Mixtral's
+/// window, Gemma 3's scaled embeddings, (1 + w) sandwich norms, GeGLU, query_pre_attn_scalar and
+/// local rotary base on sliding layers, Phi-3's fused qkv_proj / gate_up_proj and partial rotary, Qwen3's per-head q/k RMSNorm before the rotation, SwiGLU MLP or routed experts (Mixtral's
 /// and Qwen-MoE's namings, top-k renormalised or not, Qwen2-MoE's sigmoid-gated shared expert), tied
 /// or untied output head.
 /// </summary>
 internal sealed class ReferenceDecoder
 {
     private readonly DecoderConfig _c;
+    private readonly Gemma3TextConfig? _gemma;
     private readonly Dictionary<string, double[]> _w;
     private readonly Dictionary<string, long[]> _shapes;
 
     public ReferenceDecoder(CausalLanguageModel model)
     {
         _c = model.Config;
+        _gemma = _c as Gemma3TextConfig;
         _w = [];
         _shapes = [];
         foreach (var (name, p) in model.named_parameters())
@@ -35,11 +38,27 @@ internal sealed class ReferenceDecoder
     {
         var (h, d) = (_c.HiddenSize, _c.HeadDimension);
         var x = ids.Select(id => _w["model.embed_tokens.weight"].AsSpan(id * h, h).ToArray()).ToArray();
+        if (_gemma is not null)
+        {
+            // Gemma: × √hidden, that factor rounded to the embedding dtype (float32 here).
+            var scale = (double)(float)Math.Sqrt(h);
+            x = x.Select(r => r.Select(e => e * scale).ToArray()).ToArray();
+        }
+
         for (var layer = 0; layer < _c.NumHiddenLayers; layer++)
         {
             var p = $"model.layers.{layer}.";
             var normed = x.Select(r => RmsNorm(r, _w[p + "input_layernorm.weight"])).ToArray();
-            var attention = Attention(normed, p + "self_attn.", _c.SlidingWindowOf(layer));
+            var attention = Attention(normed, p + "self_attn.", _c.SlidingWindowOf(layer), layer);
+            if (_gemma is not null)
+            {
+                // Gemma's sandwich: x + post_attention_norm(attn), then x + post_ff_norm(mlp(pre_ff_norm(x))).
+                x = x.Select((r, t) => Add(r, RmsNorm(attention[t], _w[p + "post_attention_layernorm.weight"]))).ToArray();
+                var fed = x.Select(r => FeedForward(RmsNorm(r, _w[p + "pre_feedforward_layernorm.weight"]), p)).ToArray();
+                x = x.Select((r, t) => Add(r, RmsNorm(fed[t], _w[p + "post_feedforward_layernorm.weight"]))).ToArray();
+                continue;
+            }
+
             x = x.Select((r, t) => Add(r, attention[t])).ToArray();
             normed = x.Select(r => RmsNorm(r, _w[p + "post_attention_layernorm.weight"])).ToArray();
             var mlp = normed.Select(r => FeedForward(r, p)).ToArray();
@@ -50,10 +69,12 @@ internal sealed class ReferenceDecoder
         return x.Select(r => Linear(RmsNorm(r, _w["model.norm.weight"]), head)).ToArray();
     }
 
+    /// <summary>v / rms(v) scaled by the weight (Gemma: by 1 + weight).</summary>
     private double[] RmsNorm(double[] v, double[] weight)
     {
         var rms = Math.Sqrt(v.Sum(e => e * e) / v.Length + _c.RmsNormEps);
-        return v.Select((e, i) => e / rms * weight[i]).ToArray();
+        var offset = _gemma is null ? 0 : 1;
+        return v.Select((e, i) => e / rms * (offset + weight[i])).ToArray();
     }
 
     /// <summary>RMSNorm of each head's slice [h·d, (h+1)·d) in place, when the layer has that norm.</summary>
@@ -110,11 +131,14 @@ internal sealed class ReferenceDecoder
     /// <summary>The rotated leading dimensions of a head: all of them, or Phi-3's partial_rotary_factor share.</summary>
     private int RotatedDimensions => _c is Phi3Config phi ? (int)(_c.HeadDimension * phi.PartialRotaryFactor) : _c.HeadDimension;
 
-    private double[] InverseFrequencies()
+    private double[] InverseFrequencies(int layer)
     {
         var d = RotatedDimensions;
-        var inv = Enumerable.Range(0, d / 2).Select(i => Math.Pow(_c.RopeTheta, -2.0 * i / d)).ToArray();
-        if (_c.RopeScaling is { Kind: "llama3" } s)
+        // Gemma 3's sliding layers rotate with their own, unscaled base.
+        var local = _gemma is not null && _gemma.IsSlidingLayer(layer);
+        var theta = local ? _gemma!.RopeLocalBaseFreq : _c.RopeTheta;
+        var inv = Enumerable.Range(0, d / 2).Select(i => Math.Pow(theta, -2.0 * i / d)).ToArray();
+        if (!local && _c.RopeScaling is { Kind: "llama3" } s)
         {
             var old = (double)s.OriginalMaxPositionEmbeddings!;
             for (var i = 0; i < inv.Length; i++)
@@ -146,10 +170,11 @@ internal sealed class ReferenceDecoder
         }
     }
 
-    private double[][] Attention(double[][] x, string prefix, int? window)
+    private double[][] Attention(double[][] x, string prefix, int? window, int layer)
     {
         var (heads, kvHeads, d) = (_c.NumAttentionHeads, _c.KeyValueHeads, _c.HeadDimension);
-        var inv = InverseFrequencies();
+        var inv = InverseFrequencies(layer);
+        var scale = _gemma is not null ? 1 / Math.Sqrt(_gemma.QueryPreAttnScalar) : 1 / Math.Sqrt(d);
         double[][] q, k, v;
         if (_w.ContainsKey(prefix + "qkv_proj.weight"))
         {
@@ -190,7 +215,7 @@ internal sealed class ReferenceDecoder
                     double dot = 0;
                     for (var i = 0; i < d; i++)
                         dot += q[t][head * d + i] * k[s][kv * d + i];
-                    scores[s - first] = dot / Math.Sqrt(d);
+                    scores[s - first] = dot * scale;
                 }
 
                 var max = scores.Max();
@@ -213,8 +238,13 @@ internal sealed class ReferenceDecoder
     {
         var g = Linear(x, gate);
         var u = Linear(x, up);
-        return Linear(g.Select((e, i) => e / (1 + Math.Exp(-e)) * u[i]).ToArray(), down);
+        return Linear(g.Select((e, i) => Activate(e) * u[i]).ToArray(), down);
     }
+
+    /// <summary>silu, or Gemma's gelu_pytorch_tanh: ½x(1 + tanh(√(2/π)(x + 0.044715x³))).</summary>
+    private double Activate(double e) => _gemma is null
+        ? e / (1 + Math.Exp(-e))
+        : 0.5 * e * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (e + 0.044715 * e * e * e)));
 
     private double[] Moe(double[] x, string prefix, (string Gate, string Up, string Down) parts, bool normalize)
     {
