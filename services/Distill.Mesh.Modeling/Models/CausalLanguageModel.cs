@@ -40,7 +40,10 @@ public sealed class CausalLanguageModel : nn.Module
     /// <summary>The transformer body.</summary>
     public DecoderModel Body => _model;
 
-    /// <summary>The output projection [vocab, hidden]: <c>lm_head.weight</c>, or the embeddings when tied.</summary>
+    /// <summary>
+    /// The output projection [vocab, hidden]: <c>lm_head.weight</c>, or the embeddings when tied.
+    /// hidden·Wᵀ are the logits before <see cref="DecoderConfig.FinalLogitSoftcap"/> (Gemma 2), which callers must still apply.
+    /// </summary>
     public Tensor OutputWeight => _lmHead?.Weight ?? _model.EmbedTokens.Weight;
 
     /// <summary>The untied output head, if any (a LoRA target).</summary>
@@ -69,9 +72,19 @@ public sealed class CausalLanguageModel : nn.Module
     public Tensor Hidden(Tensor ids, Tensor? paddingMask = null, Tensor? positionIds = null, KvCache? cache = null, Tensor? documentIds = null) =>
         _model.Forward(ids, paddingMask, positionIds, cache, documentIds);
 
-    /// <summary>Projects hidden states to logits.</summary>
-    public Tensor Logits(Tensor hidden) =>
-        _lmHead is not null ? _lmHead.forward(hidden) : nn.functional.linear(hidden, _model.EmbedTokens.Weight);
+    /// <summary>Projects hidden states to logits (soft-capped where the config says so, as Gemma 2).</summary>
+    public Tensor Logits(Tensor hidden)
+    {
+        var logits = _lmHead is not null ? _lmHead.forward(hidden) : nn.functional.linear(hidden, _model.EmbedTokens.Weight);
+        return Config.FinalLogitSoftcap is { } cap ? SoftCap(logits, cap) : logits;
+    }
+
+    /// <summary><c>c·tanh(x / c)</c>: HF's logit soft-capping.</summary>
+    public static Tensor SoftCap(Tensor x, double cap)
+    {
+        using var scope = torch.NewDisposeScope();
+        return ((x / cap).tanh() * cap).MoveToOuterDisposeScope();
+    }
 
     /// <summary>A cache sized for this model.</summary>
     public KvCache NewCache() => new(Config.NumHiddenLayers);
@@ -146,6 +159,7 @@ public sealed class CausalLanguageModel : nn.Module
 
     private static string ArchitectureName(string modelType) => modelType switch
     {
+        "gemma2" => "Gemma2ForCausalLM",
         "gemma3_text" => "Gemma3ForCausalLM",
         "llama" => "LlamaForCausalLM",
         "qwen2" => "Qwen2ForCausalLM",

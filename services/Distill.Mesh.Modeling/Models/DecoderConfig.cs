@@ -119,6 +119,14 @@ public abstract class DecoderConfig
     [JsonIgnore]
     public virtual double AttentionScale => 1 / Math.Sqrt(HeadDimension);
 
+    /// <summary>Attention scores are soft-capped to <c>c·tanh(score / c)</c> before the mask (Gemma 2), or null.</summary>
+    [JsonIgnore]
+    public virtual double? AttentionSoftcap => null;
+
+    /// <summary>Logits are soft-capped to <c>c·tanh(logit / c)</c> (Gemma 2), or null.</summary>
+    [JsonIgnore]
+    public virtual double? FinalLogitSoftcap => null;
+
     /// <summary>The rotary base of a layer with its own local rotary embedding (Gemma 3's sliding layers: <c>rope_local_base_freq</c>, unscaled), or null for the model's.</summary>
     public virtual double? LocalRopeTheta(int layer) => null;
 

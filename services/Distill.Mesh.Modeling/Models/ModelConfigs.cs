@@ -10,6 +10,7 @@ public static class ModelConfigs
     /// <summary>The <c>model_type</c> values this project implements.</summary>
     public static readonly IReadOnlyDictionary<string, Type> Supported = new Dictionary<string, Type>
     {
+        ["gemma2"] = typeof(Gemma2Config),
         ["gemma3_text"] = typeof(Gemma3TextConfig),
         ["llama"] = typeof(LlamaConfig),
         ["mistral"] = typeof(MistralConfig),

@@ -41,6 +41,8 @@ public sealed class Attention : nn.Module
 
     /// <summary>SDPA divides q·kᵀ by √head_dim; queries are multiplied by this to get the family's scale instead.</summary>
     private readonly double _queryScale;
+    private readonly double _scale;
+    private readonly double? _softcap;
 
     public Attention(DecoderConfig config, int layer, ScalarType dtype, Device device)
         : base(nameof(Attention))
@@ -49,7 +51,9 @@ public sealed class Attention : nn.Module
         _heads = config.NumAttentionHeads;
         _kvHeads = config.KeyValueHeads;
         _headDim = config.HeadDimension;
-        _queryScale = config.AttentionScale * Math.Sqrt(_headDim);
+        _scale = config.AttentionScale;
+        _queryScale = _scale * Math.Sqrt(_headDim);
+        _softcap = config.AttentionSoftcap;
         if (config.FusedProjections)
         {
             _qkvProj = new Projection(config.HiddenSize, (_heads + 2 * _kvHeads) * _headDim, config.QkvBias, dtype, device);
@@ -92,13 +96,44 @@ public sealed class Attention : nn.Module
         if (cache is not null)
             (k, v) = cache.Append(_layer, k, v);
 
-        if (Math.Abs(_queryScale - 1) > 1e-12)
-            q = q * _queryScale;
         k = RepeatKv(k);
         v = RepeatKv(v);
-        var attended = nn.functional.scaled_dot_product_attention(q, k, v, mask, is_casual: mask is null && causal);
+        Tensor attended;
+        if (_softcap is { } cap)
+        {
+            attended = SoftCappedAttention(q, k, v, mask, causal, cap);
+        }
+        else
+        {
+            if (Math.Abs(_queryScale - 1) > 1e-12)
+                q = q * _queryScale;
+            attended = nn.functional.scaled_dot_product_attention(q, k, v, mask, is_casual: mask is null && causal);
+        }
+
         var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return _oProj.forward(merged).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Gemma 2's attention, which SDPA cannot express: scores q·kᵀ·scale capped to c·tanh(s / c)
+    /// before the mask, softmax in float32.
+    /// </summary>
+    private Tensor SoftCappedAttention(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal, double cap)
+    {
+        var scores = CausalLanguageModel.SoftCap(q.matmul(k.transpose(-2, -1)) * _scale, cap);
+        if (mask is not null)
+        {
+            scores = scores + mask;
+        }
+        else if (causal)
+        {
+            // Queries are the last of the keys (no cache: as many of each).
+            var (queries, keys) = (scores.shape[^2], scores.shape[^1]);
+            var allowed = torch.ones(queries, keys, dtype: ScalarType.Bool, device: scores.device).tril(keys - queries);
+            scores = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity);
+        }
+
+        return scores.softmax(-1, ScalarType.Float32).to_type(q.dtype).matmul(v);
     }
 
     private (Tensor Query, Tensor Key, Tensor Value) Project(Tensor hidden)

@@ -1,5 +1,6 @@
 using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.Modeling.Extraction;
+using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.Modeling.Models;
 using Distill.Mesh.Testing;
 using TorchSharp;
@@ -31,6 +32,7 @@ public class CausalLanguageModelTests
     [InlineData("qwen2_moe")]
     [InlineData("qwen3_moe")]
     [InlineData("phi3")]
+    [InlineData("gemma2")]
     [InlineData("gemma3_text")]
     public void SaveAndLoad_EachFamily_GivesIdenticalLogits(string family)
     {
@@ -72,6 +74,7 @@ public class CausalLanguageModelTests
     [InlineData("qwen2_moe")]
     [InlineData("qwen3_moe")]
     [InlineData("phi3")]
+    [InlineData("gemma2")]
     [InlineData("gemma3_text")]
     public void KvCache_PrefillThenSteps_EqualsFullForward(string family)
     {
@@ -122,6 +125,7 @@ public class CausalLanguageModelTests
     [InlineData("qwen2_moe")]
     [InlineData("qwen3_moe")]
     [InlineData("phi3")]
+    [InlineData("gemma2")]
     [InlineData("gemma3_text")]
     public void SavedConfig_HasOnlyHuggingFaceKeys(string family)
     {
@@ -175,6 +179,24 @@ public class CausalLanguageModelTests
 
         using var ids = TinyModels.RandomIds(2, 10, denseConfig.VocabSize, seed: 14);
         TensorAssert.Close(dense.Forward(ids), moe.Forward(ids), atol: 1e-5);
+    }
+
+    [Fact]
+    public void Gemma2_TeacherRowsFromHiddenStates_AreTheSoftCappedLogits()
+    {
+        // Teachers and the chunked loss project hidden·Wᵀ themselves: the soft-cap must follow.
+        using var model = TinyModels.Create("gemma2", seed: 19);
+        using var ids = TinyModels.RandomIds(1, 7, model.Config.VocabSize, seed: 20);
+        using var logits = model.Forward(ids)[0];
+        using var hidden = model.Hidden(ids)[0];
+
+        using var rows = new ProjectedTeacherRows(hidden, model.OutputWeight, softcap: model.Config.FinalLogitSoftcap);
+        var block = (DenseTeacherLogits)rows.Block(0, 7);
+
+        TensorAssert.Close(logits, block.Logits, atol: 1e-6);
+        Assert.True(logits.abs().max().item<float>() < 3, "capped at final_logit_softcapping 3");
+        using var raw = hidden.matmul(model.OutputWeight.t());
+        Assert.True(TensorAssert.MaxAbsDiff(raw, logits) > 1e-3, "the cap should change these logits");
     }
 
     [Fact]

@@ -150,4 +150,28 @@ public class FamilyShapeTests
         Assert.Equal(new int?[] { 512, 512, 512, 512, 512, null }, Enumerable.Range(0, 6).Select(model.Config.SlidingWindowOf));
         Assert.Equal(new double?[] { 10_000, 10_000, 10_000, 10_000, 10_000, null }, Enumerable.Range(0, 6).Select(model.Config.LocalRopeTheta));
     }
+
+    [Fact]
+    public void Gemma2_2B_OnMeta_MatchesTheArchitecturesNameAndShapeList()
+    {
+        using var model = OnMeta("gemma-2-2b.json");
+
+        // google/gemma-2-2b: 26 layers, hidden 2304, 8 query and 4 kv heads of head_dim 256, four
+        // norms per layer, intermediate 9216, no q/k norms, tied head.
+        var expected = Expected(26, 256000, 2304, tied: true, _ =>
+        [
+            P("input_layernorm.weight", 2304), P("post_attention_layernorm.weight", 2304),
+            P("pre_feedforward_layernorm.weight", 2304), P("post_feedforward_layernorm.weight", 2304),
+            P("self_attn.q_proj.weight", 2048, 2304), P("self_attn.k_proj.weight", 1024, 2304),
+            P("self_attn.v_proj.weight", 1024, 2304), P("self_attn.o_proj.weight", 2304, 2048),
+            .. Mlp("mlp.", 2304, 9216),
+        ]);
+
+        Assert.Equal(expected, Lines(model.ParameterShapes()));
+        // Model card: 2.6B parameters (2,614,341,888).
+        Assert.Equal(2_614_341_888, model.ParameterCount());
+        // Even layers slide over 4096 tokens; scores capped at 50, logits at 30.
+        Assert.Equal(new int?[] { 4096, null, 4096, null }, Enumerable.Range(0, 4).Select(model.Config.SlidingWindowOf));
+        Assert.Equal((50.0, 30.0), (model.Config.AttentionSoftcap, model.Config.FinalLogitSoftcap));
+    }
 }

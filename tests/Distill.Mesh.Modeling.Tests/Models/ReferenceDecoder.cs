@@ -8,7 +8,7 @@ namespace Distill.Mesh.Modeling.Tests.Models;
 /// An independent float64 forward pass of the HF decoder families, written with plain arrays and
 /// loops from the published definitions (no TorchSharp operators): RMSNorm, rotary embeddings as
 /// rotations of the pairs (i, i + d/2), grouped-query causal attention with an optional sliding
-/// window, Gemma 3's scaled embeddings, (1 + w) sandwich norms, GeGLU, query_pre_attn_scalar and
+/// window, Gemma 2's attention and final logit soft-capping, Gemma 3's scaled embeddings, (1 + w) sandwich norms, GeGLU, query_pre_attn_scalar and
 /// local rotary base on sliding layers, Phi-3's fused qkv_proj / gate_up_proj and partial rotary, Qwen3's per-head q/k RMSNorm before the rotation, SwiGLU MLP or routed experts (Mixtral's
 /// and Qwen-MoE's namings, top-k renormalised or not, Qwen2-MoE's sigmoid-gated shared expert), tied
 /// or untied output head.
@@ -16,14 +16,14 @@ namespace Distill.Mesh.Modeling.Tests.Models;
 internal sealed class ReferenceDecoder
 {
     private readonly DecoderConfig _c;
-    private readonly Gemma3TextConfig? _gemma;
+    private readonly GemmaConfig? _gemma;
     private readonly Dictionary<string, double[]> _w;
     private readonly Dictionary<string, long[]> _shapes;
 
     public ReferenceDecoder(CausalLanguageModel model)
     {
         _c = model.Config;
-        _gemma = _c as Gemma3TextConfig;
+        _gemma = _c as GemmaConfig;
         _w = [];
         _shapes = [];
         foreach (var (name, p) in model.named_parameters())
@@ -66,7 +66,8 @@ internal sealed class ReferenceDecoder
         }
 
         var head = _c.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-        return x.Select(r => Linear(RmsNorm(r, _w["model.norm.weight"]), head)).ToArray();
+        var logits = x.Select(r => Linear(RmsNorm(r, _w["model.norm.weight"]), head)).ToArray();
+        return _gemma?.FinalLogitSoftcapping is { } cap ? logits.Select(r => r.Select(e => cap * Math.Tanh(e / cap)).ToArray()).ToArray() : logits;
     }
 
     /// <summary>v / rms(v) scaled by the weight (Gemma: by 1 + weight).</summary>
@@ -135,8 +136,8 @@ internal sealed class ReferenceDecoder
     {
         var d = RotatedDimensions;
         // Gemma 3's sliding layers rotate with their own, unscaled base.
-        var local = _gemma is not null && _gemma.IsSlidingLayer(layer);
-        var theta = local ? _gemma!.RopeLocalBaseFreq : _c.RopeTheta;
+        var local = _c is Gemma3TextConfig gemma3 && gemma3.IsSlidingLayer(layer);
+        var theta = local ? ((Gemma3TextConfig)_c).RopeLocalBaseFreq : _c.RopeTheta;
         var inv = Enumerable.Range(0, d / 2).Select(i => Math.Pow(theta, -2.0 * i / d)).ToArray();
         if (!local && _c.RopeScaling is { Kind: "llama3" } s)
         {
@@ -215,7 +216,7 @@ internal sealed class ReferenceDecoder
                     double dot = 0;
                     for (var i = 0; i < d; i++)
                         dot += q[t][head * d + i] * k[s][kv * d + i];
-                    scores[s - first] = dot * scale;
+                    scores[s - first] = _gemma?.AttnLogitSoftcapping is { } cap ? cap * Math.Tanh(dot * scale / cap) : dot * scale;
                 }
 
                 var max = scores.Max();

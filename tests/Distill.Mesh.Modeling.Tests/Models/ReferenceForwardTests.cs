@@ -14,6 +14,7 @@ public class ReferenceForwardTests
     [InlineData("qwen3")]   // q/k norms per head, head_dim 32 ≠ hidden/heads, window 6 on layer 1 only, tied head
     [InlineData("qwen2_moe")] // q/k/v biases, unnormalised top-2 of 4, shared expert with sigmoid gate, layer 1 dense
     [InlineData("qwen3_moe")] // q/k norms, normalised top-2, layer 0 dense (decoder_sparse_step 2)
+    [InlineData("gemma2")]  // ×√hidden, (1 + w) sandwich norms, GeGLU, scale 24^-½, scores capped at 2 and logits at 3, layer 0 sliding
     [InlineData("gemma3_text")] // ×√hidden, (1 + w) norms, GeGLU, scale 24^-½, layers 0-1 sliding with base 10^4, layer 2 global
     [InlineData("phi3")]    // fused qkv_proj and gate_up_proj, rotary on half of each head, window 6, GQA 4:2
     public void Forward_EqualsIndependentFloat64Reference(string family)
