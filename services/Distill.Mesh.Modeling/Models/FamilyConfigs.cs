@@ -36,9 +36,11 @@ public sealed class Qwen2Config : DecoderConfig
     [JsonIgnore]
     public override bool QkvBias => true;
 
-    /// <summary>As HF Qwen2: layers from <c>max_window_layers</c> up use the window.</summary>
-    public override int? SlidingWindowOf(int layer) =>
-        UseSlidingWindow && SlidingWindow is > 0 && layer >= (MaxWindowLayers ?? 0) ? SlidingWindow : null;
+    public override int? SlidingWindowOf(int layer) => WindowOf(layer, UseSlidingWindow, SlidingWindow, MaxWindowLayers);
+
+    /// <summary>As HF Qwen2 (and Qwen2-MoE): with use_sliding_window, layers from <c>max_window_layers</c> up use the window.</summary>
+    internal static int? WindowOf(int layer, bool useSlidingWindow, int? slidingWindow, int? maxWindowLayers) =>
+        useSlidingWindow && slidingWindow is > 0 && layer >= (maxWindowLayers ?? 0) ? slidingWindow : null;
 }
 
 /// <summary>HF <c>MistralConfig</c>: Llama layout with an optional sliding attention window.</summary>

@@ -100,9 +100,7 @@ public sealed class Qwen2MoeConfig : QwenMoeConfig
     [JsonIgnore]
     public override int SharedExpertIntermediateSize => SharedExpertIntermediateSizeField;
 
-    /// <summary>As HF Qwen2: layers from <c>max_window_layers</c> up use the window.</summary>
-    public override int? SlidingWindowOf(int layer) =>
-        UseSlidingWindow && SlidingWindow is > 0 && layer >= (MaxWindowLayers ?? 0) ? SlidingWindow : null;
+    public override int? SlidingWindowOf(int layer) => Qwen2Config.WindowOf(layer, UseSlidingWindow, SlidingWindow, MaxWindowLayers);
 
     public override void Validate()
     {

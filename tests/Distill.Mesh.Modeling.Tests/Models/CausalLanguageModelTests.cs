@@ -10,6 +10,9 @@ namespace Distill.Mesh.Modeling.Tests.Models;
 
 public class CausalLanguageModelTests
 {
+    /// <summary>Every family with a tiny config.</summary>
+    public static TheoryData<string> Families => new(TinyModels.Families);
+
     [Fact]
     public void Build_Llama32_1B_OnMeta_MatchesApprovedNameAndShapeList()
     {
@@ -24,16 +27,7 @@ public class CausalLanguageModelTests
     }
 
     [Theory]
-    [InlineData("llama")]
-    [InlineData("qwen2")]
-    [InlineData("mistral")]
-    [InlineData("mixtral")]
-    [InlineData("qwen3")]
-    [InlineData("qwen2_moe")]
-    [InlineData("qwen3_moe")]
-    [InlineData("phi3")]
-    [InlineData("gemma2")]
-    [InlineData("gemma3_text")]
+    [MemberData(nameof(Families))]
     public void SaveAndLoad_EachFamily_GivesIdenticalLogits(string family)
     {
         using var dir = new TempFolder();
@@ -66,16 +60,7 @@ public class CausalLanguageModelTests
     }
 
     [Theory]
-    [InlineData("llama")]
-    [InlineData("qwen2")]
-    [InlineData("mistral")]
-    [InlineData("mixtral")]
-    [InlineData("qwen3")]
-    [InlineData("qwen2_moe")]
-    [InlineData("qwen3_moe")]
-    [InlineData("phi3")]
-    [InlineData("gemma2")]
-    [InlineData("gemma3_text")]
+    [MemberData(nameof(Families))]
     public void KvCache_PrefillThenSteps_EqualsFullForward(string family)
     {
         using var model = TinyModels.Create(family, seed: 7);
@@ -117,16 +102,7 @@ public class CausalLanguageModelTests
     }
 
     [Theory]
-    [InlineData("llama")]
-    [InlineData("qwen2")]
-    [InlineData("mistral")]
-    [InlineData("mixtral")]
-    [InlineData("qwen3")]
-    [InlineData("qwen2_moe")]
-    [InlineData("qwen3_moe")]
-    [InlineData("phi3")]
-    [InlineData("gemma2")]
-    [InlineData("gemma3_text")]
+    [MemberData(nameof(Families))]
     public void SavedConfig_HasOnlyHuggingFaceKeys(string family)
     {
         // Derived values (bias flags, expert counts) are ours; config.json keeps HF's snake_case keys.
