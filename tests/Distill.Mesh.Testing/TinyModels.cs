@@ -7,7 +7,7 @@ namespace Distill.Mesh.Testing;
 public static class TinyModels
 {
     /// <summary>The families with a tiny config.</summary>
-    public static readonly string[] Families = ["llama", "qwen2", "mistral", "mixtral"];
+    public static readonly string[] Families = ["llama", "qwen2", "mistral", "mixtral", "qwen3", "qwen2_moe", "qwen3_moe", "phi3", "gemma2", "gemma3_text"];
 
     /// <summary>Path of a config under <c>configs/models</c>.</summary>
     public static string ConfigPath(string name) => Path.Combine(SharedData.RepositoryRoot, "configs", "models", name);

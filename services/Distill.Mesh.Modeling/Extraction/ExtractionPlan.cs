@@ -110,7 +110,7 @@ public sealed class ExtractionPlan
         if (options.Shards > tasks.Count)
             throw new ArgumentException($"{options.Shards} shards for {tasks.Count} tensors: at most one shard per tensor");
 
-        return new ExtractionPlan(tasks, Balance(tasks, student, options.Shards), notCarried, layers, teacherLayers, studentLayers, HashOf(teacher, student, options), options.Shards);
+        return new ExtractionPlan(tasks, Balance(tasks, student, options.Shards), notCarried, layers, teacherLayers, studentLayers, HashOf(teacher, student, layers, options), options.Shards);
     }
 
     /// <summary>Decoder layers: one more than the highest <c>model.layers.N</c> index.</summary>
@@ -140,11 +140,13 @@ public sealed class ExtractionPlan
 
     /// <summary>
     /// Both models' fingerprints (config and tensor index), their weight files' sizes and write
-    /// times (a fine-tuned teacher has its base's fingerprint), and the options.
+    /// times (a fine-tuned teacher has its base's fingerprint), the layer map (so shards of an
+    /// earlier mapping rule are not taken as finished), and the options.
     /// </summary>
-    private static string HashOf(SafetensorsCheckpoint teacher, SafetensorsCheckpoint student, ExtractionOptions options)
+    private static string HashOf(SafetensorsCheckpoint teacher, SafetensorsCheckpoint student, IReadOnlyList<LayerSource> layers, ExtractionOptions options)
     {
         var text = new StringBuilder();
+        text.AppendJoin('\n', layers.Select(l => string.Join(" ", l.Parts.Select(p => FormattableString.Invariant($"{p.Layer}:{p.Weight:R}"))))).Append('\n');
         foreach (var checkpoint in new[] { teacher, student })
         {
             text.Append(checkpoint.Fingerprint()).Append('\n');

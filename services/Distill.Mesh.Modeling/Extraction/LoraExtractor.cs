@@ -217,7 +217,7 @@ public sealed partial class LoraExtractor : IDisposable
             return (Skipped("-", "-", 0, e.Message), null, null);
         }
 
-        var (projected, method) = ShapeProjector.Project(teacher, shape);
+        var (projected, method) = ProjectFused(name, teacher, shape) ?? ShapeProjector.Project(teacher, shape);
         var delta = projected - _student.ReadTensor(name).to_type(Options.ComputeDtype);
         // Δ in float64 once: its norm now, the error of the saved factors below.
         var exact = delta.to_type(ScalarType.Float64);
@@ -245,6 +245,17 @@ public sealed partial class LoraExtractor : IDisposable
             : (low.DroppedNorm ?? TruncatedSvd.OptimalError(TruncatedSvd.SingularValues(exact), rank)) / norm;
         var report = new TensorReport(name, module, shape, source, method.ToString(), rank, alpha, Options.Svd.ToString(), error, optimum, norm);
         return (report, a.MoveToOuterDisposeScope(), b.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>A fused weight of another size, projected part by part (teacher parts sized from its first mapped layer); null otherwise.</summary>
+    private (Tensor Projected, ProjectionMethod Method)? ProjectFused(string name, Tensor teacher, long[] shape)
+    {
+        if (teacher.shape.SequenceEqual(shape) || FusedProjections.RowBlocks(name, _student) is not { } studentBlocks)
+            return null;
+        var teacherName = ExpertNaming.ParseLayer(name) is { } layer ? ExpertNaming.InLayer(name, Plan.Layers[layer].Parts[0].Layer) : name;
+        return FusedProjections.RowBlocks(teacherName, _teacher) is { } teacherBlocks
+            ? FusedProjections.Project(teacher, teacherBlocks, studentBlocks, shape[1])
+            : null;
     }
 
     /// <summary>The module's rank by PEFT's rank_pattern rule (the loader's own matching).</summary>

@@ -10,7 +10,7 @@ internal sealed class NoTeacherSourceException(string reason) : Exception(reason
 
 /// <summary>
 /// The teacher tensor each student tensor is distilled from, before projection: the blend of the
-/// two mapped teacher layers; for experts, the blend of a k-means cluster of the mapped layers'
+/// mapped teacher layers; for experts, the blend of a k-means cluster of the mapped layers'
 /// experts; for routers, the same blend of the clustered experts' rows. Deterministic for a seed,
 /// so every shard worker derives the same clusters.
 /// </summary>
@@ -47,7 +47,7 @@ internal sealed partial class TeacherSources(SafetensorsCheckpoint teacher, Safe
             return Expert(expert);
         if (ExpertNaming.ParseRouter(name) is not null)
             return Router(layer);
-        if (DenseMlp().Match(name) is { Success: true } dense && !teacher.Contains(ExpertNaming.InLayer(name, source.Lower)))
+        if (DenseMlp().Match(name) is { Success: true } dense && !teacher.Contains(ExpertNaming.InLayer(name, source.Parts[0].Layer)))
             return MeanOfExperts(source, dense.Groups[2].Value);
         var blend = source.Parts.Select(p => (Read(Require(ExpertNaming.InLayer(name, p.Layer))), p.Weight)).ToList();
         return (Sum(blend), source.Blend);
@@ -145,7 +145,7 @@ internal sealed partial class TeacherSources(SafetensorsCheckpoint teacher, Safe
             var style = StyleOf(candidates[0].Layer);
             IReadOnlyList<Member[]> members;
             var clustered = false;
-            if (source.UpperWeight == 0 && candidates.Count == wanted)
+            if (source.Parts.Length == 1 && candidates.Count == wanted)
             {
                 members = candidates.Select(c => new[] { c }).ToList();
             }

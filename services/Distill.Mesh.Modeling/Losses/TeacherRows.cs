@@ -41,14 +41,16 @@ public sealed class TargetRows(TeacherTarget target, bool owns = false) : ITeach
 /// <param name="outputWeight">Teacher output weight [V, H_T], usually a narrowed view.</param>
 /// <param name="owns">Dispose the hidden states and the weight handle with the rows (pass a view
 /// of the weight then, never the parameter itself: disposing a view leaves the weight intact).</param>
-public sealed class ProjectedTeacherRows(Tensor hidden, Tensor outputWeight, bool owns = false) : ITeacherRows
+/// <param name="softcap">The teacher's final logit soft-capping (Gemma 2: logits c·tanh(z / c)), or null.</param>
+public sealed class ProjectedTeacherRows(Tensor hidden, Tensor outputWeight, bool owns = false, double? softcap = null) : ITeacherRows
 {
     public long Rows => hidden.shape[0];
 
     public TeacherTarget Block(long start, long length)
     {
         using var noGrad = torch.no_grad();
-        return new DenseTeacherLogits(hidden.narrow(0, start, length).matmul(outputWeight.t()));
+        var logits = hidden.narrow(0, start, length).matmul(outputWeight.t());
+        return new DenseTeacherLogits(softcap is { } cap ? Models.CausalLanguageModel.SoftCap(logits, cap) : logits);
     }
 
     public void Dispose()

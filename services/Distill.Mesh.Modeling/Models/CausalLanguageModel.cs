@@ -8,8 +8,8 @@ using static TorchSharp.torch;
 namespace Distill.Mesh.Modeling.Models;
 
 /// <summary>
-/// A decoder-only causal language model (HF <c>*ForCausalLM</c>) for the llama, qwen2, mistral and
-/// mixtral families. State-dict names and shapes are exactly HF's.
+/// A decoder-only causal language model (HF <c>*ForCausalLM</c>) for the families in
+/// <see cref="ModelConfigs.Supported"/>. State-dict names and shapes are exactly HF's.
 /// </summary>
 public sealed class CausalLanguageModel : nn.Module
 {
@@ -40,7 +40,10 @@ public sealed class CausalLanguageModel : nn.Module
     /// <summary>The transformer body.</summary>
     public DecoderModel Body => _model;
 
-    /// <summary>The output projection [vocab, hidden]: <c>lm_head.weight</c>, or the embeddings when tied.</summary>
+    /// <summary>
+    /// The output projection [vocab, hidden]: <c>lm_head.weight</c>, or the embeddings when tied.
+    /// hidden·Wᵀ are the logits before <see cref="DecoderConfig.FinalLogitSoftcap"/> (Gemma 2), which callers must still apply.
+    /// </summary>
     public Tensor OutputWeight => _lmHead?.Weight ?? _model.EmbedTokens.Weight;
 
     /// <summary>The untied output head, if any (a LoRA target).</summary>
@@ -69,9 +72,19 @@ public sealed class CausalLanguageModel : nn.Module
     public Tensor Hidden(Tensor ids, Tensor? paddingMask = null, Tensor? positionIds = null, KvCache? cache = null, Tensor? documentIds = null) =>
         _model.Forward(ids, paddingMask, positionIds, cache, documentIds);
 
-    /// <summary>Projects hidden states to logits.</summary>
-    public Tensor Logits(Tensor hidden) =>
-        _lmHead is not null ? _lmHead.forward(hidden) : nn.functional.linear(hidden, _model.EmbedTokens.Weight);
+    /// <summary>Projects hidden states to logits (soft-capped where the config says so, as Gemma 2).</summary>
+    public Tensor Logits(Tensor hidden)
+    {
+        var logits = _lmHead is not null ? _lmHead.forward(hidden) : nn.functional.linear(hidden, _model.EmbedTokens.Weight);
+        return Config.FinalLogitSoftcap is { } cap ? SoftCap(logits, cap) : logits;
+    }
+
+    /// <summary><c>c·tanh(x / c)</c>: HF's logit soft-capping.</summary>
+    public static Tensor SoftCap(Tensor x, double cap)
+    {
+        using var scope = torch.NewDisposeScope();
+        return ((x / cap).tanh() * cap).MoveToOuterDisposeScope();
+    }
 
     /// <summary>A cache sized for this model.</summary>
     public KvCache NewCache() => new(Config.NumHiddenLayers);
@@ -93,8 +106,10 @@ public sealed class CausalLanguageModel : nn.Module
         using var generator = new Generator((ulong)seed, Device);
         foreach (var (name, parameter) in named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))
         {
-            if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name == "model.norm.weight")
-                parameter.fill_(1.0);
+            // Every RMSNorm scale (layer norms, the final norm, q_norm / k_norm) starts at 1: a
+            // weight of 1, or Gemma's offset weight of 0.
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal))
+                parameter.fill_(Config.OffsetNorms ? 0.0 : 1.0);
             else if (name.EndsWith(".bias", StringComparison.Ordinal))
                 parameter.zero_();
             else
@@ -144,10 +159,16 @@ public sealed class CausalLanguageModel : nn.Module
 
     private static string ArchitectureName(string modelType) => modelType switch
     {
+        "gemma2" => "Gemma2ForCausalLM",
+        "gemma3_text" => "Gemma3ForCausalLM",
         "llama" => "LlamaForCausalLM",
         "qwen2" => "Qwen2ForCausalLM",
+        "qwen2_moe" => "Qwen2MoeForCausalLM",
+        "qwen3" => "Qwen3ForCausalLM",
+        "qwen3_moe" => "Qwen3MoeForCausalLM",
         "mistral" => "MistralForCausalLM",
         "mixtral" => "MixtralForCausalLM",
+        "phi3" => "Phi3ForCausalLM",
         _ => "ForCausalLM",
     };
 }

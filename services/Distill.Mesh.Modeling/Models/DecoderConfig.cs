@@ -99,6 +99,49 @@ public abstract class DecoderConfig
     /// <summary>The attention window of a layer, or null for full causal attention.</summary>
     public virtual int? SlidingWindowOf(int layer) => null;
 
+    /// <summary>The MLP's activation: <c>silu</c> (SwiGLU) or <c>gelu_pytorch_tanh</c> (Gemma's GeGLU).</summary>
+    [JsonIgnore]
+    public virtual string Activation => HiddenAct;
+
+    /// <summary>Whether RMSNorm scales by <c>(1 + weight)</c> in float32 (Gemma) rather than by <c>weight</c> after the cast back.</summary>
+    [JsonIgnore]
+    public virtual bool OffsetNorms => false;
+
+    /// <summary>Whether the embeddings are multiplied by √hidden_size, rounded to the embedding dtype (Gemma).</summary>
+    [JsonIgnore]
+    public virtual bool ScaleEmbeddings => false;
+
+    /// <summary>Whether attention and MLP outputs are normalised before their residual add (Gemma's post-attention, pre- and post-feed-forward norms).</summary>
+    [JsonIgnore]
+    public virtual bool SandwichNorms => false;
+
+    /// <summary>The factor on q·kᵀ (HF's <c>scaling</c>): 1/√head_dim, or Gemma's <c>query_pre_attn_scalar</c>^-½.</summary>
+    [JsonIgnore]
+    public virtual double AttentionScale => 1 / Math.Sqrt(HeadDimension);
+
+    /// <summary>Attention scores are soft-capped to <c>c·tanh(score / c)</c> before the mask (Gemma 2), or null.</summary>
+    [JsonIgnore]
+    public virtual double? AttentionSoftcap => null;
+
+    /// <summary>Logits are soft-capped to <c>c·tanh(logit / c)</c> (Gemma 2), or null.</summary>
+    [JsonIgnore]
+    public virtual double? FinalLogitSoftcap => null;
+
+    /// <summary>The rotary base of a layer with its own local rotary embedding (Gemma 3's sliding layers: <c>rope_local_base_freq</c>, unscaled), or null for the model's.</summary>
+    public virtual double? LocalRopeTheta(int layer) => null;
+
+    /// <summary>Whether q/k/v are one <c>qkv_proj</c> and gate/up one <c>gate_up_proj</c> (Phi-3).</summary>
+    [JsonIgnore]
+    public virtual bool FusedProjections => false;
+
+    /// <summary>Leading dimensions of each head that are rotated (HF: <c>int(head_dim · partial_rotary_factor)</c>); the rest pass through.</summary>
+    [JsonIgnore]
+    public virtual int RotaryDimension => HeadDimension;
+
+    /// <summary>Whether attention normalises each query and key head (RMSNorm over head_dim, before RoPE; Qwen3's q_norm/k_norm).</summary>
+    [JsonIgnore]
+    public virtual bool QkNorm => false;
+
     /// <summary>Experts per MoE layer, or 0 for a dense model.</summary>
     [JsonIgnore]
     public virtual int ExpertCount => 0;
@@ -106,6 +149,28 @@ public abstract class DecoderConfig
     /// <summary>Experts each token is routed to.</summary>
     [JsonIgnore]
     public virtual int ExpertsPerToken => 0;
+
+    /// <summary>Whether a layer's MLP is the sparse MoE block (false: the dense MLP).</summary>
+    public virtual bool IsSparseLayer(int layer) => ExpertCount > 0;
+
+    /// <summary>The intermediate size of one expert.</summary>
+    [JsonIgnore]
+    public virtual int ExpertIntermediateSize => IntermediateSize;
+
+    /// <summary>Whether the top-k routing weights are renormalised to sum to 1 (Mixtral always; Qwen-MoE by <c>norm_topk_prob</c>).</summary>
+    [JsonIgnore]
+    public virtual bool NormalizeTopK => true;
+
+    /// <summary>The intermediate size of an always-on shared expert with a sigmoid gate (Qwen2-MoE), or 0 for none.</summary>
+    [JsonIgnore]
+    public virtual int SharedExpertIntermediateSize => 0;
+
+    /// <summary>
+    /// The MoE block's checkpoint naming: false for Mixtral's <c>block_sparse_moe.experts.N.{w1,w3,w2}</c>,
+    /// true for Qwen-MoE's <c>mlp.experts.N.{gate_proj,up_proj,down_proj}</c> (router <c>mlp.gate</c> in both layouts' places).
+    /// </summary>
+    [JsonIgnore]
+    public virtual bool ExpertsUnderMlp => false;
 
     /// <summary>Checks the sizes fit together; throws naming the field.</summary>
     public virtual void Validate()
@@ -124,10 +189,10 @@ public abstract class DecoderConfig
             throw Invalid($"num_attention_heads ({NumAttentionHeads}) must be a multiple of num_key_value_heads ({KeyValueHeads})");
         if (HeadDim is null && HiddenSize % NumAttentionHeads != 0)
             throw Invalid($"hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads}) when head_dim is not given");
-        if (HeadDimension % 2 != 0)
-            throw Invalid($"head_dim ({HeadDimension}) must be even for rotary embeddings");
-        if (HiddenAct is not ("silu" or "swish"))
-            throw Invalid($"hidden_act '{HiddenAct}' is not supported (supported: silu)");
+        if (RotaryDimension % 2 != 0 || RotaryDimension <= 0 || RotaryDimension > HeadDimension)
+            throw Invalid($"the rotated part of each head ({RotaryDimension} of head_dim {HeadDimension}) must be even and in [2, head_dim]");
+        if (Activation is not ("silu" or "swish" or "gelu_pytorch_tanh"))
+            throw Invalid($"hidden_act '{Activation}' is not supported (supported: silu, gelu_pytorch_tanh)");
         if (!(double.IsFinite(RmsNormEps) && RmsNormEps > 0) || !(double.IsFinite(RopeTheta) && RopeTheta > 0))
             throw Invalid($"rms_norm_eps ({RmsNormEps}) and rope_theta ({RopeTheta}) must be finite and positive");
         if (RopeScaling is { } scaling)

@@ -21,15 +21,24 @@ public sealed class DecoderModel : nn.Module
     private readonly DecoderConfig _config;
     private readonly RotaryEmbedding _rotary;
 
+    /// <summary>Local rotary embeddings by base (Gemma 3's sliding layers), built once.</summary>
+    private readonly Dictionary<double, RotaryEmbedding> _localRotary = [];
+
     public DecoderModel(DecoderConfig config, ScalarType dtype, Device device)
         : base(nameof(DecoderModel))
     {
         _config = config;
         _rotary = new RotaryEmbedding(config);
+        for (var i = 0; i < config.NumHiddenLayers; i++)
+        {
+            if (config.LocalRopeTheta(i) is { } theta && !_localRotary.ContainsKey(theta))
+                _localRotary[theta] = new RotaryEmbedding(config, theta);
+        }
+
         _embedTokens = new TokenEmbedding(config.VocabSize, config.HiddenSize, dtype, device);
         _layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers)
             .Select(i => new DecoderLayer(config, i, dtype, device)).ToArray());
-        _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device, config.OffsetNorms);
         RegisterComponents();
     }
 
@@ -52,8 +61,12 @@ public sealed class DecoderModel : nn.Module
         var (batch, length) = (ids.shape[0], ids.shape[1]);
         var past = cache?.Length ?? 0;
         var hidden = _embedTokens.forward(ids);
+        // Gemma: √hidden rounded to the embedding dtype first, as HF does.
+        if (_config.ScaleEmbeddings)
+            hidden = hidden * torch.tensor(Math.Sqrt(_config.HiddenSize), dtype: hidden.dtype, device: hidden.device);
         positionIds ??= DefaultPositions(paddingMask, past, length, ids.device);
-        var (cos, sin) = _rotary.Tables(positionIds, hidden.dtype);
+        var tables = new Dictionary<double, (Tensor Cos, Tensor Sin)>();
+        var (globalCos, globalSin) = _rotary.Tables(positionIds, hidden.dtype);
 
         // Without an explicit mask, SDPA's causal path is exact only when queries and keys start
         // together (no cache yet); a single query after a cache attends to every key.
@@ -61,6 +74,14 @@ public sealed class DecoderModel : nn.Module
         var masks = new Dictionary<int, Tensor?>();
         for (var i = 0; i < _layers.Count; i++)
         {
+            var (cos, sin) = (globalCos, globalSin);
+            if (_config.LocalRopeTheta(i) is { } theta)
+            {
+                if (!tables.TryGetValue(theta, out var local))
+                    tables[theta] = local = _localRotary[theta].Tables(positionIds, hidden.dtype);
+                (cos, sin) = local;
+            }
+
             var window = _config.SlidingWindowOf(i);
             var key = window ?? 0;
             if (!masks.TryGetValue(key, out var mask))

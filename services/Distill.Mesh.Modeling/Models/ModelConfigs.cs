@@ -10,10 +10,16 @@ public static class ModelConfigs
     /// <summary>The <c>model_type</c> values this project implements.</summary>
     public static readonly IReadOnlyDictionary<string, Type> Supported = new Dictionary<string, Type>
     {
+        ["gemma2"] = typeof(Gemma2Config),
+        ["gemma3_text"] = typeof(Gemma3TextConfig),
         ["llama"] = typeof(LlamaConfig),
         ["mistral"] = typeof(MistralConfig),
         ["mixtral"] = typeof(MixtralConfig),
+        ["phi3"] = typeof(Phi3Config),
         ["qwen2"] = typeof(Qwen2Config),
+        ["qwen2_moe"] = typeof(Qwen2MoeConfig),
+        ["qwen3"] = typeof(Qwen3Config),
+        ["qwen3_moe"] = typeof(Qwen3MoeConfig),
     };
 
     private static readonly JsonSerializerOptions Options = new()

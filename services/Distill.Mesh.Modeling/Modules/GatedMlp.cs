@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 namespace Distill.Mesh.Modeling.Modules;
 
 /// <summary>
-/// SwiGLU MLP <c>down(silu(gate(x)) · up(x))</c>. The projections' names differ by family, so
+/// Gated MLP <c>down(act(gate(x)) · up(x))</c>: SwiGLU (silu) or Gemma's GeGLU (tanh-approximated
+/// gelu). The projections' names differ by family, so
 /// they are registered under names given at construction: Llama's <c>gate_proj/up_proj/down_proj</c>
 /// or a Mixtral expert's <c>w1/w3/w2</c>.
 /// </summary>
@@ -19,10 +20,13 @@ public sealed class GatedMlp : nn.Module<Tensor, Tensor>
     // Kept in an array, not in Module-typed fields: TorchSharp's named_modules() also lists such
     // fields under their C# names, which would expose each projection twice.
     private readonly Projection[] _gateUpDown;
+    private readonly bool _gelu;
 
-    public GatedMlp(long hidden, long intermediate, bool bias, ScalarType dtype, Device device, (string Gate, string Up, string Down) names)
+    // activation: HF's hidden_act, silu (the default) or gelu_pytorch_tanh.
+    public GatedMlp(long hidden, long intermediate, bool bias, ScalarType dtype, Device device, (string Gate, string Up, string Down) names, string activation = "silu")
         : base(nameof(GatedMlp))
     {
+        _gelu = activation == "gelu_pytorch_tanh";
         _gateUpDown =
         [
             new Projection(hidden, intermediate, bias, dtype, device),
@@ -37,7 +41,9 @@ public sealed class GatedMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = torch.NewDisposeScope();
-        var gated = nn.functional.silu(_gateUpDown[0].forward(input)) * _gateUpDown[1].forward(input);
+        var gate = _gateUpDown[0].forward(input);
+        var activated = _gelu ? nn.functional.gelu(gate, TorchSharp.Modules.GELU.Approximate.tanh, false) : nn.functional.silu(gate);
+        var gated = activated * _gateUpDown[1].forward(input);
         return _gateUpDown[2].forward(gated).MoveToOuterDisposeScope();
     }
 }

@@ -12,13 +12,16 @@ public sealed class RotaryEmbedding
 {
     private readonly double[] _inverseFrequencies;
 
-    public RotaryEmbedding(DecoderConfig config)
+    /// <param name="config">The model's config.</param>
+    /// <param name="localTheta">A local base (Gemma 3's sliding layers), used unscaled; null for the config's rope_theta and rope_scaling.</param>
+    public RotaryEmbedding(DecoderConfig config, double? localTheta = null)
     {
-        var dim = config.HeadDimension;
+        var dim = config.RotaryDimension;
+        var theta = localTheta ?? config.RopeTheta;
         _inverseFrequencies = new double[dim / 2];
         for (var i = 0; i < dim / 2; i++)
-            _inverseFrequencies[i] = 1.0 / Math.Pow(config.RopeTheta, 2.0 * i / dim);
-        if (config.RopeScaling is { } scaling)
+            _inverseFrequencies[i] = 1.0 / Math.Pow(theta, 2.0 * i / dim);
+        if (localTheta is null && config.RopeScaling is { } scaling)
             Scale(_inverseFrequencies, scaling);
     }
 
@@ -58,7 +61,7 @@ public sealed class RotaryEmbedding
         }
     }
 
-    /// <summary>cos and sin tables for positions [B, T], each [B, 1, T, head_dim], in <paramref name="dtype"/>.</summary>
+    /// <summary>cos and sin tables for positions [B, T], each [B, 1, T, rotary dim], in <paramref name="dtype"/>.</summary>
     public (Tensor Cos, Tensor Sin) Tables(Tensor positionIds, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
@@ -70,14 +73,22 @@ public sealed class RotaryEmbedding
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Rotates [B, heads, T, head_dim] by the tables.</summary>
+    /// <summary>Rotates [B, heads, T, head_dim] by the tables; with partial rotary, only the leading dimensions the tables cover.</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
+        var rotated = cos.shape[^1];
+        if (rotated < x.shape[^1])
+        {
+            using var partial = torch.NewDisposeScope();
+            var turned = Apply(x.narrow(-1, 0, rotated), cos, sin);
+            return torch.cat([turned, x.narrow(-1, rotated, x.shape[^1] - rotated)], -1).MoveToOuterDisposeScope();
+        }
+
         using var scope = torch.NewDisposeScope();
         var half = x.shape[^1] / 2;
         var x1 = x.narrow(-1, 0, half);
         var x2 = x.narrow(-1, half, half);
-        var rotated = torch.cat([-x2, x1], -1);
-        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        var halfTurned = torch.cat([-x2, x1], -1);
+        return (x * cos + halfTurned * sin).MoveToOuterDisposeScope();
     }
 }

@@ -133,7 +133,8 @@ internal static class TrainingLoop
     private static LossParts MicroBatchLoss(RecipeRun run, ITeacherRows? teacherRows, Batch batch, DistillationLossOptions lossOptions, int vocabulary, long stepTokens)
     {
         var (hidden, labels) = Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
-        return run.Config.Loss.Chunked
+        // The chunked loss projects hidden·Wᵀ itself and has no soft-capping (Gemma 2's final logits): such a student takes the plain loss.
+        return run.Config.Loss.Chunked && run.Student.Config.FinalLogitSoftcap is null
             ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
             : DistillationLoss.Compute(run.Student.Logits(hidden).narrow(-1, 0, vocabulary), teacherRows?.Block(0, teacherRows.Rows), labels, lossOptions, stepTokens);
     }

@@ -70,10 +70,11 @@ public sealed class InProcessTeacher : ITeacherSignal, ITeacherGenerator
         // Position t predicts token t + 1: the last position predicts nothing in the batch.
         var rows = hidden.narrow(1, 0, hidden.shape[1] - 1).reshape(-1, hidden.shape[^1]).contiguous();
         var head = Model.OutputWeight.narrow(0, 0, request.Vocabulary);
-        var dense = new ProjectedTeacherRows(rows, head);
+        var softcap = Model.Config.FinalLogitSoftcap;
+        var dense = new ProjectedTeacherRows(rows, head, softcap: softcap);
         return request.Format switch
         {
-            SignalFormat.Dense => new ProjectedTeacherRows(rows.DetachFromDisposeScope(), head.DetachFromDisposeScope(), owns: true),
+            SignalFormat.Dense => new ProjectedTeacherRows(rows.DetachFromDisposeScope(), head.DetachFromDisposeScope(), owns: true, softcap: softcap),
             SignalFormat.TopK => new TargetRows(Sparse(dense, request, logits => TopKTeacherSignal.FromLogits(logits, request.K, request.Temperature, request.Mode)).Detached(), owns: true),
             SignalFormat.Sampled => new TargetRows(SampledSignal(dense, request).Detached(), owns: true),
             _ => throw new ArgumentOutOfRangeException(nameof(request)),

@@ -11,9 +11,9 @@ namespace Distill.Mesh.Modeling.Tests.Adapters;
 public class LoraAdapterTests
 {
     /// <summary>An adapted tiny model whose B factors are random, so the adapter changes the output.</summary>
-    private static CausalLanguageModel AdaptedModel(LoraConfig config, long seed = 31)
+    private static CausalLanguageModel AdaptedModel(LoraConfig config, long seed = 31, string family = "llama")
     {
-        var model = TinyModels.Create("llama", seed);
+        var model = TinyModels.Create(family, seed);
         LoraAdapter.Attach(model, config, seed: seed + 1);
         using var generator = new Generator((ulong)seed + 2);
         using (torch.no_grad())
@@ -113,6 +113,38 @@ public class LoraAdapterTests
         Assert.Equal("tiny-llama", json["base_model_name_or_path"]!.GetValue<string>());
         var q1 = LoraAdapter.Adapted(model).Single(a => a.Path == "model.layers.1.self_attn.q_proj").Module.Lora!;
         Assert.Equal(8.0, q1.Scaling);
+    }
+
+    [Fact]
+    public void Phi3_FusedProjections_TargetedByName_SaveWithPeftKeysAndReload()
+    {
+        using var dir = new TempFolder();
+        // PEFT targets Phi-3's fused modules by their own names; one A/B pair spans q, k and v (or gate and up).
+        var config = LoraConfig.For(4, 8, "qkv_proj", "gate_up_proj");
+        using var model = AdaptedModel(config, seed: 33, family: "phi3");
+        using var ids = TinyModels.RandomIds(1, 9, model.Config.VocabSize, seed: 34);
+        using var expected = model.Forward(ids);
+
+        LoraAdapter.Save(model, config, dir.Path);
+
+        using (var file = SafetensorsFile.Open(dir.Combine(LoraAdapter.WeightsFileName)))
+        {
+            var shapes = file.Tensors.Where(t => t.Name.Contains(".layers.0.", StringComparison.Ordinal)).ToDictionary(t => t.Name, t => string.Join("x", t.Shape));
+            // qkv_proj: (4 query + 2·2 kv heads) × 16 = 128 outputs; gate_up_proj: 2 × 96.
+            Assert.Equal(new Dictionary<string, string>
+            {
+                ["base_model.model.model.layers.0.self_attn.qkv_proj.lora_A.weight"] = "4x64",
+                ["base_model.model.model.layers.0.self_attn.qkv_proj.lora_B.weight"] = "128x4",
+                ["base_model.model.model.layers.0.mlp.gate_up_proj.lora_A.weight"] = "4x64",
+                ["base_model.model.model.layers.0.mlp.gate_up_proj.lora_B.weight"] = "192x4",
+            }, shapes);
+        }
+
+        using var fresh = TinyModels.Create("phi3", seed: 33);
+        LoraAdapter.Load(fresh, dir.Path);
+        TensorAssert.Equal(expected, fresh.Forward(ids));
+        using var all = TinyModels.Create("phi3", seed: 35);
+        Assert.Equal(["down_proj", "gate_up_proj", "o_proj", "qkv_proj"], LoraAdapter.Attach(all, LoraConfig.For(2, 2, "all-linear")).Select(p => p.Split('.')[^1]).Distinct().Order());
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public class LoraExtractorTests
         return folder;
     }
 
-    private static Dictionary<string, Tensor> ReadAll(string folder)
+    internal static Dictionary<string, Tensor> ReadAll(string folder)
     {
         using var checkpoint = SafetensorsCheckpoint.Open(folder);
         return checkpoint.Names.ToDictionary(n => n, checkpoint.ReadTensor);
@@ -88,6 +88,9 @@ public class LoraExtractorTests
     [Theory]
     [InlineData("llama")]
     [InlineData("mixtral")]
+    [InlineData("qwen3")]
+    [InlineData("qwen2_moe")]
+    [InlineData("qwen3_moe")]
     public void Adapter_LoadsIntoTheStudent_AndMergedWeightsAreWPlusScaledBA(string family)
     {
         using var temp = new TempFolder();
@@ -98,7 +101,8 @@ public class LoraExtractorTests
 
         var config = LoraAdapter.ReadConfig(temp.Combine("out"));
         Assert.Equal((4, 16.0), (config.R, config.LoraAlpha));
-        Assert.Equal(["model.layers.0.self_attn.o_proj", "model.layers.1.self_attn.o_proj"], config.RankPattern.Where(p => p.Value == 2).Select(p => p.Key).Order());
+        var layers = TinyModels.Config(family).NumHiddenLayers;
+        Assert.Equal(Enumerable.Range(0, layers).Select(l => $"model.layers.{l}.self_attn.o_proj"), config.RankPattern.Where(p => p.Value == 2).Select(p => p.Key).Order());
         Assert.Empty(config.AlphaPattern);
         Assert.Equal(JsonValueKind.Array, config.TargetModules.ValueKind);
 
@@ -126,6 +130,14 @@ public class LoraExtractorTests
         {
             Assert.Contains(adapted, a => a.Path == "model.layers.0.block_sparse_moe.gate");
             Assert.Contains(adapted, a => a.Path == "model.layers.1.block_sparse_moe.experts.3.w2");
+        }
+
+        if (family == "qwen2_moe")
+        {
+            // Router, experts, shared expert and its gate in layer 0; layer 1 is dense (mlp_only_layers).
+            string[] expected = ["mlp.gate", "mlp.experts.3.down_proj", "mlp.shared_expert.up_proj", "mlp.shared_expert_gate"];
+            Assert.All(expected, m => Assert.Contains(adapted, a => a.Path == $"model.layers.0.{m}"));
+            Assert.Contains(adapted, a => a.Path == "model.layers.1.mlp.gate_proj");
         }
     }
 

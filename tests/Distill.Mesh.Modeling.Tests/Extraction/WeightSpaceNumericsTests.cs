@@ -67,25 +67,67 @@ public class WeightSpaceNumericsTests
     }
 
     [Fact]
-    public void LayerMap_IsLinearAndBlendsTheNearestTeacherLayers()
+    public void LayerMap_WhereTheTwoNearestReachEveryTeacherLayer_IsLinearAndBlendsThem()
     {
-        var map = LayerMap.Build(teacherLayers: 8, studentLayers: 4);
-        // Positions i·7/3: 0, 2.333, 4.667, 7.
-        Assert.Equal([0, 2, 4, 7], map.Select(l => l.Lower));
-        Assert.Equal([0, 3, 5, 7], map.Select(l => l.Upper));
-        Assert.Equal(0, map[0].UpperWeight);
-        Assert.Equal(1.0 / 3, map[1].UpperWeight, 1e-12);
-        Assert.Equal(2.0 / 3, map[2].UpperWeight, 1e-12);
-        Assert.Equal(0, map[3].UpperWeight);
-        Assert.Equal("student 1 ← teacher 2 × 0.667 + teacher 3 × 0.333", map[1].ToString());
+        var map = LayerMap.Build(teacherLayers: 6, studentLayers: 4);
+        // Positions i·5/3: 0, 1.667, 3.333, 5.
+        Assert.Equal([[(0, 1.0)], [(1, 0.333333333333), (2, 0.666666666667)], [(3, 0.666666666667), (4, 0.333333333333)], [(5, 1.0)]], map.Select(l => l.Parts.Select(p => (p.Layer, Math.Round(p.Weight, 12))).ToArray()));
+        Assert.Equal("student 1 ← teacher 1 × 0.333 + teacher 2 × 0.667", map[1].ToString());
+        Assert.Equal("student 0 ← teacher 0", map[0].ToString());
 
-        Assert.Equal([0, 1, 2], LayerMap.Build(3, 3).Select(l => l.Lower));
-        Assert.All(LayerMap.Build(3, 3), l => Assert.Equal(0, l.UpperWeight));
-        var single = Assert.Single(LayerMap.Build(5, 1));
-        Assert.Equal((2, 2), (single.Lower, single.Upper));
+        Assert.Equal([0, 1, 2], LayerMap.Build(3, 3).Select(l => Assert.Single(l.Parts).Layer));
+        Assert.Equal(["student 0 ← teacher 0", "student 1 ← teacher 1 × 0.5 + teacher 2 × 0.5", "student 2 ← teacher 3"], LayerMap.Build(4, 3).Select(l => l.ToString()));
         // Twice as many student layers: every teacher layer contributes.
         var deeper = LayerMap.Build(4, 7);
-        Assert.Equal([0, 1, 2, 3], deeper.SelectMany(l => new[] { l.Lower, l.Upper }).Distinct().Order());
+        Assert.Equal([0, 1, 2, 3], deeper.SelectMany(l => l.Parts.Select(p => p.Layer)).Distinct().Order());
+
+        // Below twice the student's depth less one (step (L_T − 1)/(L_S − 1) < 2) the two nearest always
+        // reach every teacher layer, so the linear map stays: ⌊p⌋ and ⌊p⌋ + 1 weighted by p's fraction.
+        for (var student = 2; student <= 24; student++)
+        {
+            for (var teacher = 1; teacher <= 2 * student - 2; teacher++)
+            {
+                foreach (var layer in LayerMap.Build(teacher, student))
+                {
+                    var position = layer.Student * (teacher - 1) / (double)(student - 1);
+                    var lower = (int)Math.Floor(position + 1e-9);
+                    Assert.Equal(lower, layer.Parts[0].Layer);
+                    Assert.True(layer.Parts.Length == 1 ? position - lower < 1e-9 : layer.Parts[1].Layer == lower + 1 && Math.Abs(layer.Parts[1].Weight - (position - lower)) < 1e-12, $"{teacher} → {student}: {layer}");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(8, 4)]
+    [InlineData(32, 8)]
+    [InlineData(10, 4)]
+    [InlineData(7, 4)] // the linear positions 0, 2, 4, 6 would skip teacher layers 1, 3 and 5
+    [InlineData(5, 1)]
+    public void LayerMap_DeeperTeacher_EveryTeacherLayerContributes_AndWeightsSumToOne(int teacher, int student)
+    {
+        var map = LayerMap.Build(teacher, student);
+
+        Assert.Equal(student, map.Count);
+        Assert.All(map, l => Assert.Equal(1.0, l.Parts.Sum(p => p.Weight), 12));
+        Assert.All(map, l => Assert.All(l.Parts, p => Assert.True(p.Weight > 0, l.ToString())));
+        // Equal blocks of the teacher's depth: each teacher layer's weights add up to L_S / L_T.
+        var shares = map.SelectMany(l => l.Parts).GroupBy(p => p.Layer).ToDictionary(g => g.Key, g => g.Sum(p => p.Weight));
+        Assert.Equal(Enumerable.Range(0, teacher), shares.Keys.Order());
+        Assert.All(shares.Values, share => Assert.Equal(student / (double)teacher, share, 12));
+    }
+
+    [Fact]
+    public void LayerMap_DeeperTeacher_BlocksAreTheHandComputedOnes()
+    {
+        // 8 → 4: blocks [2i, 2i + 2), halves; 32 → 8: four layers each, quarters.
+        Assert.Equal(Enumerable.Range(0, 4).Select(i => $"student {i} ← teacher {2 * i} × 0.5 + teacher {2 * i + 1} × 0.5"), LayerMap.Build(8, 4).Select(l => l.ToString()));
+        Assert.Equal("student 7 ← teacher 28 × 0.25 + teacher 29 × 0.25 + teacher 30 × 0.25 + teacher 31 × 0.25", LayerMap.Build(32, 8)[7].ToString());
+        // 10 → 4: blocks of 2.5 layers; student 1 covers [2.5, 5): half of layer 2, layers 3 and 4.
+        var ten = LayerMap.Build(10, 4);
+        Assert.Equal([(0, 0.4), (1, 0.4), (2, 0.2)], ten[0].Parts.Select(p => (p.Layer, Math.Round(p.Weight, 12))));
+        Assert.Equal([(2, 0.2), (3, 0.4), (4, 0.4)], ten[1].Parts.Select(p => (p.Layer, Math.Round(p.Weight, 12))));
+        Assert.Equal(3.2, ten[1].Position, 12);
     }
 
     [Fact]

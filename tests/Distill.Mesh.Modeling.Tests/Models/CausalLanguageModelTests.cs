@@ -1,4 +1,6 @@
 using Distill.Mesh.Modeling.Checkpoints;
+using Distill.Mesh.Modeling.Extraction;
+using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.Modeling.Models;
 using Distill.Mesh.Testing;
 using TorchSharp;
@@ -8,6 +10,9 @@ namespace Distill.Mesh.Modeling.Tests.Models;
 
 public class CausalLanguageModelTests
 {
+    /// <summary>Every family with a tiny config.</summary>
+    public static TheoryData<string> Families => new(TinyModels.Families);
+
     [Fact]
     public void Build_Llama32_1B_OnMeta_MatchesApprovedNameAndShapeList()
     {
@@ -22,10 +27,7 @@ public class CausalLanguageModelTests
     }
 
     [Theory]
-    [InlineData("llama")]
-    [InlineData("qwen2")]
-    [InlineData("mistral")]
-    [InlineData("mixtral")]
+    [MemberData(nameof(Families))]
     public void SaveAndLoad_EachFamily_GivesIdenticalLogits(string family)
     {
         using var dir = new TempFolder();
@@ -58,10 +60,7 @@ public class CausalLanguageModelTests
     }
 
     [Theory]
-    [InlineData("llama")]
-    [InlineData("qwen2")]
-    [InlineData("mistral")]
-    [InlineData("mixtral")]
+    [MemberData(nameof(Families))]
     public void KvCache_PrefillThenSteps_EqualsFullForward(string family)
     {
         using var model = TinyModels.Create(family, seed: 7);
@@ -103,10 +102,7 @@ public class CausalLanguageModelTests
     }
 
     [Theory]
-    [InlineData("llama")]
-    [InlineData("qwen2")]
-    [InlineData("mistral")]
-    [InlineData("mixtral")]
+    [MemberData(nameof(Families))]
     public void SavedConfig_HasOnlyHuggingFaceKeys(string family)
     {
         // Derived values (bias flags, expert counts) are ours; config.json keeps HF's snake_case keys.
@@ -115,38 +111,108 @@ public class CausalLanguageModelTests
         Assert.Equal(family, json["model_type"]!.GetValue<string>());
     }
 
-    [Fact]
-    public void Mixtral_WithIdenticalExperts_EqualsDenseModel()
+    [Theory]
+    [InlineData("mixtral", "llama")]
+    [InlineData("qwen3_moe", "qwen3")]
+    [InlineData("qwen2_moe", "qwen2")]
+    public void Moe_WithIdenticalExperts_EqualsDenseModel(string moeFamily, string denseFamily)
     {
-        var mixtralConfig = (MixtralConfig)TinyModels.Config("mixtral");
-        var llamaConfig = ModelConfigs.Parse(ModelConfigs.ToJson(mixtralConfig).Replace("\"mixtral\"", "\"llama\""));
-        using var dense = TinyModels.Create("llama", seed: 12, config: llamaConfig);
-        using var moe = TinyModels.Create("mixtral", seed: 13, config: mixtralConfig);
+        // The same config under the dense model_type; for Qwen-MoE every layer sparse, the top-k
+        // renormalised and the experts as wide as the dense MLP.
+        var json = System.Text.Json.Nodes.JsonNode.Parse(ModelConfigs.ToJson(TinyModels.Config(moeFamily)))!.AsObject();
+        if (json.ContainsKey("moe_intermediate_size"))
+        {
+            json["decoder_sparse_step"] = 1;
+            json["mlp_only_layers"] = new System.Text.Json.Nodes.JsonArray();
+            json["norm_topk_prob"] = true;
+            json["intermediate_size"] = json["moe_intermediate_size"]!.DeepClone();
+        }
 
-        // Copy every shared weight; each expert gets the dense MLP (w1 = gate, w3 = up, w2 = down);
-        // the router keeps its random weights, which must not matter once the experts agree.
+        var moeConfig = ModelConfigs.Parse(json.ToJsonString());
+        json["model_type"] = denseFamily;
+        var denseConfig = ModelConfigs.Parse(json.ToJsonString());
+        using var dense = TinyModels.Create(denseFamily, seed: 12, config: denseConfig);
+        using var moe = TinyModels.Create(moeFamily, seed: 13, config: moeConfig);
+
+        // Copy every shared weight; each expert gets the dense MLP (Mixtral: w1 = gate, w3 = up,
+        // w2 = down); the routers keep their random weights, which must not matter once the experts
+        // agree; Qwen2-MoE's shared expert is silenced by a zero down_proj.
         var denseWeights = dense.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         using (torch.no_grad())
         {
             foreach (var (name, parameter) in moe.named_parameters())
             {
-                var source = name.Contains(".block_sparse_moe.experts.")
-                    ? ExpertSource(name)
-                    : name.Contains(".block_sparse_moe.gate.") ? null : name;
-                if (source is not null)
-                    parameter.copy_(denseWeights[source]);
+                if (name.Contains(".shared_expert.down_proj.", StringComparison.Ordinal))
+                    parameter.zero_();
+                else if (ExpertNaming.ParseExpert(name) is { } expert)
+                    parameter.copy_(denseWeights[$"model.layers.{expert.Layer}.mlp.{ExpertNaming.Part(expert.Part, ExpertStyle.QwenMoe)}.weight"]);
+                else if (denseWeights.TryGetValue(name, out var source))
+                    parameter.copy_(source);
+                else
+                    Assert.Matches(@"\.(block_sparse_moe|mlp)\.(gate|shared_expert\.(gate|up)_proj|shared_expert_gate)\.weight$", name);
             }
         }
 
-        using var ids = TinyModels.RandomIds(2, 10, llamaConfig.VocabSize, seed: 14);
+        using var ids = TinyModels.RandomIds(2, 10, denseConfig.VocabSize, seed: 14);
         TensorAssert.Close(dense.Forward(ids), moe.Forward(ids), atol: 1e-5);
+    }
 
-        static string ExpertSource(string name)
-        {
-            var layer = name[..name.IndexOf(".block_sparse_moe", StringComparison.Ordinal)];
-            var projection = name.Split('.')[^2] switch { "w1" => "gate_proj", "w2" => "down_proj", _ => "up_proj" };
-            return $"{layer}.mlp.{projection}.weight";
-        }
+    [Fact]
+    public void Gemma2_TeacherRowsFromHiddenStates_AreTheSoftCappedLogits()
+    {
+        // Teachers and the chunked loss project hidden·Wᵀ themselves: the soft-cap must follow.
+        using var model = TinyModels.Create("gemma2", seed: 19);
+        using var ids = TinyModels.RandomIds(1, 7, model.Config.VocabSize, seed: 20);
+        using var logits = model.Forward(ids)[0];
+        using var hidden = model.Hidden(ids)[0];
+
+        using var rows = new ProjectedTeacherRows(hidden, model.OutputWeight, softcap: model.Config.FinalLogitSoftcap);
+        var block = (DenseTeacherLogits)rows.Block(0, 7);
+
+        TensorAssert.Close(logits, block.Logits, atol: 1e-6);
+        Assert.True(logits.abs().max().item<float>() < 3, "capped at final_logit_softcapping 3");
+        using var raw = hidden.matmul(model.OutputWeight.t());
+        Assert.True(TensorAssert.MaxAbsDiff(raw, logits) > 1e-3, "the cap should change these logits");
+    }
+
+    [Fact]
+    public void QwenMoe_SparseLayers_FollowMlpOnlyLayersAndTheSparseStep()
+    {
+        // HF: sparse unless listed in mlp_only_layers, and only where (layer + 1) % decoder_sparse_step == 0.
+        var config = (Qwen2MoeConfig)TinyModels.Config("qwen2_moe");
+        config.NumHiddenLayers = 6;
+        config.DecoderSparseStep = 2;
+        config.MlpOnlyLayers = [3];
+        using var model = new CausalLanguageModel(config, ScalarType.Float32, torch.device("meta"));
+
+        var sparse = Enumerable.Range(0, 6).Where(l => model.ParameterShapes().Any(p => p.Name == $"model.layers.{l}.mlp.gate.weight")).ToArray();
+        var dense = Enumerable.Range(0, 6).Where(l => model.ParameterShapes().Any(p => p.Name == $"model.layers.{l}.mlp.gate_proj.weight")).ToArray();
+
+        Assert.Equal([1, 5], sparse);
+        Assert.Equal([0, 2, 3, 4], dense);
+        Assert.Equal([32L, 64], model.ParameterShapes().Single(p => p.Name == "model.layers.1.mlp.experts.3.gate_proj.weight").Shape);
+        Assert.Equal([128L, 64], model.ParameterShapes().Single(p => p.Name == "model.layers.0.mlp.gate_proj.weight").Shape);
+    }
+
+    [Fact]
+    public void Qwen3_SlidingWindow_FollowsLayerTypesOnlyWithUseSlidingWindow()
+    {
+        var config = (Qwen3Config)TinyModels.Config("qwen3");
+        config.NumHiddenLayers = 4;
+        config.MaxWindowLayers = 2;
+        // HF derives layer_types from max_window_layers when absent ...
+        Assert.Equal(new int?[] { null, null, 6, 6 }, Enumerable.Range(0, 4).Select(config.SlidingWindowOf));
+        // ... an explicit list wins ...
+        config.LayerTypes = ["sliding_attention", "full_attention", "sliding_attention", "full_attention"];
+        Assert.Equal(new int?[] { 6, null, 6, null }, Enumerable.Range(0, 4).Select(config.SlidingWindowOf));
+        // ... and without use_sliding_window HF sets sliding_window to None.
+        config.UseSlidingWindow = false;
+        Assert.All(Enumerable.Range(0, 4), l => Assert.Null(config.SlidingWindowOf(l)));
+
+        config.LayerTypes = ["full_attention", "chunked_attention", "full_attention", "full_attention"];
+        Assert.Contains("layer_types entry 'chunked_attention' is not supported", Assert.Throws<ModelConfigException>(config.Validate).Message);
+        config.LayerTypes = ["full_attention"];
+        Assert.Contains("layer_types has 1 entries but num_hidden_layers is 4", Assert.Throws<ModelConfigException>(config.Validate).Message);
     }
 
     [Fact]

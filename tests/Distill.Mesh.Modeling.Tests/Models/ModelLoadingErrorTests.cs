@@ -14,7 +14,7 @@ public class ModelLoadingErrorTests
     {
         var error = Assert.Throws<ModelConfigException>(() => ModelConfigs.Parse("{\"model_type\": \"gpt_neox\"}"));
 
-        Assert.Contains("model_type 'gpt_neox' is not supported (supported: llama, mistral, mixtral, qwen2)", error.Message);
+        Assert.Contains("model_type 'gpt_neox' is not supported (supported: gemma2, gemma3_text, llama, mistral, mixtral, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe)", error.Message);
     }
 
     [Theory]
@@ -32,6 +32,28 @@ public class ModelLoadingErrorTests
     public void Parse_InconsistentConfig_NamesTheField(string field, string expected)
     {
         var root = JsonNode.Parse(File.ReadAllText(TinyModels.ConfigPath("tiny-llama.json")))!.AsObject();
+        foreach (var (key, value) in JsonNode.Parse($"{{{field}}}")!.AsObject().ToList())
+            root[key] = value?.DeepClone();
+
+        var error = Assert.Throws<ModelConfigException>(() => ModelConfigs.Parse(root.ToJsonString()));
+
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Theory]
+    [InlineData("phi3", "\"partial_rotary_factor\": 0", "partial_rotary_factor must be in (0, 1] (got 0)")]
+    [InlineData("phi3", "\"partial_rotary_factor\": 0.5625", "the rotated part of each head (9 of head_dim 16) must be even")]
+    [InlineData("qwen3_moe", "\"num_experts_per_tok\": 5", "num_experts_per_tok (5) exceeds num_experts (4)")]
+    [InlineData("qwen3_moe", "\"decoder_sparse_step\": 0", "decoder_sparse_step must be in [1, 1024] (got 0)")]
+    [InlineData("qwen2_moe", "\"mlp_only_layers\": [1, 3]", "mlp_only_layers entry 3 is outside the 3 layers")]
+    [InlineData("qwen2_moe", "\"shared_expert_intermediate_size\": -1", "shared_expert_intermediate_size must be in")]
+    [InlineData("qwen3", "\"layer_types\": [\"full_attention\"]", "layer_types has 1 entries but num_hidden_layers is 2")]
+    [InlineData("gemma2", "\"final_logit_softcapping\": -1", "final_logit_softcapping must be finite and positive or null (got -1)")]
+    [InlineData("gemma3_text", "\"hidden_activation\": \"relu\"", "hidden_act 'relu' is not supported")]
+    [InlineData("gemma3_text", "\"sliding_window_pattern\": 0", "sliding_window_pattern must be in [1, 1024] (got 0)")]
+    public void Parse_InconsistentFamilyField_NamesTheField(string family, string field, string expected)
+    {
+        var root = JsonNode.Parse(File.ReadAllText(TinyModels.ConfigPath($"tiny-{family}.json")))!.AsObject();
         foreach (var (key, value) in JsonNode.Parse($"{{{field}}}")!.AsObject().ToList())
             root[key] = value?.DeepClone();
 

@@ -195,6 +195,31 @@ public sealed class RecipeTests : IDisposable
     }
 
     [Fact]
+    public async Task Kd_SoftCappedStudent_TakesThePlainLossWhenChunkedIsAsked()
+    {
+        // Gemma 2 caps its logits at final_logit_softcapping; the chunked loss projects hidden·Wᵀ
+        // without the cap, so such a student must get exactly the plain loss's numbers.
+        var studentConfig = TinyModels.Config("gemma2");
+        studentConfig.NumHiddenLayers = 1;
+        using (var model = TinyModels.Create("gemma2", 2, config: studentConfig))
+            TinyModels.SaveWithByteTokenizer(model, _dir.Combine("student-gemma2"));
+        var teacher = Teacher("gemma2", 3);
+        var losses = new List<List<double>>();
+        foreach (var chunked in new[] { true, false })
+        {
+            var config = Config($"gemma2-chunked-{chunked}", steps: 2);
+            config.Student = new StudentConfig { Model = _dir.Combine("student-gemma2") };
+            config.Teachers = [new TeacherConfig { Model = teacher }];
+            config.Loss.Chunked = chunked;
+            Assert.True((await KdRecipe.RunAsync(config, RerunPolicy.Resume, null, default)).Completed);
+            losses.Add(Losses(config));
+        }
+
+        Assert.All(losses[0], l => Assert.True(double.IsFinite(l)));
+        Assert.Equal(losses[1], losses[0]);
+    }
+
+    [Fact]
     public async Task Kd_TeacherWithPaddedVocabulary_IsAccepted()
     {
         var config = Config("padded", steps: 2);
