@@ -86,7 +86,7 @@ internal sealed partial class TemplateParser
             {
                 case TokenKind.End:
                     if (endTags.Length > 0)
-                        throw Error($"missing {string.Join(" or ", endTags.Select(t => $"'{{% {t} %}}'"))}");
+                        throw Error($"missing '{{% {endTags[^1]} %}}'");
                     _depth--;
                     return nodes;
                 case TokenKind.Text:
