@@ -18,8 +18,6 @@ internal enum TokenKind
 /// <summary>One lexical token; <see cref="Literal"/> holds the parsed value of strings and numbers.</summary>
 internal readonly record struct Token(TokenKind Kind, string Value, int Line, object? Literal = null)
 {
-    public bool Is(TokenKind kind, string value) => Kind == kind && Value == value;
-
     public bool IsName(string name) => Kind == TokenKind.Name && Value == name;
 
     public bool IsOperator(string op) => Kind == TokenKind.Operator && Value == op;
