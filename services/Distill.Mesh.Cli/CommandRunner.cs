@@ -35,7 +35,7 @@ internal static class CommandRunner
 
     /// <summary>Errors caused by the user's files, arguments or environment (not bugs): reported without a stack trace.</summary>
     public static bool IsUserError(Exception e) => e is IOException
-        or CheckpointFormatException or ModelConfigException or TokenizerFormatException or AdapterFormatException
+        or CheckpointFormatException or ModelConfigException or TokenizerFormatException or AdapterFormatException or Modeling.Tokenization.Templates.TemplateException
         or ArgumentException or FormatException or JsonException or UnauthorizedAccessException
         or Specs.Configuration.ConfigException or Training.Recipes.TrainingDivergedException or Training.Teachers.IncompatibleTeacherException
         or Training.Datasets.DatasetFormatException or Training.Metrics.MetricsFormatException or Grpc.Core.RpcException;

@@ -1,6 +1,9 @@
 namespace Distill.Mesh.Modeling.Tokenization;
 
-/// <summary>The chat layouts this project renders (HF Jinja templates are recognised, not executed).</summary>
+/// <summary>
+/// The built-in chat layouts: used when asked for by name, and for tokenizers without a chat
+/// template (a tokenizer's own Jinja template is executed, see <see cref="ChatTemplate"/>).
+/// </summary>
 public enum ChatFormat
 {
     /// <summary><c>&lt;|im_start|&gt;role\ncontent&lt;|im_end|&gt;</c> — Qwen, many others.</summary>
@@ -20,4 +23,11 @@ public sealed record ChatMessage(string Role, string Content);
 public sealed record ChatSegment(string Text, bool Assistant);
 
 /// <summary>A tokenized conversation: ids and, per id, whether it is the assistant's (trained on).</summary>
-public sealed record TokenizedChat(IReadOnlyList<int> Ids, IReadOnlyList<bool> AssistantMask);
+public sealed record TokenizedChat(IReadOnlyList<int> Ids, IReadOnlyList<bool> AssistantMask)
+{
+    /// <summary>The rendered text the ids encode.</summary>
+    public string? Rendered { get; init; }
+
+    /// <summary>How the mask was found: "generation" (the template's {% generation %} blocks), "turns" (turn-by-turn rendering) or "layout" (a built-in layout).</summary>
+    public string MaskSource { get; init; } = "layout";
+}

@@ -1,9 +1,10 @@
 namespace Distill.Mesh.Modeling.Tokenization;
 
 /// <summary>
-/// Renders conversations in the common chat layouts and tokenizes them with a mask of the
-/// assistant's tokens. An assistant turn — its header, content and end token — is the
-/// assistant's; everything else (system, user, and the separators after their end tokens) is not.
+/// Tokenizes conversations with a mask of the assistant's tokens: through the tokenizer's own Jinja
+/// chat template when it has one (see <see cref="AssistantMasks"/> for the mask), otherwise through
+/// one of the built-in layouts, where an assistant turn — its header, content and end token — is the
+/// assistant's and everything else (system, user, and the separators after their end tokens) is not.
 /// </summary>
 public static class ChatTemplates
 {
@@ -71,10 +72,19 @@ public static class ChatTemplates
     /// normalizer prepends "▁" to every piece of text). A segment's tokens are found by encoding
     /// each prefix of the text: a token belongs to the first segment whose prefix encoding contains it.
     /// </summary>
+    /// <remarks>Without <paramref name="format"/>, a tokenizer with a chat template uses it; a named format forces that layout.</remarks>
     public static TokenizedChat Tokenize(TextTokenizer tokenizer, IReadOnlyList<ChatMessage> messages, ChatFormat? format = null, bool addGenerationPrompt = false)
     {
+        if (format is null && tokenizer.ChatTemplate is not null)
+        {
+            if (messages.Count == 0)
+                throw new ArgumentException("a conversation needs at least one message");
+            return Tokenize(tokenizer, ChatRequest.FromMessages(messages, addGenerationPrompt));
+        }
+
         var segments = Render(format ?? Detect(tokenizer), messages, addGenerationPrompt, tokenizer.Settings.BosToken, tokenizer.Settings.EosToken);
-        var ids = tokenizer.Encode(string.Concat(segments.Select(s => s.Text)));
+        var text = string.Concat(segments.Select(s => s.Text));
+        var ids = tokenizer.Encode(text);
         var mask = new bool[ids.Count];
         var prefix = new System.Text.StringBuilder();
         var start = 0;
@@ -87,7 +97,25 @@ public static class ChatTemplates
             start = Math.Max(start, end);
         }
 
-        return new TokenizedChat(ids, mask);
+        return new TokenizedChat(ids, mask) { Rendered = text };
+    }
+
+    /// <summary>
+    /// Renders <paramref name="request"/> with the tokenizer's chat template and tokenizes the text as
+    /// apply_chat_template does (special tokens written by the template become their ids; no BOS/EOS
+    /// is added beyond what the template writes).
+    /// </summary>
+    public static TokenizedChat Tokenize(TextTokenizer tokenizer, ChatRequest request)
+    {
+        var template = tokenizer.ChatTemplate
+            ?? throw new TokenizerFormatException($"the tokenizer has no chat_template; choose a layout explicitly ({string.Join(", ", Names.Keys)})");
+        var rendering = template.Render(request);
+        var ids = tokenizer.Encode(rendering.Text);
+        var generation = template.HasGenerationBlocks(request);
+        var mask = generation
+            ? AssistantMasks.FromSpans(tokenizer, rendering.Text, ids, rendering.GenerationSpans)
+            : AssistantMasks.FromTurns(tokenizer, template, request, ids);
+        return new TokenizedChat(ids, mask) { Rendered = rendering.Text, MaskSource = generation ? "generation" : "turns" };
     }
 
     private static int CommonPrefixLength(IReadOnlyList<int> a, IReadOnlyList<int> b)

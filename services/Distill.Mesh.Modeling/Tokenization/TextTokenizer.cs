@@ -3,10 +3,19 @@ namespace Distill.Mesh.Modeling.Tokenization;
 /// <summary>A tokenizer as the rest of the project uses it: text ↔ ids, special tokens, identity hash.</summary>
 public abstract class TextTokenizer
 {
-    protected TextTokenizer(TokenizerSettings settings) => Settings = settings;
+    private readonly Lazy<ChatTemplate?> _chatTemplate;
+
+    protected TextTokenizer(TokenizerSettings settings)
+    {
+        Settings = settings;
+        _chatTemplate = new Lazy<ChatTemplate?>(() => ChatTemplate.FromSettings(settings));
+    }
 
     /// <summary>tokenizer_config.json settings.</summary>
     public TokenizerSettings Settings { get; }
+
+    /// <summary>The folder's Jinja chat template, parsed on first use; null when there is none.</summary>
+    public ChatTemplate? ChatTemplate => _chatTemplate.Value;
 
     /// <summary>One more than the largest token id.</summary>
     public abstract int VocabularySize { get; }

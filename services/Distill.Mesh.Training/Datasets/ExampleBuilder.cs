@@ -5,7 +5,7 @@ namespace Distill.Mesh.Training.Datasets;
 
 /// <summary>
 /// Turns dataset rows into tokenized examples: chat, ShareGPT and Alpaca rows through the
-/// tokenizer's chat layout (loss on the assistant's tokens), prompt/completion as plain text
+/// tokenizer's chat template or a built-in layout (loss on the assistant's tokens), prompt/completion as plain text
 /// (loss on the completion and EOS), text rows whole (loss on everything).
 /// </summary>
 public sealed class ExampleBuilder
@@ -24,7 +24,6 @@ public sealed class ExampleBuilder
 
     private readonly TextTokenizer _tokenizer;
     private readonly ExampleOptions _options;
-    private readonly Lazy<ChatFormat> _chatFormat;
 
     public ExampleBuilder(TextTokenizer tokenizer, DatasetLayout layout, ExampleOptions options)
     {
@@ -33,7 +32,6 @@ public sealed class ExampleBuilder
         _tokenizer = tokenizer;
         Layout = layout;
         _options = options;
-        _chatFormat = new Lazy<ChatFormat>(() => options.ChatFormat ?? ChatTemplates.Detect(tokenizer));
     }
 
     public DatasetLayout Layout { get; }
@@ -58,7 +56,7 @@ public sealed class ExampleBuilder
                 labels[i] = trained[i] || _options.TrainOnInputs ? ids[i] : TokenizedExample.IgnoreIndex;
             return new TokenizedExample(ids.Take(length).ToArray(), labels);
         }
-        catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException or TokenizerFormatException)
+        catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException or TokenizerFormatException or Modeling.Tokenization.Templates.TemplateException)
         {
             throw new DatasetFormatException($"{record.Source}: {record.Location}: {e.Message}", e);
         }
@@ -79,7 +77,8 @@ public sealed class ExampleBuilder
 
         if (messages.Count == 0)
             throw Bad("the conversation is empty");
-        var chat = ChatTemplates.Tokenize(_tokenizer, messages, _chatFormat.Value);
+        // The tokenizer's own chat template unless a built-in layout is configured (or it has none).
+        var chat = ChatTemplates.Tokenize(_tokenizer, messages, _options.ChatFormat);
         return (chat.Ids, chat.AssistantMask);
     }
 

@@ -25,7 +25,7 @@ public sealed record ExampleOptions
     /// <summary>Train on every token, prompts included (default: only responses, for chat and instruction data).</summary>
     public bool TrainOnInputs { get; init; }
 
-    /// <summary>The chat layout; null takes it from the tokenizer.</summary>
+    /// <summary>A built-in chat layout; null uses the tokenizer's chat template (or, without one, detects a layout).</summary>
     public Modeling.Tokenization.ChatFormat? ChatFormat { get; init; }
 }
 

@@ -27,20 +27,23 @@ public class ChatTemplateTests
     }
 
     [Fact]
-    public void Llama3_DetectedFromTemplate_MasksOnlyTheAssistantTurn()
+    public void Llama3_OwnTemplate_IsExecutedAndMasksTheReply()
     {
         var tokenizer = TokenizerLoader.Load(SharedData.PathOf("tokenizers", "llama3"));
         ChatMessage[] messages = [new("system", "Be brief."), new("user", " Hi! "), new("assistant", "Hello.")];
 
         var chat = ChatTemplates.Tokenize(tokenizer, messages, addGenerationPrompt: false);
+        var layout = ChatTemplates.Tokenize(tokenizer, messages, ChatFormat.Llama3, addGenerationPrompt: false);
 
-        Assert.Equal(ChatFormat.Llama3, ChatTemplates.Detect(tokenizer));
-        Assert.Equal(
-            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>",
-            tokenizer.Decode(chat.Ids));
+        // Meta-Llama-3's base template always ends with an assistant header; the built-in layout does not.
+        const string turns = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>";
+        Assert.Equal(turns + "<|start_header_id|>assistant<|end_header_id|>\n\n", chat.Rendered);
+        Assert.Equal(chat.Rendered, tokenizer.Decode(chat.Ids));
+        Assert.Equal("turns", chat.MaskSource);
         Assert.Equal(128000, chat.Ids[0]);
-        var assistant = chat.Ids.Where((_, i) => chat.AssistantMask[i]).ToList();
-        Assert.Equal("<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>", tokenizer.Decode(assistant));
+        Assert.Equal("Hello.<|eot_id|>", tokenizer.Decode(chat.Ids.Where((_, i) => chat.AssistantMask[i])));
+        Assert.Equal(turns, tokenizer.Decode(layout.Ids));
+        Assert.Equal("<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>", tokenizer.Decode(layout.Ids.Where((_, i) => layout.AssistantMask[i])));
     }
 
     [Fact]

@@ -48,10 +48,13 @@ public class DatasetTests
         var example = new ExampleBuilder(tokenizer, DatasetLayout.Alpaca, new ExampleOptions()).Build(records[0]);
         var everything = new ExampleBuilder(tokenizer, DatasetLayout.Alpaca, new ExampleOptions { TrainOnInputs = true }).Build(records[0]);
 
+        // Qwen3's own template: a final assistant turn carries an empty think block; the mask is the reply and <|im_end|>.
         var trained = example.Labels.Where(l => l != TokenizedExample.IgnoreIndex).Select(l => (int)l).ToList();
-        Assert.Equal("<|im_start|>assistant\n['world', 'Hello']<|im_end|>", tokenizer.Decode(trained));
-        var prompt = tokenizer.Decode(example.InputIds.Take(example.InputIds.Length - trained.Count));
-        Assert.Equal("<|im_start|>user\nYou will be given a series of words. Output these words in reverse order, with each word on its own line.\n\nWords: ['Hello', 'world'].<|im_end|>\n", prompt);
+        Assert.Equal("<think>\n\n</think>\n\n['world', 'Hello']<|im_end|>", tokenizer.Decode(trained));
+        var firstTrained = Array.FindIndex(example.Labels, l => l != TokenizedExample.IgnoreIndex);
+        var prompt = tokenizer.Decode(example.InputIds.Take(firstTrained));
+        Assert.Equal("<|im_start|>user\nYou will be given a series of words. Output these words in reverse order, with each word on its own line.\n\nWords: ['Hello', 'world'].<|im_end|>\n<|im_start|>assistant\n", prompt);
+        Assert.Equal("\n", tokenizer.Decode(example.InputIds.Skip(firstTrained + trained.Count)));
         Assert.Equal(everything.InputIds.Select(i => (long)i), everything.Labels);
     }
 
