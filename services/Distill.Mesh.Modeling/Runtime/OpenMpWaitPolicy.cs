@@ -6,8 +6,8 @@ namespace Distill.Mesh.Modeling.Runtime;
 /// How libtorch's OpenMP threads wait between parallel regions. By default libgomp spins for a
 /// while before sleeping; where the cores are shared (CI runners, a box running several jobs) the
 /// spinning threads take the time slices the working ones need: on a 2-core machine shared with
-/// other builds, perf showed 56% of a KD step's CPU samples in libgomp's spin loop, and passive
-/// waiting made the step 3–5× faster. libgomp reads its settings once, when libtorch loads, and
+/// other builds, perf showed 56% of a KD step's CPU samples in libgomp's spin loop (default
+/// policy), and passive waiting made the step 3–5× faster than spinning (ACTIVE). libgomp reads its settings once, when libtorch loads, and
 /// .NET's <see cref="Environment.SetEnvironmentVariable(string, string)"/> does not reach the
 /// native environment on Unix, so this sets it through libc before the first tensor exists.
 /// </summary>
