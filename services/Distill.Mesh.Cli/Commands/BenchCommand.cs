@@ -42,11 +42,11 @@ internal static class BenchCommand
             output.WriteLine("forward FLOPs/token = 2 × (matmul parameters incl. the output head) + 2 × layers × seq × attention width (causal average)");
             return 0;
         });
-        return new Command("bench", "Benchmarks (print tables; not tests)") { forward, KdLossBenchCommand.Create(), TeacherBenchCommand.Create(), ExtractBenchCommand.Create() };
+        return new Command("bench", "Benchmarks (print tables; not tests)") { forward, TrainBenchCommand.Create(), KdLossBenchCommand.Create(), TeacherBenchCommand.Create(), ExtractBenchCommand.Create() };
     }
 
     /// <summary>Best of several timed 1024³ matmuls (after a warm-up), in GFLOP/s.</summary>
-    private static double MatmulGflops(ScalarType dtype)
+    internal static double MatmulGflops(ScalarType dtype)
     {
         const int n = 1024;
         using var scope = torch.NewDisposeScope();
@@ -85,13 +85,23 @@ internal static class BenchCommand
         }
 
         var tokensPerSecond = (double)batch * length * iterations / watch.Elapsed.TotalSeconds;
+        return (tokensPerSecond, ForwardFlopsPerToken(model, length));
+    }
+
+    /// <summary>
+    /// Forward FLOPs per token at sequence length <paramref name="length"/>: 2 × the matmul
+    /// parameters (the output head included, LoRA adapters not) + the causal attention's 2 × layers × length × width.
+    /// </summary>
+    internal static double ForwardFlopsPerToken(CausalLanguageModel model, int length)
+    {
+        var config = model.Config;
         // Each token runs only its top-k experts: expert weights count k / E.
         var expertShare = config.ExpertCount > 0 ? (double)config.ExpertsPerToken / config.ExpertCount : 1.0;
         var matmulParameters = model.named_parameters()
-            .Where(p => p.parameter.dim() == 2 && p.name != "model.embed_tokens.weight")
+            .Where(p => p.parameter.dim() == 2 && p.name != "model.embed_tokens.weight" && !p.name.Contains(".lora_", StringComparison.Ordinal))
             .Sum(p => p.parameter.numel() * (p.name.Contains(".experts.", StringComparison.Ordinal) ? expertShare : 1.0))
             + (config.TieWordEmbeddings ? (double)config.VocabSize * config.HiddenSize : 0);
         var attention = 2.0 * config.NumHiddenLayers * length * config.NumAttentionHeads * config.HeadDimension;
-        return (tokensPerSecond, 2.0 * matmulParameters + attention);
+        return 2.0 * matmulParameters + attention;
     }
 }

@@ -80,19 +80,13 @@ public static class ChunkedDistillationLoss
                 if (valid.any().item<bool>())
                 {
                     var blockHidden = hidden.narrow(0, start, length);
-                    Tensor gradLogits;
-                    using (torch.enable_grad())
-                    {
-                        var logits = blockHidden.matmul(weight.t()).to_type(accumulate).detach().requires_grad_();
-                        var ce = DistillationLoss.HardCrossEntropy(logits, blockLabels, options.IgnoreIndex).sum();
-                        var kd = request.Teacher is null
-                            ? torch.zeros_like(ce)
-                            : torch.where(valid, DistillationLoss.PerPosition(logits, request.Teacher.Block(start, length), options), torch.zeros_like(ce)).sum();
-                        var loss = ((1 - ratio) * ce + ratio * kd) / request.Denominator;
-                        gradLogits = torch.autograd.grad([loss], [logits])[0];
-                        kdSum += kd.to_type(ScalarType.Float64).item<double>();
-                        ceSum += ce.to_type(ScalarType.Float64).item<double>();
-                    }
+                    var target = request.Teacher?.Block(start, length);
+                    var logits = blockHidden.matmul(weight.t()).to_type(accumulate);
+                    var (gradLogits, kd, ce) = ClosedFormBlockLoss.Supports(target, options)
+                        ? ClosedFormBlockLoss.Compute(logits, blockLabels, valid, target, options, ratio, request.Denominator)
+                        : ByAutograd(logits, blockLabels, valid, target, options, ratio, request.Denominator);
+                    kdSum += kd;
+                    ceSum += ce;
 
                     // The gradient matmuls run in the weights' dtype, as the plain path's backward does
                     // (bf16 matmuls are several times faster on CPUs with AMX).
@@ -123,6 +117,20 @@ public static class ChunkedDistillationLoss
             ctx.save_data("weight_grad", gradWeight is not null);
             ctx.save_data("weight_dtype", weight.dtype);
             return torch.tensor(total, dtype: accumulate, device: hidden.device);
+        }
+
+        /// <summary>Any other loss or target: the block's gradient by autograd on the block alone.</summary>
+        private static (Tensor GradLogits, double Kd, double Ce) ByAutograd(Tensor blockLogits, Tensor labels, Tensor valid, TeacherTarget? target, DistillationLossOptions options, double ratio, double denominator)
+        {
+            using var grad = torch.enable_grad();
+            var logits = blockLogits.detach().requires_grad_();
+            var ce = DistillationLoss.HardCrossEntropy(logits, labels, options.IgnoreIndex).sum();
+            var kd = target is null
+                ? torch.zeros_like(ce)
+                : torch.where(valid, DistillationLoss.PerPosition(logits, target, options), torch.zeros_like(ce)).sum();
+            var loss = ((1 - ratio) * ce + ratio * kd) / denominator;
+            var gradLogits = torch.autograd.grad([loss], [logits])[0];
+            return (gradLogits, kd.to_type(ScalarType.Float64).item<double>(), ce.to_type(ScalarType.Float64).item<double>());
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)

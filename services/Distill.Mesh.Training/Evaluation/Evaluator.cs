@@ -49,7 +49,7 @@ public static class Evaluator
                 using var teacherRows = teacher is null ? null : new DeviceRows(await teacher.ScoreAsync(batch, request, cancellationToken), model.Device);
                 using var noGrad = torch.no_grad();
                 using var scope = torch.NewDisposeScope();
-                var (rows, labels) = TrainingLoop.Shifted(model.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
+                var (rows, labels) = TrainingStep.Shifted(model.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
                 var block = ChunkedDistillationLoss.DefaultBlockSize(vocabulary);
                 for (long start = 0; start < rows.shape[0]; start += block)
                 {

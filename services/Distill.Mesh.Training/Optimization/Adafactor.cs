@@ -12,7 +12,7 @@ namespace Distill.Mesh.Training.Optimization;
 public sealed class Adafactor(IEnumerable<(string, Parameter)> parameters, double learningRate, double eps = 1e-30, double clipThreshold = 1.0, double decayRate = -0.8, double weightDecay = 0.0)
     : TrainingOptimizer(parameters, learningRate)
 {
-    protected override Tensor Update(string name, Tensor value, Tensor gradient)
+    protected override void Update(string name, Tensor value, Tensor gradient)
     {
         var beta2 = 1 - Math.Pow(StepCount, decayRate);
         var squared = gradient.pow(2) + eps;
@@ -35,7 +35,8 @@ public sealed class Adafactor(IEnumerable<(string, Parameter)> parameters, doubl
         }
 
         var rms = update.pow(2).mean().sqrt().to_type(ScalarType.Float64).item<double>();
-        update = update / Math.Max(1.0, rms / clipThreshold);
-        return value * (1 - LearningRate * weightDecay) - LearningRate * update;
+        if (weightDecay != 0)
+            value.mul_(1 - LearningRate * weightDecay);
+        value.add_(update, alpha: -LearningRate / Math.Max(1.0, rms / clipThreshold));
     }
 }

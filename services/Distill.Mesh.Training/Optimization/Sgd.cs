@@ -7,7 +7,7 @@ namespace Distill.Mesh.Training.Optimization;
 public sealed class Sgd(IEnumerable<(string, Parameter)> parameters, double learningRate, double momentum = 0.0, double weightDecay = 0.0)
     : TrainingOptimizer(parameters, learningRate)
 {
-    protected override Tensor Update(string name, Tensor value, Tensor gradient)
+    protected override void Update(string name, Tensor value, Tensor gradient)
     {
         var g = weightDecay > 0 ? gradient + weightDecay * value : gradient;
         if (momentum > 0)
@@ -20,6 +20,6 @@ public sealed class Sgd(IEnumerable<(string, Parameter)> parameters, double lear
             g = buffer;
         }
 
-        return value - LearningRate * g;
+        value.add_(g, alpha: -LearningRate);
     }
 }

@@ -7,9 +7,10 @@ namespace Distill.Mesh.Training.Optimization;
 /// <summary>
 /// An optimizer over named parameters whose whole state is named tensors plus a step count, so a
 /// checkpoint can save it and a resumed run continue bit for bit. Updates are computed in float32
-/// (float64 for float64 parameters). Half-precision (bf16/fp16) parameters get a float32 master
-/// copy in the state: updates accumulate there and are rounded into the parameter, so steps too
-/// small for bf16 are not lost.
+/// (float64 for float64 parameters), in place: a float32 parameter is updated where it lies, with
+/// no weight-sized temporaries beyond what the update rule needs. Half-precision (bf16/fp16)
+/// parameters get a float32 master copy in the state: updates accumulate there and are rounded
+/// into the parameter, so steps too small for bf16 are not lost.
 /// </summary>
 public abstract class TrainingOptimizer : IDisposable
 {
@@ -41,24 +42,32 @@ public abstract class TrainingOptimizer : IDisposable
             if (parameter.grad is null)
                 continue;
             using var scope = torch.NewDisposeScope();
-            var precision = parameter.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
             var halfPrecision = parameter.dtype is ScalarType.BFloat16 or ScalarType.Float16;
-            var master = halfPrecision ? MasterCopy(name, parameter) : null;
-            var value = master ?? parameter.detach().to_type(precision);
-            var updated = Update(name, value, parameter.grad.to_type(precision));
-            master?.copy_(updated);
-            parameter.copy_(updated.to_type(parameter.dtype));
+            if (halfPrecision)
+            {
+                var master = MasterCopy(name, parameter);
+                Update(name, master, parameter.grad.to_type(ScalarType.Float32));
+                parameter.copy_(master);
+            }
+            else
+            {
+                Update(name, parameter.detach(), parameter.grad);
+            }
         }
     }
 
+    /// <summary>
+    /// Drops the gradients (as PyTorch's <c>zero_grad(set_to_none=True)</c>): the next backward
+    /// writes fresh ones instead of adding to zeros, one weight-sized pass less each way.
+    /// </summary>
     public void ZeroGrad()
     {
         foreach (var (_, parameter) in Parameters)
-            parameter.grad?.zero_();
+            parameter.grad = null;
     }
 
-    /// <summary>The new value of one parameter.</summary>
-    protected abstract Tensor Update(string name, Tensor value, Tensor gradient);
+    /// <summary>Updates one parameter's value in place (float32 or float64) from its gradient (same dtype).</summary>
+    protected abstract void Update(string name, Tensor value, Tensor gradient);
 
     private Tensor MasterCopy(string name, Tensor parameter)
     {

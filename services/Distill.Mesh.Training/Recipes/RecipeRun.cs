@@ -141,26 +141,6 @@ public sealed class RecipeRun : IDisposable
             .Select(m => Batching.Collate(order.MicroBatch((step - 1) * accumulation + m), PadTokenId, Student.Device)).ToList();
     }
 
-    /// <summary>
-    /// Clips the gradient norm (when configured), steps the optimizer and clears the gradients;
-    /// returns the norm (measured also when clipping is off). A non-finite loss or gradient norm
-    /// applies nothing: the weights stay those of the previous step.
-    /// </summary>
-    /// <exception cref="TrainingDivergedException">The step's loss or gradients are NaN or infinite.</exception>
-    public double ClipAndStep(Optimization.TrainingOptimizer optimizer, long step, double loss)
-    {
-        var norm = nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter), Config.Training.MaxGradNorm > 0 ? Config.Training.MaxGradNorm : double.PositiveInfinity);
-        if (!double.IsFinite(loss) || !double.IsFinite(norm))
-        {
-            optimizer.ZeroGrad();
-            throw new TrainingDivergedException(step, loss, norm);
-        }
-
-        optimizer.Step();
-        optimizer.ZeroGrad();
-        return norm;
-    }
-
     /// <summary>Whether step <paramref name="step"/> runs an intermediate evaluation.</summary>
     public bool EvalDue(long step, long totalSteps) =>
         Config.Training.EvalEvery > 0 && step % Config.Training.EvalEvery == 0 && step < totalSteps && Eval.Count > 0;

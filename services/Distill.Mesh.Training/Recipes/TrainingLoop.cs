@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Distill.Mesh.Modeling.Losses;
 using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
 using Distill.Mesh.Training.Evaluation;
@@ -31,15 +30,12 @@ internal static class TrainingLoop
         IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
     {
         var config = run.Config;
-        var lossOptions = TrainingFactory.Loss(config.Loss);
-        if (config.Loss.Chunked && run.Student.LmHead?.Lora is not null)
-            throw new ConfigException("loss.chunked uses the output weight directly; it cannot train a LoRA on lm_head (set loss.chunked=false)");
         var order = new DataOrder(run.Train, config.Training.BatchSize, config.Seed);
         stepBatches ??= (o, step) => (run.MicroBatches(o, step), null);
         var totalSteps = run.TotalSteps(order);
-        var accumulation = Math.Max(1, config.Training.GradientAccumulation);
         using var optimizer = TrainingFactory.Optimizer(config.Training.Optimizer, run.Student.named_parameters().Select(p => (p.name, p.parameter)));
         var schedule = TrainingFactory.Schedule(config.Training.Scheduler, config.Training.Optimizer.Lr, totalSteps);
+        var trainingStep = new TrainingStep(config, run.Student, teacher, vocabulary, optimizer);
         var resumed = TrainingCheckpoint.TryResume(config.OutputDir, run.Student, optimizer);
         var history = resumed?.History ?? [];
         var step = resumed?.Step ?? 0;
@@ -70,29 +66,10 @@ internal static class TrainingLoop
                 torch.cuda.manual_seed_all(CudaStepSeed(config.Seed, step));
             optimizer.LearningRate = schedule.At(step);
             var (batches, message) = stepBatches(order, step);
-            var stepTokens = batches.Sum(b => b.TrainedTokens);
-            double loss = 0, kd = 0, ce = 0;
-            var teacherWait = TimeSpan.Zero;
-            for (var m = 0; m < batches.Count; m++)
-            {
-                // The teacher is awaited before the dispose scope opens: scopes are thread-static.
-                var seed = SignalSeed(config, (step - 1) * accumulation + m);
-                var asked = Stopwatch.GetTimestamp();
-                using var teacherRows = teacher is null ? null
-                    : new DeviceRows(await teacher.ScoreAsync(batches[m], TrainingFactory.Signal(config.Signal, vocabulary, config.Loss.Temperature, seed), cancellationToken), run.Student.Device);
-                teacherWait += Stopwatch.GetElapsedTime(asked);
-                using var scope = torch.NewDisposeScope();
-                using var parts = MicroBatchLoss(run, teacherRows, batches[m], lossOptions, vocabulary, stepTokens);
-                parts.Total.backward();
-                loss += parts.Total.to_type(ScalarType.Float64).item<double>();
-                kd += parts.Kd.to_type(ScalarType.Float64).item<double>();
-                ce += parts.Ce.to_type(ScalarType.Float64).item<double>();
-            }
-
-            double gradNorm;
+            StepResult result;
             try
             {
-                gradNorm = run.ClipAndStep(optimizer, step, loss);
+                result = await trainingStep.RunAsync(batches, step, timings: null, cancellationToken);
             }
             catch (TrainingDivergedException diverged)
             {
@@ -110,10 +87,9 @@ internal static class TrainingLoop
                     batch.Dispose();
             }
 
-
             var stepTime = watch.Elapsed;
-            var e = new TrainEvent(step, totalSteps, loss, kd, ce, optimizer.LearningRate, gradNorm, stepTokens / stepTime.TotalSeconds, stepTokens,
-                run.EvalDue(step, totalSteps) ? await Evaluate() : null, message, stepTime.TotalSeconds, teacherWait.TotalSeconds);
+            var e = new TrainEvent(step, totalSteps, result.Loss, result.Kd, result.Ce, optimizer.LearningRate, result.GradNorm, result.Tokens / stepTime.TotalSeconds, result.Tokens,
+                run.EvalDue(step, totalSteps) ? await Evaluate() : null, message, stepTime.TotalSeconds, result.TeacherWait.TotalSeconds);
             run.Record(e, history, progress, optimizer, metrics);
         }
 
@@ -126,29 +102,9 @@ internal static class TrainingLoop
         return run.Finish(step, completed: true, history, final, metrics);
     }
 
-    /// <summary>
-    /// The loss of one micro-batch: the student's shifted hidden states meet the teacher's rows (or
-    /// only the labels) through the chunked (or plain) loss, normalised by the step's tokens.
-    /// </summary>
-    private static LossParts MicroBatchLoss(RecipeRun run, ITeacherRows? teacherRows, Batch batch, DistillationLossOptions lossOptions, int vocabulary, long stepTokens)
-    {
-        var (hidden, labels) = Shifted(run.Student.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
-        // The chunked loss projects hidden·Wᵀ itself and has no soft-capping (Gemma 2's final logits): such a student takes the plain loss.
-        return run.Config.Loss.Chunked && run.Student.Config.FinalLogitSoftcap is null
-            ? ChunkedDistillationLoss.Compute(hidden, run.Student.OutputWeight.narrow(0, 0, vocabulary), teacherRows, labels, lossOptions, stepTokens)
-            : DistillationLoss.Compute(run.Student.Logits(hidden).narrow(-1, 0, vocabulary), teacherRows?.Block(0, teacherRows.Rows), labels, lossOptions, stepTokens);
-    }
-
     /// <summary>The CUDA generator's seed for step <paramref name="step"/> (a pure function: resume-exact without saved state).</summary>
     internal static long CudaStepSeed(int seed, long step) => unchecked(seed * 2_147_483_647L + step * 1_000_000_007L) & long.MaxValue;
 
     /// <summary>The seed of micro-batch <paramref name="index"/>'s teacher signal (sampled signals draw from it; a resumed run draws the same).</summary>
     internal static long SignalSeed(TrainConfig config, long index) => config.Seed * 1_000_003L + index;
-
-    /// <summary>Position t predicts token t + 1: hidden states of positions 0..T−2 against labels 1..T−1, flattened.</summary>
-    internal static (Tensor Hidden, Tensor Labels) Shifted(Tensor hidden, Tensor labels)
-    {
-        var length = hidden.shape[1];
-        return (hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]), labels.narrow(1, 1, length - 1).reshape(-1));
-    }
 }

@@ -78,6 +78,19 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void ZeroGrad_DropsTheGradients_AndTheNextBackwardWritesFreshOnes()
+    {
+        var p = new Parameter(torch.ones(3, dtype: ScalarType.Float64));
+        using var optimizer = new Sgd([("p", p)], 0.1);
+        (p * 2).sum().backward();
+        optimizer.ZeroGrad();
+
+        Assert.Null(p.grad);
+        (p * 3).sum().backward();
+        TensorAssert.Close(torch.full(3, 3.0, dtype: ScalarType.Float64), p.grad!, atol: 0);
+    }
+
+    [Fact]
     public void SaveAndLoadState_ContinuesIdentically()
     {
         var p = new Parameter(torch.ones(3, dtype: ScalarType.Float64));
