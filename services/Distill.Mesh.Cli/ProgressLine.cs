@@ -25,6 +25,14 @@ internal sealed class ProgressLine(TextWriter writer, bool plain, Func<TimeSpan>
 
     public void Report(TrainEvent e)
     {
+        if (e.TotalSteps == 0)
+        {
+            // A note before the first step: the message alone.
+            Finish();
+            writer.WriteLine($"{(label is null ? "" : label + ": ")}{e.Message}");
+            return;
+        }
+
         var width = 20;
         var filled = (int)(width * e.Step / Math.Max(1, e.TotalSteps));
         var eta = Eta(e) is { } left ? Format(left) : "--:--";

@@ -26,7 +26,7 @@ public static class GkdRecipe
         using var run = RecipeRun.Start(config, rerun);
         using var teacher = KdRecipe.LoadTeachers(config, connect);
         var vocabulary = TeacherCompatibility.Check(teacher.Describe(), run.Tokenizer, run.Student.Config.VocabSize);
-        await run.LoadDataAsync(vocabulary, cancellationToken);
+        await run.LoadDataAsync(vocabulary, cancellationToken, progress);
         var stop = GenerationConfig.Load(config.Student.Model).StopTokens(run.Student.Config);
         var accumulation = Math.Max(1, config.Training.GradientAccumulation);
 

@@ -25,7 +25,7 @@ public static class KdRecipe
         using var run = RecipeRun.Start(config, rerun);
         using var teacher = LoadTeachers(config, connect);
         var vocabulary = TeacherCompatibility.Check(teacher.Describe(), run.Tokenizer, run.Student.Config.VocabSize);
-        await run.LoadDataAsync(vocabulary, cancellationToken);
+        await run.LoadDataAsync(vocabulary, cancellationToken, progress);
 
         // Train, checkpoint, outputs
         return await TrainingLoop.RunAsync(run, teacher, vocabulary, denseTeacher: connect is null, stepBatches: null, progress, cancellationToken);

@@ -86,9 +86,9 @@ public sealed class RecipeRun : IDisposable
     }
 
     /// <summary>Reads, tokenizes and splits the dataset; checks every label fits the vocabulary the loss uses.</summary>
-    public async Task LoadDataAsync(int vocabulary, CancellationToken cancellationToken)
+    public async Task LoadDataAsync(int vocabulary, CancellationToken cancellationToken, IProgress<TrainEvent>? progress = null)
     {
-        (Train, Eval) = await LoadExamplesAsync(Config, Tokenizer, vocabulary, cancellationToken);
+        (Train, Eval) = await LoadExamplesAsync(Config, Tokenizer, vocabulary, cancellationToken, progress);
         if (Train.Count < Config.Training.BatchSize)
             throw new ConfigException($"training.batch_size {Config.Training.BatchSize} exceeds the {Train.Count} training examples");
     }
@@ -97,8 +97,9 @@ public sealed class RecipeRun : IDisposable
     /// The run's training examples (packed when configured) and its held-out split, exactly as the
     /// train stage sees them: what precompute scores and evaluate measures.
     /// </summary>
+    /// <remarks>A dataset of more than <see cref="TokenizeReportRows"/> rows reports its tokenising to <paramref name="progress"/> every tenth of the way.</remarks>
     public static async Task<(IReadOnlyList<TokenizedExample> Train, IReadOnlyList<TokenizedExample> Eval)> LoadExamplesAsync(
-        TrainConfig config, TextTokenizer tokenizer, int vocabulary, CancellationToken cancellationToken)
+        TrainConfig config, TextTokenizer tokenizer, int vocabulary, CancellationToken cancellationToken, IProgress<TrainEvent>? progress = null)
     {
         var records = await DatasetFile.ReadAsync(config.Dataset.Path, cancellationToken);
         var builder = new ExampleBuilder(tokenizer, DatasetLayouts.Detect(records), new ExampleOptions
@@ -107,13 +108,27 @@ public sealed class RecipeRun : IDisposable
             TrainOnInputs = config.Dataset.TrainOnInputs,
             ChatFormat = TrainingFactory.ChatFormat(config.Dataset.ChatFormat),
         });
-        var examples = records.Select(builder.Build).Where(e => e.InputIds.Length >= 2).ToList();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var examples = records.Select((record, i) =>
+        {
+            if (progress is not null && records.Count > TokenizeReportRows && (i + 1) % Math.Max(1, records.Count / 10) == 0)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var rate = (i + 1) / Math.Max(watch.Elapsed.TotalSeconds, 1e-3);
+                progress.Report(TrainEvent.Note($"tokenised {i + 1:N0} of {records.Count:N0} rows ({rate:N0} rows/s, ETA {TimeSpan.FromSeconds((records.Count - i - 1) / rate):m\\:ss})"));
+            }
+
+            return builder.Build(record);
+        }).Where(e => e.InputIds.Length >= 2).ToList();
         var tooLarge = examples.SelectMany(e => e.InputIds).Where(id => id >= vocabulary).Distinct().Take(5).ToList();
         if (tooLarge.Count > 0)
             throw new IncompatibleTeacherException($"token ids {string.Join(", ", tooLarge)} are outside the {vocabulary} ids the models share");
         var (train, eval) = Batching.Split(examples, config.Dataset.EvalFraction, config.Seed);
         return (config.Dataset.Packing ? Packing.Pack(train, config.Dataset.MaxLength) : train, eval);
     }
+
+    /// <summary>Datasets up to this many rows tokenise without progress reports.</summary>
+    public const int TokenizeReportRows = 20_000;
 
     /// <summary>Trains on these examples instead of the dataset's (sequence-level KD: the teacher's responses).</summary>
     public void UseTrainingExamples(IReadOnlyList<TokenizedExample> examples)

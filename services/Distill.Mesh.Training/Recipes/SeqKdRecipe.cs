@@ -28,7 +28,7 @@ public static class SeqKdRecipe
 
         // Setup
         using var run = RecipeRun.Start(config, rerun);
-        await run.LoadDataAsync(run.Student.Config.VocabSize, cancellationToken);
+        await run.LoadDataAsync(run.Student.Config.VocabSize, cancellationToken, progress);
         var cache = Path.Combine(config.OutputDir, "seq_kd_train.jsonl");
         if (File.Exists(cache))
         {
@@ -64,7 +64,7 @@ public static class SeqKdRecipe
 
             AtomicFile.WriteAllText(cache, string.Concat(generated.Select(e => SeqKdSample.Write(e, run.Tokenizer) + "\n")));
             run.UseTrainingExamples(generated);
-            progress?.Report(new TrainEvent(0, 0, 0, 0, 0, 0, 0, 0, 0, Message: $"teacher wrote {generated.Count} responses ({generated.Sum(e => e.TrainedTokens)} tokens)"));
+            progress?.Report(TrainEvent.Note($"teacher wrote {generated.Count} responses ({generated.Sum(e => e.TrainedTokens)} tokens)"));
         }
 
         // Train, checkpoint, outputs: plain fine-tuning on the teacher's sequences.

@@ -10,7 +10,7 @@ public static class SftRecipe
     {
         // Setup
         using var run = RecipeRun.Start(config, rerun);
-        await run.LoadDataAsync(run.Student.Config.VocabSize, cancellationToken);
+        await run.LoadDataAsync(run.Student.Config.VocabSize, cancellationToken, progress);
         return await TrainAsync(run, progress, cancellationToken);
     }
 

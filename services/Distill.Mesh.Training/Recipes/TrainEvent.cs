@@ -14,7 +14,11 @@ public sealed record TrainEvent(
     EvalResult? Eval = null,
     string? Message = null,
     double StepSeconds = 0,
-    double TeacherWaitSeconds = 0);
+    double TeacherWaitSeconds = 0)
+{
+    /// <summary>A message before the first step (tokenising, the teacher's generations): no step, no loss.</summary>
+    public static TrainEvent Note(string message) => new(0, 0, 0, 0, 0, 0, 0, 0, 0, Message: message);
+}
 
 /// <summary>Held-out metrics.</summary>
 /// <param name="Perplexity">exp of the mean token cross-entropy on the eval split.</param>
