@@ -51,7 +51,12 @@ public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOpti
             }, shard, shards, new Progress<(long Done, long Total)>(p =>
             {
                 if (p.Done == p.Total || p.Done % 50 == 0)
-                    logger.LogInformation("Precompute shard {Shard}/{Shards}: {Done}/{Total} micro-batches", shard, shards, p.Done, p.Total);
+                {
+                    // Rate over the whole shard so far (the first batches warm the model up; 50 batches dilute it).
+                    var perSecond = p.Done / Math.Max(watch.Elapsed.TotalSeconds, 1e-3);
+                    logger.LogInformation("Precompute shard {Shard}/{Shards}: {Done}/{Total} micro-batches ({Rate:F2}/s, ETA {Eta})", shard, shards, p.Done, p.Total,
+                        perSecond, TimeSpan.FromSeconds(Math.Round((p.Total - p.Done) / Math.Max(perSecond, 1e-9))).ToString("c", System.Globalization.CultureInfo.InvariantCulture));
+                }
             }), stoppingToken);
             logger.LogInformation("Precompute shard {Shard}/{Shards} done in {Seconds:F1} s: {Batches} micro-batches, {Scored} sequences scored, {Cached} already cached",
                 shard, shards, watch.Elapsed.TotalSeconds, result.MicroBatches, scored, cached);
