@@ -3,9 +3,6 @@ using Distill.Mesh.Cli;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
-// Before libtorch loads (its OpenMP runtime reads the wait policy once): see OpenMpWaitPolicy.
-Distill.Mesh.Modeling.Runtime.OpenMpWaitPolicy.PreferPassive();
-
 // Commands report the errors they expect themselves; anything a user's input or environment still
 // causes (a malformed address, an unreadable folder) is one line here, never a stack trace. Other
 // exceptions are bugs and keep their trace.
