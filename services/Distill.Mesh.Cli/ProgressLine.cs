@@ -82,7 +82,7 @@ internal sealed class ProgressLine(TextWriter writer, bool plain, Func<TimeSpan>
         return () => watch.Elapsed;
     }
 
-    private static string Format(TimeSpan left) => left.TotalHours >= 1 ? $"{(int)left.TotalHours}:{left:mm\\:ss}" : $"{left:m\\:ss}";
+    private static string Format(TimeSpan left) => RateMeter.Clock(left);
 
     /// <summary>Ends a line redrawn in place, so what is written next starts on its own line.</summary>
     public void Finish()

@@ -30,9 +30,11 @@ internal sealed class RateMeter(Func<TimeSpan>? clock = null)
         if (_perSecond <= 0)
             return "";
         var left = TimeSpan.FromSeconds(Math.Max(0, total - done) / _perSecond);
-        var eta = left.TotalHours >= 1 ? $"{(int)left.TotalHours}:{left:mm\\:ss}" : $"{left:m\\:ss}";
-        return $"{(format ?? (v => v.ToString("G3", CultureInfo.InvariantCulture)))(_perSecond)} {unit}/s, ETA {eta}";
+        return $"{(format ?? (v => v.ToString("G3", CultureInfo.InvariantCulture)))(_perSecond)} {unit}/s, ETA {Clock(left)}";
     }
+
+    /// <summary>Time left as m:ss, or h:mm:ss past an hour.</summary>
+    public static string Clock(TimeSpan left) => left.TotalHours >= 1 ? $"{(int)left.TotalHours}:{left:mm\\:ss}" : $"{left:m\\:ss}";
 
     /// <summary>Bytes as people read them (B, kB, MB, GB; powers of 1000).</summary>
     public static string Bytes(double bytes) => bytes switch
