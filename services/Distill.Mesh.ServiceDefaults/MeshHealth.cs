@@ -36,7 +36,12 @@ public static class MeshHealth
             if (report.Status == HealthStatus.Healthy)
                 return;
             if (stopping.IsCancellationRequested)
+            {
+                // Asked again: the report above may predate the failure that stopped the host.
+                report = await health.CheckHealthAsync(r => r.Tags.Contains(Ready), CancellationToken.None);
                 throw new InvalidOperationException($"the service stopped before it was ready: {string.Join("; ", report.Entries.Where(e => e.Value.Status != HealthStatus.Healthy).Select(e => e.Value.Description))}");
+            }
+
             await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
         }
     }
