@@ -62,6 +62,8 @@ public static partial class ConfigKeys
             return TypeName(inner) + " or null";
         if (ElementOf(type) is { } element)
             return $"list of {TypeName(element)}s";
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(Dictionary<,>))
+            return $"mapping of {TypeName(type.GetGenericArguments()[0])}s to {TypeName(type.GetGenericArguments()[1])}s";
         return type == typeof(string) ? "string"
             : type == typeof(int) || type == typeof(long) ? "integer"
             : type == typeof(double) || type == typeof(float) ? "number"
@@ -75,6 +77,7 @@ public static partial class ConfigKeys
         string text => text.Length == 0 ? "\"\"" : text,
         bool flag => flag ? "true" : "false",
         double number => ConfigBinder.Number(number),
+        IDictionary mapping => $"{{{string.Join(", ", mapping.Keys.Cast<object>().Select(k => $"{Show(k)}: {Show(mapping[k])}"))}}}",
         IEnumerable list => $"[{string.Join(", ", list.Cast<object?>().Select(Show))}]",
         IFormattable formattable => formattable.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString() ?? "",

@@ -27,6 +27,9 @@ public static class ConfigNames
 
     public static readonly string[] ChatFormats = ["chatml", "llama3", "mistral"];
 
+    /// <summary>The row fields the dataset layouts read (what dataset.columns maps to).</summary>
+    public static readonly string[] DatasetFields = ["messages", "conversations", "instruction", "input", "output", "response", "prompt", "completion", "text"];
+
     /// <summary>Metric loggers (logging.backends).</summary>
     public static readonly string[] LoggingBackends = ["jsonl", "tensorboard"];
 

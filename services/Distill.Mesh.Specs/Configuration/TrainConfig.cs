@@ -194,8 +194,33 @@ public sealed class LossConfig
 /// <summary>Training data.</summary>
 public sealed class DatasetConfig
 {
-    /// <summary>JSON, JSONL or Parquet file.</summary>
+    /// <summary>JSON, JSONL or Parquet file (empty when sources lists the files of a mixture).</summary>
     public string Path { get; set; } = "";
+
+    /// <summary>
+    /// A mixture: several files, each drawn from with probability weight / sum of weights (a file
+    /// that runs out starts over). Sampled as a stream: needs training.max_steps.
+    /// </summary>
+    public List<DatasetSourceConfig> Sources { get; set; } = [];
+
+    /// <summary>
+    /// Field names of the dataset's rows, as layout field → the dataset's column, e.g.
+    /// {prompt: question, completion: answer}; layout fields: messages, conversations, instruction,
+    /// input, output, response, prompt, completion, text.
+    /// </summary>
+    public Dictionary<string, string> Columns { get; set; } = [];
+
+    /// <summary>
+    /// Read rows as a stream (JSONL, Parquet): memory independent of file size, rows shuffled within
+    /// windows of shuffle_buffer rows; needs training.max_steps. Always on for a mixture.
+    /// </summary>
+    public bool Streaming { get; set; }
+
+    /// <summary>Streamed rows are shuffled within consecutive windows of this many rows (Parquet: within each row group).</summary>
+    public int ShuffleBuffer { get; set; } = 10_000;
+
+    /// <summary>Streamed datasets: how many of the held-out rows (eval_fraction of each file, the first in file order) are evaluated.</summary>
+    public int EvalMaxExamples { get; set; } = 256;
 
     /// <summary>Longest sequence in tokens; longer examples are truncated.</summary>
     public int MaxLength { get; set; } = 512;
@@ -203,7 +228,10 @@ public sealed class DatasetConfig
     /// <summary>Also train on prompt and user tokens (default: only the assistant's / the completion's).</summary>
     public bool TrainOnInputs { get; set; }
 
-    /// <summary>Share of the examples held out for evaluation (0 to 0.5).</summary>
+    /// <summary>
+    /// Share of the examples held out for evaluation (0 to 0.9). Streamed: each row is held out with
+    /// this probability (a hash of seed, file and row), never trained on.
+    /// </summary>
     public double EvalFraction { get; set; } = 0.05;
 
     /// <summary>chatml, llama3, mistral; null: from the tokenizer.</summary>
@@ -211,6 +239,19 @@ public sealed class DatasetConfig
 
     /// <summary>Pack training examples into max_length sequences (attention kept within each example).</summary>
     public bool Packing { get; set; }
+}
+
+/// <summary>One file of a dataset mixture.</summary>
+public sealed class DatasetSourceConfig
+{
+    /// <summary>JSON, JSONL or Parquet file.</summary>
+    public string Path { get; set; } = "";
+
+    /// <summary>Relative sampling weight (above 0).</summary>
+    public double Weight { get; set; } = 1;
+
+    /// <summary>This file's field names (layout field → column), in place of dataset.columns.</summary>
+    public Dictionary<string, string>? Columns { get; set; }
 }
 
 /// <summary>The training loop.</summary>

@@ -93,6 +93,8 @@ public static class TrainConfigLoader
         string Resolve(string p) => string.IsNullOrEmpty(p) || Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(folder, p));
         config.Student.Model = Resolve(config.Student.Model);
         config.Dataset.Path = Resolve(config.Dataset.Path);
+        foreach (var source in config.Dataset.Sources)
+            source.Path = Resolve(source.Path);
         config.OutputDir = Resolve(config.OutputDir);
         if (config.Student.Lora is { InitFrom: { } initFrom })
             config.Student.Lora.InitFrom = Resolve(initFrom);
@@ -107,6 +109,8 @@ public static class TrainConfigLoader
         {
             yield return ("student.model", config.Student.Model);
             yield return ("dataset.path", config.Dataset.Path);
+            for (var i = 0; i < config.Dataset.Sources.Count; i++)
+                yield return ($"dataset.sources.{i}.path", config.Dataset.Sources[i].Path);
             yield return ("output_dir", config.OutputDir);
             if (config.Student.Lora?.InitFrom is { } initFrom)
                 yield return ("student.lora.init_from", initFrom);

@@ -74,13 +74,36 @@ public static partial class TrainConfigValidator
             p.Add($"loss.kd_ratio: 0 leaves only the cross-entropy term, so the {config.Recipe} recipe would learn nothing from its teacher; use recipe sft for that");
 
         var dataset = config.Dataset;
-        p.Required("dataset.path", dataset.Path);
+        if (dataset.Sources.Count == 0)
+            p.Required("dataset.path", dataset.Path);
+        else if (dataset.Path.Length > 0)
+            p.Add($"dataset.path: '{dataset.Path}' and dataset.sources both name the data; list every file under sources (with its weight)");
         p.Range("dataset.max_length", dataset.MaxLength, 2, 1 << 20);
         p.Range("dataset.eval_fraction", dataset.EvalFraction, 0, 0.9);
+        p.Range("dataset.shuffle_buffer", dataset.ShuffleBuffer, 1, 10_000_000);
+        p.Range("dataset.eval_max_examples", dataset.EvalMaxExamples, 0, 10_000_000);
         if (dataset.ChatFormat is { } format)
             p.OneOf("dataset.chat_format", format, ConfigNames.ChatFormats);
-        if (dataset.Path.Length > 0 && Path.GetExtension(dataset.Path).ToLowerInvariant() is not (".json" or ".jsonl" or ".parquet"))
-            p.Add($"dataset.path: '{dataset.Path}' is not a .json, .jsonl or .parquet file");
+        p.DatasetFile("dataset.path", dataset.Path);
+        p.Columns("dataset.columns", dataset.Columns);
+        for (var i = 0; i < dataset.Sources.Count; i++)
+        {
+            var source = dataset.Sources[i];
+            p.Required($"dataset.sources.{i}.path", source.Path);
+            p.DatasetFile($"dataset.sources.{i}.path", source.Path);
+            p.Positive($"dataset.sources.{i}.weight", source.Weight, max: 1e6);
+            if (source.Columns is { } columns)
+                p.Columns($"dataset.sources.{i}.columns", columns);
+        }
+
+        if (dataset.Streaming || dataset.Sources.Count > 0)
+        {
+            var what = dataset.Sources.Count > 0 ? "a mixture (dataset.sources)" : "a streamed dataset (dataset.streaming: true)";
+            if (config.Training.MaxSteps is null)
+                p.Add($"training.max_steps: {what} has no length known ahead, so epochs cannot set the run's length; give training.max_steps");
+            if (config.Recipe == "seq_kd")
+                p.Add($"dataset: the seq_kd recipe has its teacher answer every training prompt before training, which needs the whole dataset in memory; {what} works with the kd, sft and gkd recipes");
+        }
 
         var training = config.Training;
         p.Range("training.epochs", training.Epochs, 1, 100_000);
@@ -151,6 +174,11 @@ public static partial class TrainConfigValidator
                 p.Folder(key, path, key == "student.lora.init_from" ? "adapter_config.json" : "config.json");
             if (dataset.Path.Length > 0 && !File.Exists(dataset.Path))
                 p.Add($"dataset.path: no file at '{dataset.Path}'");
+            for (var i = 0; i < dataset.Sources.Count; i++)
+            {
+                if (dataset.Sources[i].Path.Length > 0 && !File.Exists(dataset.Sources[i].Path))
+                    p.Add($"dataset.sources.{i}.path: no file at '{dataset.Sources[i].Path}'");
+            }
         }
 
         return p.List;
@@ -170,6 +198,28 @@ public static partial class TrainConfigValidator
         public List<string> List { get; } = [];
 
         public void Add(string problem) => List.Add(problem);
+
+        /// <summary>A dataset file's extension is one the readers know (empty paths are left to <see cref="Required"/>).</summary>
+        public void DatasetFile(string key, string path)
+        {
+            if (path.Length > 0 && System.IO.Path.GetExtension(path).ToLowerInvariant() is not (".json" or ".jsonl" or ".parquet"))
+                Add($"{key}: '{path}' is not a .json, .jsonl or .parquet file");
+        }
+
+        /// <summary>A column mapping: known layout fields, each to a distinct non-empty column name.</summary>
+        public void Columns(string key, IReadOnlyDictionary<string, string> columns)
+        {
+            foreach (var (field, column) in columns)
+            {
+                if (!ConfigNames.DatasetFields.Contains(field))
+                    Add($"{key}.{field}: not a layout field (known: {string.Join(", ", ConfigNames.DatasetFields)}); the mapping goes layout field → your column, e.g. prompt: question");
+                else if (string.IsNullOrWhiteSpace(column))
+                    Add($"{key}.{field}: give the dataset's column name");
+            }
+
+            foreach (var shared in columns.GroupBy(c => c.Value, StringComparer.Ordinal).Where(g => g.Count() > 1))
+                Add($"{key}: '{shared.Key}' is mapped to {string.Join(" and ", shared.Select(c => c.Key))}; a column can stand for one field");
+        }
 
         public void Required(string key, string? value)
         {

@@ -34,13 +34,14 @@ public static class DatasetLayouts
         : null;
 
     /// <summary>The layout of a dataset, from its first row; every later row is checked when it is converted.</summary>
-    public static DatasetLayout Detect(IReadOnlyList<DatasetRecord> records)
+    public static DatasetLayout Detect(IReadOnlyList<DatasetRecord> records, IReadOnlyDictionary<string, string>? columns = null)
     {
         if (records.Count == 0)
             throw new DatasetFormatException("the dataset has no rows");
         var first = records[0];
         return Of(first.Fields) ?? throw new DatasetFormatException(
             $"{first.Source}: {first.Location}: no known layout in fields [{string.Join(", ", first.Fields.Select(f => f.Key))}] " +
-            "(expected messages, conversations, instruction/output, prompt/completion or text)");
+            "(expected messages, conversations, instruction/output, prompt/completion or text" +
+            (columns is { Count: > 0 } ? $"; dataset.columns maps {string.Join(", ", columns.Select(c => $"{c.Key} ← {c.Value}"))})" : "; dataset.columns can map other names)"));
     }
 }

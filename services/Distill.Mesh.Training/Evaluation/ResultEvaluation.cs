@@ -35,7 +35,7 @@ public static class ResultEvaluation
         IReadOnlyList<TokenizedExample> examples;
         if (datasetPath is null)
         {
-            examples = (await RecipeRun.LoadExamplesAsync(config, tokenizer, vocabulary, cancellationToken)).Eval;
+            examples = (await RecipeRun.OpenDataAsync(config, tokenizer, vocabulary, cancellationToken)).Eval;
         }
         else
         {

@@ -30,7 +30,7 @@ public static class GkdRecipe
         var stop = GenerationConfig.Load(config.Student.Model).StopTokens(run.Student.Config);
         var accumulation = Math.Max(1, config.Training.GradientAccumulation);
 
-        (List<Batch>, string?) StepBatches(DataOrder order, long step)
+        (List<Batch>, string?) StepBatches(IDataOrder order, long step)
         {
             var batches = new List<Batch>();
             var onPolicy = 0;

@@ -37,6 +37,9 @@ public sealed class RecipeRun : IDisposable
 
     public IReadOnlyList<TokenizedExample> Eval { get; private set; } = [];
 
+    /// <summary>Which examples each micro-batch takes (set when the data is loaded).</summary>
+    public IDataOrder Order { get; private set; } = new DataOrder([], 1, 0);
+
     public int PadTokenId => PaddingId(Tokenizer);
 
     /// <summary>The id batches are padded with.</summary>
@@ -85,12 +88,39 @@ public sealed class RecipeRun : IDisposable
         return new RecipeRun(config, student, tokenizer, lora);
     }
 
-    /// <summary>Reads, tokenizes and splits the dataset; checks every label fits the vocabulary the loss uses.</summary>
+    /// <summary>
+    /// Reads, tokenizes and splits the dataset (a streamed one: opens it and reads its evaluation
+    /// examples); checks every label fits the vocabulary the loss uses.
+    /// </summary>
     public async Task LoadDataAsync(int vocabulary, CancellationToken cancellationToken, IProgress<TrainEvent>? progress = null)
     {
+        if (Streams(Config))
+        {
+            (Order, Eval) = await OpenDataAsync(Config, Tokenizer, vocabulary, cancellationToken, progress);
+            return;
+        }
+
         (Train, Eval) = await LoadExamplesAsync(Config, Tokenizer, vocabulary, cancellationToken, progress);
         if (Train.Count < Config.Training.BatchSize)
             throw new ConfigException($"training.batch_size {Config.Training.BatchSize} exceeds the {Train.Count} training examples");
+        Order = new DataOrder(Train, Config.Training.BatchSize, Config.Seed);
+    }
+
+    /// <summary>Whether the run reads its dataset as a stream (dataset.streaming, or a mixture).</summary>
+    public static bool Streams(TrainConfig config) => config.Dataset.Streaming || config.Dataset.Sources.Count > 0;
+
+    /// <summary>The run's data order and held-out examples, exactly as the train stage sees them (streamed or read whole).</summary>
+    public static async Task<(IDataOrder Order, IReadOnlyList<TokenizedExample> Eval)> OpenDataAsync(
+        TrainConfig config, TextTokenizer tokenizer, int vocabulary, CancellationToken cancellationToken, IProgress<TrainEvent>? progress = null)
+    {
+        if (!Streams(config))
+        {
+            var (train, eval) = await LoadExamplesAsync(config, tokenizer, vocabulary, cancellationToken, progress);
+            return (new DataOrder(train, config.Training.BatchSize, config.Seed), eval);
+        }
+
+        var stream = await Task.Run(() => DatasetStream.Open(config, tokenizer, vocabulary), cancellationToken);
+        return (new StreamedDataOrder(stream, config.Training.BatchSize), stream.Eval);
     }
 
     /// <summary>
@@ -101,8 +131,8 @@ public sealed class RecipeRun : IDisposable
     public static async Task<(IReadOnlyList<TokenizedExample> Train, IReadOnlyList<TokenizedExample> Eval)> LoadExamplesAsync(
         TrainConfig config, TextTokenizer tokenizer, int vocabulary, CancellationToken cancellationToken, IProgress<TrainEvent>? progress = null)
     {
-        var records = await DatasetFile.ReadAsync(config.Dataset.Path, cancellationToken);
-        var builder = new ExampleBuilder(tokenizer, DatasetLayouts.Detect(records), new ExampleOptions
+        var records = (await DatasetFile.ReadAsync(config.Dataset.Path, cancellationToken)).Select(r => ColumnMap.Apply(r, config.Dataset.Columns)).ToList();
+        var builder = new ExampleBuilder(tokenizer, DatasetLayouts.Detect(records, config.Dataset.Columns), new ExampleOptions
         {
             MaxLength = config.Dataset.MaxLength,
             TrainOnInputs = config.Dataset.TrainOnInputs,
@@ -136,20 +166,22 @@ public sealed class RecipeRun : IDisposable
         if (examples.Count < Config.Training.BatchSize)
             throw new ConfigException($"training.batch_size {Config.Training.BatchSize} exceeds the {examples.Count} training examples");
         Train = examples;
+        Order = new DataOrder(examples, Config.Training.BatchSize, Config.Seed);
     }
 
     /// <summary>Optimizer steps the run takes.</summary>
-    public long TotalSteps(DataOrder order) => TotalSteps(Config, order);
+    public long TotalSteps() => TotalSteps(Config, Order);
 
-    /// <inheritdoc cref="TotalSteps(DataOrder)"/>
-    public static long TotalSteps(TrainConfig config, DataOrder order)
+    /// <summary>Optimizer steps a run of <paramref name="config"/> takes over <paramref name="order"/>.</summary>
+    public static long TotalSteps(TrainConfig config, IDataOrder order)
     {
         var accumulation = Math.Max(1, config.Training.GradientAccumulation);
-        return config.Training.MaxSteps ?? Math.Max(1, config.Training.Epochs * order.BatchesPerEpoch / accumulation);
+        return config.Training.MaxSteps ?? Math.Max(1, config.Training.Epochs * (order.BatchesPerEpoch
+            ?? throw new ConfigException("training.max_steps: a streamed dataset has no length known ahead; give training.max_steps")) / accumulation);
     }
 
     /// <summary>The micro-batches of optimizer step <paramref name="step"/> (1-based), padded and on the student's device.</summary>
-    public List<Batch> MicroBatches(DataOrder order, long step)
+    public List<Batch> MicroBatches(IDataOrder order, long step)
     {
         var accumulation = Math.Max(1, Config.Training.GradientAccumulation);
         return Enumerable.Range(0, accumulation)
@@ -176,7 +208,8 @@ public sealed class RecipeRun : IDisposable
     public void Checkpoint(long step, Optimization.TrainingOptimizer optimizer, IReadOnlyList<TrainEvent> history, Metrics.IMetricLogger metrics)
     {
         metrics.Flush(history);
-        TrainingCheckpoint.Save(Config.OutputDir, step, Student, optimizer, history, CheckpointRetention.For(Config.Training));
+        TrainingCheckpoint.Save(Config.OutputDir, step, Student, optimizer, history, CheckpointRetention.For(Config.Training),
+            Order.StateAt(step * Math.Max(1, Config.Training.GradientAccumulation)));
     }
 
     /// <summary>Writes the student (PEFT adapter or HF folder), metrics and the loss plots.</summary>

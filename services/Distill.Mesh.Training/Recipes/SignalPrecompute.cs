@@ -50,8 +50,7 @@ public static class SignalPrecompute
         var tokenizer = TokenizerLoader.Load(config.Student.Model);
         var studentVocabulary = ModelConfigs.Load(Path.Combine(config.Student.Model, "config.json")).VocabSize;
         var vocabulary = TeacherCompatibility.Check(teacher, tokenizer, studentVocabulary);
-        var (train, _) = await RecipeRun.LoadExamplesAsync(config, tokenizer, vocabulary, cancellationToken);
-        var order = new DataOrder(train, config.Training.BatchSize, config.Seed);
+        var (order, _) = await RecipeRun.OpenDataAsync(config, tokenizer, vocabulary, cancellationToken);
         var microBatches = RecipeRun.TotalSteps(config, order) * Math.Max(1, config.Training.GradientAccumulation);
         var mine = microBatches / shards + (shard < microBatches % shards ? 1 : 0);
         long done = 0, sequences = 0;

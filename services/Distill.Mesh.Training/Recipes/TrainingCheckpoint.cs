@@ -1,5 +1,6 @@
 using Distill.Mesh.Specs.Storage;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Distill.Mesh.Modeling.Checkpoints;
 using Distill.Mesh.Modeling.Models;
@@ -24,6 +25,8 @@ public static class TrainingCheckpoint
 
     private const string StateFile = "trainer_state.json";
 
+    private const string DataStateFile = "data_state.json";
+
     private static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     public static string Folder(string outputDir) => Path.Combine(outputDir, "checkpoints");
@@ -31,9 +34,11 @@ public static class TrainingCheckpoint
     /// <summary>
     /// Writes the checkpoint of <paramref name="step"/>, then deletes the ones <paramref name="retention"/>
     /// no longer keeps. <paramref name="history"/> (the run's events so far, already durable in
-    /// metrics.jsonl) gives the step's eval loss.
+    /// metrics.jsonl) gives the step's eval loss; <paramref name="dataState"/> is where a streamed
+    /// dataset stood (null: the data order is a pure function of the step).
     /// </summary>
-    public static void Save(string outputDir, long step, CausalLanguageModel model, TrainingOptimizer optimizer, IReadOnlyList<TrainEvent> history, CheckpointRetention retention)
+    public static void Save(string outputDir, long step, CausalLanguageModel model, TrainingOptimizer optimizer, IReadOnlyList<TrainEvent> history, CheckpointRetention retention,
+        JsonObject? dataState = null)
     {
         var root = Folder(outputDir);
         Directory.CreateDirectory(root);
@@ -47,6 +52,8 @@ public static class TrainingCheckpoint
             SafetensorsWriter.Write(Path.Combine(temp, "trainable.safetensors"), trainable);
             SafetensorsWriter.Write(Path.Combine(temp, "optimizer.safetensors"), optimizer.SaveState());
             SafetensorsWriter.Write(Path.Combine(temp, "rng.safetensors"), [KeyValuePair.Create("torch", torch.get_rng_state())]);
+            if (dataState is not null)
+                AtomicFile.WriteAllText(Path.Combine(temp, DataStateFile), dataState.ToJsonString());
             var evaluated = history.LastOrDefault(e => e.Step == step)?.Eval;
             AtomicFile.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(new State(step, evaluated is null ? null : Math.Log(evaluated.Perplexity)), Json));
             if (Directory.Exists(final))
@@ -92,9 +99,12 @@ public static class TrainingCheckpoint
     internal static bool CarriesHistory(string checkpoint) =>
         JsonSerializer.Deserialize<State>(File.ReadAllText(Path.Combine(checkpoint, StateFile)))?.History is not null;
 
-    /// <summary>Restores the newest checkpoint into the model and optimizer; returns its step and the history up to it, or null.</summary>
+    /// <summary>
+    /// Restores the newest checkpoint into the model and optimizer; returns its step, the history up
+    /// to it and where a streamed dataset stood, or null.
+    /// </summary>
     /// <exception cref="MetricsFormatException">The checkpoint carries no history and metrics.jsonl lacks steps up to it.</exception>
-    public static (long Step, List<TrainEvent> History)? TryResume(string outputDir, CausalLanguageModel model, TrainingOptimizer optimizer)
+    public static (long Step, List<TrainEvent> History, JsonObject? DataState)? TryResume(string outputDir, CausalLanguageModel model, TrainingOptimizer optimizer)
     {
         var latest = Latest(outputDir);
         if (latest is null)
@@ -104,6 +114,10 @@ public static class TrainingCheckpoint
             ?? throw new CheckpointFormatException($"{latest}: {StateFile} is empty");
         // Read before any tensor is touched, so a missing history leaves the model as it was.
         var history = saved.History ?? MetricsFile.ReadUpTo(outputDir, saved.Step);
+        var dataFile = Path.Combine(latest, DataStateFile);
+        var dataState = File.Exists(dataFile)
+            ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(dataFile)) as JsonObject ?? throw new CheckpointFormatException($"{dataFile}: not a JSON object")
+            : null;
         var parameters = model.named_parameters().Where(p => p.parameter.requires_grad).ToDictionary(p => p.name, p => p.parameter);
         using (var weights = SafetensorsFile.Open(Path.Combine(latest, "trainable.safetensors")))
         {
@@ -118,7 +132,7 @@ public static class TrainingCheckpoint
             optimizer.LoadState(state.Tensors.ToDictionary(t => t.Name, t => state.ReadTensor(t.Name)));
         using (var rng = SafetensorsFile.Open(Path.Combine(latest, "rng.safetensors")))
             torch.set_rng_state(rng.ReadTensor("torch"));
-        return (saved.Step, history);
+        return (saved.Step, history, dataState);
     }
 
     /// <summary>trainer_state.json. <paramref name="History"/> is only in checkpoints of older versions.</summary>

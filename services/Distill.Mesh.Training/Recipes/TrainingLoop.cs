@@ -17,7 +17,7 @@ namespace Distill.Mesh.Training.Recipes;
 internal static class TrainingLoop
 {
     /// <summary>One optimizer step's micro-batches, and a note for the step's event.</summary>
-    public delegate (List<Batch> Batches, string? Message) StepBatches(DataOrder order, long step);
+    public delegate (List<Batch> Batches, string? Message) StepBatches(IDataOrder order, long step);
 
     /// <param name="run">The started run with its data loaded.</param>
     /// <param name="teacher">The teacher signal, or null for fine-tuning on hard labels.</param>
@@ -30,9 +30,9 @@ internal static class TrainingLoop
         IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
     {
         var config = run.Config;
-        var order = new DataOrder(run.Train, config.Training.BatchSize, config.Seed);
+        var order = run.Order;
         stepBatches ??= (o, step) => (run.MicroBatches(o, step), null);
-        var totalSteps = run.TotalSteps(order);
+        var totalSteps = run.TotalSteps();
         using var optimizer = TrainingFactory.Optimizer(config.Training.Optimizer, run.Student.named_parameters().Select(p => (p.name, p.parameter)));
         var schedule = TrainingFactory.Schedule(config.Training.Scheduler, config.Training.Optimizer.Lr, totalSteps);
         var trainingStep = new TrainingStep(config, run.Student, teacher, vocabulary, optimizer);
@@ -41,6 +41,7 @@ internal static class TrainingLoop
         var step = resumed?.Step ?? 0;
         if (step > totalSteps)
             throw new ConfigException($"the run's checkpoint is at step {step}, beyond the {totalSteps} steps this config asks for (training.max_steps / epochs); a resumed run can run longer, not shorter");
+        order.Restore(resumed?.DataState, step * Math.Max(1, config.Training.GradientAccumulation));
         // Steps logged after the checkpoint (a run killed between checkpoints) are trained again: the loggers start from the history, so each is logged once.
         using var metrics = Metrics.MetricLoggers.For(config);
         metrics.Start(history, Specs.Configuration.TrainConfigLoader.Normalized(config).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));

@@ -107,6 +107,43 @@ public sealed class RecipeTests : IDisposable
     }
 
     [Fact]
+    public async Task Kd_StreamedMixture_StoppedAndResumed_GivesTheSameLossesAndWeights()
+    {
+        var other = _dir.Combine("other.jsonl");
+        File.WriteAllLines(other, Enumerable.Range(0, 15).Select(i => $"{{\"text\": \"{i} times {i % 4} is {i * (i % 4)}\"}}"));
+        TrainConfig Streamed(string output)
+        {
+            var config = Config(output, steps: 7);
+            config.Dataset.Sources = [new DatasetSourceConfig { Path = config.Dataset.Path, Weight = 2 }, new DatasetSourceConfig { Path = other, Weight = 1 }];
+            config.Dataset.Path = "";
+            config.Dataset.ShuffleBuffer = 5;
+            return config;
+        }
+
+        var straight = Streamed("streamed-straight");
+        var interrupted = Streamed("streamed-interrupted");
+        var expected = await KdRecipe.RunAsync(straight, RerunPolicy.Resume, null, default);
+        using var cancel = new CancellationTokenSource();
+        var first = await KdRecipe.RunAsync(interrupted, RerunPolicy.Resume, new StopAfter(3, cancel), cancel.Token);
+        var state = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(TrainingCheckpoint.Latest(interrupted.OutputDir)!, "data_state.json")))!;
+        var second = await KdRecipe.RunAsync(interrupted, RerunPolicy.Resume, null, default);
+
+        Assert.Equal(3, first.Steps);
+        Assert.Equal(2, state["sources"]!.AsArray().Count);
+        var a = File.ReadAllLines(Path.Combine(straight.OutputDir, "metrics.jsonl")).Select(Loss).ToList();
+        var b = File.ReadAllLines(Path.Combine(interrupted.OutputDir, "metrics.jsonl")).Select(Loss).ToList();
+        Assert.Equal(7, a.Count);
+        Assert.Equal(a, b);
+        Assert.NotNull(expected.FinalEval);
+        using var left = Modeling.Checkpoints.SafetensorsFile.Open(Path.Combine(expected.ModelPath!, "model.safetensors"));
+        using var right = Modeling.Checkpoints.SafetensorsFile.Open(Path.Combine(second.ModelPath!, "model.safetensors"));
+        foreach (var tensor in left.Tensors)
+            TensorAssert.Equal(left.ReadTensor(tensor.Name), right.ReadTensor(tensor.Name), tensor.Name);
+
+        static double Loss(string line) => System.Text.Json.JsonDocument.Parse(line).RootElement.GetProperty("loss").GetDouble();
+    }
+
+    [Fact]
     public async Task Kd_LoraInitFromAnAdapter_StartsWhereTheAdapterPutsTheStudent()
     {
         // An adapter with non-zero B (as `distill extract` writes), and the same change merged by hand.
