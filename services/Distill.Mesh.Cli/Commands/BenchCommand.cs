@@ -42,7 +42,7 @@ internal static class BenchCommand
             output.WriteLine("forward FLOPs/token = 2 × (matmul parameters incl. the output head) + 2 × layers × seq × attention width (causal average)");
             return 0;
         });
-        return new Command("bench", "Benchmarks (print tables; not tests)") { forward, TrainBenchCommand.Create(), KdLossBenchCommand.Create(), TeacherBenchCommand.Create(), ExtractBenchCommand.Create() };
+        return new Command("bench", "Benchmarks (print tables; not tests)") { forward, TrainBenchCommand.Create(), KdLossBenchCommand.Create(), TeacherBenchCommand.Create(), ExtractBenchCommand.Create(), DataBenchCommand.Create() };
     }
 
     /// <summary>Best of several timed 1024³ matmuls (after a warm-up), in GFLOP/s.</summary>

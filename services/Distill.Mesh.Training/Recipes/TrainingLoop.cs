@@ -36,6 +36,8 @@ internal static class TrainingLoop
         using var optimizer = TrainingFactory.Optimizer(config.Training.Optimizer, run.Student.named_parameters().Select(p => (p.name, p.parameter)));
         var schedule = TrainingFactory.Schedule(config.Training.Scheduler, config.Training.Optimizer.Lr, totalSteps);
         var trainingStep = new TrainingStep(config, run.Student, teacher, vocabulary, optimizer);
+        if (config.Loss.Chunked && !trainingStep.Chunked)
+            progress?.Report(TrainEvent.Note("loss.chunked: the student soft-caps its final logits, which the chunked loss does not apply; the plain loss is used (the same values, with the full logits in memory)"));
         var resumed = TrainingCheckpoint.TryResume(config.OutputDir, run.Student, optimizer);
         var history = resumed?.History ?? [];
         var step = resumed?.Step ?? 0;

@@ -40,6 +40,12 @@ public sealed class TrainingStep
         (_config, _student, _teacher, _vocabulary, _optimizer) = (config, student, teacher, vocabulary, optimizer);
     }
 
+    /// <summary>
+    /// Whether the loss is the chunked one: asked for, and the student has no final-logit
+    /// soft-capping (Gemma 2's), which the chunked loss, projecting hidden·Wᵀ itself, does not apply.
+    /// </summary>
+    public bool Chunked => _config.Loss.Chunked && _student.Config.FinalLogitSoftcap is null;
+
     /// <summary>Learns from step <paramref name="step"/>'s micro-batches (1-based step; the batches stay the caller's).</summary>
     /// <param name="batches">The step's micro-batches, on the student's device.</param>
     /// <param name="step">The step about to be taken (seeds the teacher's sampled signal).</param>
@@ -66,8 +72,7 @@ public sealed class TrainingStep
             var batch = batches[m];
             var (hidden, labels) = Shifted(_student.Hidden(batch.InputIds, batch.AttentionMask, batch.PositionIds, null, batch.DocumentIds), batch.Labels);
             clock.Lap(StepPhase.StudentForward);
-            // The chunked loss projects hidden·Wᵀ itself and has no soft-capping (Gemma 2's final logits): such a student takes the plain loss.
-            using var parts = _config.Loss.Chunked && _student.Config.FinalLogitSoftcap is null
+            using var parts = Chunked
                 ? ChunkedDistillationLoss.Compute(hidden, _student.OutputWeight.narrow(0, 0, _vocabulary), teacherRows, labels, _lossOptions, stepTokens)
                 : DistillationLoss.Compute(_student.Logits(hidden).narrow(-1, 0, _vocabulary), teacherRows?.Block(0, teacherRows.Rows), labels, _lossOptions, stepTokens);
             clock.Lap(StepPhase.Loss);

@@ -242,18 +242,24 @@ public sealed class RecipeTests : IDisposable
             TinyModels.SaveWithByteTokenizer(model, _dir.Combine("student-gemma2"));
         var teacher = Teacher("gemma2", 3);
         var losses = new List<List<double>>();
+        var notes = new List<List<string>>();
         foreach (var chunked in new[] { true, false })
         {
             var config = Config($"gemma2-chunked-{chunked}", steps: 2);
             config.Student = new StudentConfig { Model = _dir.Combine("student-gemma2") };
             config.Teachers = [new TeacherConfig { Model = teacher }];
             config.Loss.Chunked = chunked;
-            Assert.True((await KdRecipe.RunAsync(config, RerunPolicy.Resume, null, default)).Completed);
+            var events = new List<TrainEvent>();
+            Assert.True((await KdRecipe.RunAsync(config, RerunPolicy.Resume, new Collect(events), default)).Completed);
             losses.Add(Losses(config));
+            notes.Add(events.Where(e => e.Step == 0).Select(e => e.Message!).ToList());
         }
 
         Assert.All(losses[0], l => Assert.True(double.IsFinite(l)));
         Assert.Equal(losses[1], losses[0]);
+        // The user asked for the chunked loss and is told it is not what runs.
+        Assert.Contains(notes[0], n => n.StartsWith("loss.chunked: the student soft-caps", StringComparison.Ordinal));
+        Assert.Empty(notes[1]);
     }
 
     [Fact]
