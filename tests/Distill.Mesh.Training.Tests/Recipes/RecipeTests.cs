@@ -144,6 +144,35 @@ public sealed class RecipeTests : IDisposable
     }
 
     [Fact]
+    public async Task Precompute_ShardsOfAStreamedDataset_ScoreExactlyTheMicroBatchesTrainingReads()
+    {
+        var config = Config("precompute-streamed", steps: 5);
+        config.Dataset.Streaming = true;
+        config.Dataset.ShuffleBuffer = 7;
+        using var teacher = InProcessTeacher.Load(config.Teachers[0].Model);
+        var scored = new SortedDictionary<long, long[]>();
+        foreach (var shard in new[] { 0, 1 })
+        {
+            await SignalPrecompute.RunAsync(config, teacher.Describe(), (batch, request, _) =>
+            {
+                scored.Add(request.Seed - config.Seed * 1_000_003L, batch.InputIds.data<long>().ToArray());
+                return Task.CompletedTask;
+            }, shard, shards: 2, progress: null, default);
+        }
+
+        var tokenizer = Modeling.Tokenization.TokenizerLoader.Load(config.Student.Model);
+        var (order, _) = await RecipeRun.OpenDataAsync(config, tokenizer, tokenizer.VocabularySize, default);
+        var expected = Enumerable.Range(0, 10).Select(i =>
+        {
+            using var batch = Training.Datasets.Batching.Collate(order.MicroBatch(i), RecipeRun.PaddingId(tokenizer));
+            return batch.InputIds.data<long>().ToArray();
+        }).ToList();
+
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), scored.Keys);
+        Assert.Equal(expected, scored.Values);
+    }
+
+    [Fact]
     public async Task Kd_LoraInitFromAnAdapter_StartsWhereTheAdapterPutsTheStudent()
     {
         // An adapter with non-zero B (as `distill extract` writes), and the same change merged by hand.
