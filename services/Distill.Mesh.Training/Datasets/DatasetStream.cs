@@ -102,9 +102,17 @@ public sealed class DatasetStream
     {
         if (state["version"]?.GetValue<int>() != StateVersion || state["sources"] is not JsonArray saved || saved.Count != _sources.Count)
             throw new DatasetFormatException($"the checkpoint's data position is for another dataset ({_sources.Count} file(s) here); start the run in a new output_dir");
-        for (var i = 0; i < _sources.Count; i++)
-            _sources[i].Restore(saved[i]!.AsObject());
-        _draw = state["draw"]!.GetValue<long>();
+        try
+        {
+            for (var i = 0; i < _sources.Count; i++)
+                _sources[i].Restore(saved[i]!.AsObject());
+            _draw = state["draw"]!.GetValue<long>() is >= 0 and var draw ? draw : throw new FormatException("a negative draw counter");
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw new DatasetFormatException($"the checkpoint's data position is damaged ({e.Message}); start the run in a new output_dir", e);
+        }
+
         _pending = null;
     }
 
@@ -260,11 +268,12 @@ public sealed class DatasetStream
         public void Restore(JsonObject state)
         {
             if (state["fingerprint"]?.GetValue<string>() != reader.Fingerprint)
-                throw new DatasetFormatException($"{reader.Path}: the file changed since the checkpoint (size and modification time differ), so the checkpoint's position in it means nothing now; " +
+                throw new DatasetFormatException($"{reader.Path}: the file changed since the checkpoint (its size or content differs), so the checkpoint's position in it means nothing now; " +
                     "restore the file or start the run in a new output_dir");
-            _epoch = state["epoch"]!.GetValue<int>();
-            _at = new RowPosition(state["offset"]!.GetValue<long>(), state["row"]!.GetValue<long>());
-            _position = state["position"]!.GetValue<int>();
+            var (epoch, offset, row, position) = (state["epoch"]!.GetValue<int>(), state["offset"]!.GetValue<long>(), state["row"]!.GetValue<long>(), state["position"]!.GetValue<int>());
+            if (epoch < 0 || offset < 0 || offset > reader.Length || row < 1 || position < 0)
+                throw new FormatException($"position out of range in {reader.Path} (epoch {epoch}, offset {offset}, row {row}, position {position})");
+            (_epoch, _at, _position) = (epoch, new RowPosition(offset, row), position);
         }
 
         /// <summary>The training rows of the window at the cursor, shuffled by (seed, file, epoch, window).</summary>

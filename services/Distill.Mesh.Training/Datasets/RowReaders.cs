@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -29,13 +30,36 @@ internal abstract class RowReader
         var file = new FileInfo(path);
         if (!file.Exists)
             throw new FileNotFoundException($"no dataset file at '{path}'");
-        Fingerprint = $"{file.Length}:{file.LastWriteTimeUtc.Ticks}";
+        Length = file.Length;
+        Fingerprint = Fingerprinted(path, file.Length);
     }
+
+    /// <summary>The file's size in bytes.</summary>
+    public long Length { get; }
 
     public string Path { get; }
 
-    /// <summary>The file's length and modification time: a stored position is only valid for the same file.</summary>
+    /// <summary>The file's length and a hash of its first and last MiB: a stored position is only valid for the same file (a copy of it is the same file).</summary>
     public string Fingerprint { get; }
+
+    private static string Fingerprinted(string path, long length)
+    {
+        const int edge = 1 << 20;
+        var hash = new XxHash64();
+        using var stream = File.OpenRead(path);
+        var buffer = new byte[(int)Math.Min(edge, length)];
+        stream.ReadExactly(buffer);
+        hash.Append(buffer);
+        if (length > edge)
+        {
+            stream.Seek(Math.Max(edge, length - edge), SeekOrigin.Begin);
+            var tail = new byte[length - stream.Position];
+            stream.ReadExactly(tail);
+            hash.Append(tail);
+        }
+
+        return $"{length}:{Convert.ToHexStringLower(hash.GetCurrentHash())}";
+    }
 
     /// <summary>The position of the first row.</summary>
     public virtual RowPosition Start => new(0, 1);

@@ -141,6 +141,12 @@ public sealed partial class DatasetStreamTests : IDisposable
 
         Assert.Contains(path, error.Message);
         Assert.Contains("changed since the checkpoint", error.Message);
+
+        // A copy (a new modification time, the same bytes) is the same file; a damaged position is named.
+        File.WriteAllLines(path, File.ReadAllLines(path).SkipLast(1));
+        Open(config).Restore(saved);
+        saved["sources"]![0]!["offset"] = -4;
+        Assert.Contains("data position is damaged", Assert.Throws<DatasetFormatException>(() => Open(config).Restore(saved)).Message);
     }
 
     [Fact]
