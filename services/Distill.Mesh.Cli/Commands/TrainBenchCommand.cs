@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Distill.Mesh.Modeling.Adapters;
 using Distill.Mesh.Modeling.Models;
+using Distill.Mesh.Modeling.Runtime;
 using Distill.Mesh.Modeling.Tokenization;
 using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Training.Datasets;
@@ -31,18 +32,21 @@ internal static class TrainBenchCommand
         var dtypes = new Option<string>("--dtypes") { DefaultValueFactory = _ => "float32,bfloat16" };
         var lora = new Option<int>("--lora") { Description = "LoRA rank on all linear layers for the LoRA rows (0: full fine-tuning only)", DefaultValueFactory = _ => 16 };
         var threads = new Option<int>("--threads") { Description = "torch intra-op threads (default: torch's choice)" };
-        var command = new Command("train", "KD training-step time by phase vs. measured matmul peak, full fine-tuning and LoRA") { config, teacher, batch, sequence, steps, dtypes, lora, threads };
+        var heap = new Option<string>("--native-heap") { Description = "keep: freed native memory is kept for reuse (what training does); release: glibc's default", DefaultValueFactory = _ => "keep" };
+        heap.AcceptOnlyFromAmong("keep", "release");
+        var command = new Command("train", "KD training-step time by phase vs. measured matmul peak, full fine-tuning and LoRA") { config, teacher, batch, sequence, steps, dtypes, lora, threads, heap };
         command.SetAction((parse, output) =>
         {
             if (parse.GetValue(threads) is > 0 and var n)
                 torch.set_num_threads(n);
+            var kept = parse.GetValue(heap) == "keep" && NativeHeap.KeepFreedMemory();
             var student = ModelConfigs.Load(parse.GetValue(config)!);
             var teacherConfig = parse.GetValue(teacher) is { } teacherPath ? ModelConfigs.Load(teacherPath) : student;
             var shape = new Shape(parse.GetValue(batch), parse.GetValue(sequence), parse.GetValue(steps), parse.GetValue(lora));
             shape.Validate(student, teacherConfig);
-            output.WriteLine($"student {Describe(student)}; teacher {Describe(teacherConfig)}; batch {shape.Batch} × seq {shape.Length}; dense teacher signal, chunked fkl loss, AdamW; {torch.get_num_threads()} threads; median of {shape.Steps} steps after a warm-up");
-            output.WriteLine("| dtype | mode | matmul GFLOP/s | step s | data | teacher fwd | student fwd | loss | backward | optimizer | tokens/s | GFLOP/token | achieved GFLOP/s | share of peak | time per FLOP vs full |");
-            output.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            output.WriteLine($"student {Describe(student)}; teacher {Describe(teacherConfig)}; batch {shape.Batch} × seq {shape.Length}; dense teacher signal, chunked fkl loss, AdamW; {torch.get_num_threads()} threads; median of {shape.Steps} steps after a warm-up; native heap: {(kept ? "freed memory kept for reuse" : "glibc's default (freed blocks above the mmap threshold go back to the kernel)")}");
+            output.WriteLine("| dtype | mode | matmul GFLOP/s | step s | data | teacher fwd | student fwd | loss | backward | optimizer | tokens/s | GFLOP/token | achieved GFLOP/s | share of peak | time per FLOP vs full | page faults/step |");
+            output.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             var tokenizer = ByteTokenizer();
             foreach (var name in parse.GetValue(dtypes)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
             {
@@ -60,7 +64,7 @@ internal static class TrainBenchCommand
                     fullSecondsPerFlop ??= secondsPerFlop;
                     var achieved = m.FlopsPerToken * m.Tokens / m.StepSeconds / 1e9;
                     var phases = string.Join(" | ", Phases.Select(p => $"{m.Phases[p]:F2}"));
-                    output.WriteLine($"| {name} | {(rank == 0 ? "full" : $"LoRA r{rank}")} | {peak:F1} | {m.StepSeconds:F2} | {phases} | {m.Tokens / m.StepSeconds:F1} | {m.FlopsPerToken / 1e9:G4} | {achieved:F1} | {achieved / peak:P1} | {secondsPerFlop / fullSecondsPerFlop:F2}× |");
+                    output.WriteLine($"| {name} | {(rank == 0 ? "full" : $"LoRA r{rank}")} | {peak:F1} | {m.StepSeconds:F2} | {phases} | {m.Tokens / m.StepSeconds:F1} | {m.FlopsPerToken / 1e9:G4} | {achieved:F1} | {achieved / peak:P1} | {secondsPerFlop / fullSecondsPerFlop:F2}× | {m.PageFaults:N0} |");
                 }
             }
 
@@ -103,7 +107,7 @@ internal static class TrainBenchCommand
         }
     }
 
-    private sealed record Measurement(double StepSeconds, IReadOnlyDictionary<StepPhase, double> Phases, long Tokens, double FlopsPerToken);
+    private sealed record Measurement(double StepSeconds, IReadOnlyDictionary<StepPhase, double> Phases, long Tokens, double FlopsPerToken, double PageFaults);
 
     /// <summary>One warm-up step (kernel choice, optimizer state), then the timed steps of one case.</summary>
     private static Measurement Measure(DecoderConfig studentConfig, InProcessTeacher teacher, ScalarType dtype, Shape shape, int loraRank, double teacherFlops)
@@ -123,20 +127,37 @@ internal static class TrainBenchCommand
         var step = new TrainingStep(run, student, teacher, vocabulary, optimizer);
         var examples = RandomExamples(shape, vocabulary);
         var measured = new List<StepTimings>();
+        var faults = new List<double>();
         for (var i = 0; i <= shape.Steps; i++)
         {
+            var before = MinorFaults();
             var timings = new StepTimings();
             var batch = StepTimings.Time(timings, student.Device, StepPhase.Data, () => Batching.Collate(examples, RecipeRun.PaddingId(teacher.Tokenizer), student.Device));
             using (batch)
                 step.RunAsync([batch], i + 1, timings, default).GetAwaiter().GetResult();
             if (i > 0)
+            {
                 measured.Add(timings);
+                faults.Add(MinorFaults() - before);
+            }
         }
 
         var studentFlops = BenchCommand.ForwardFlopsPerToken(student, shape.Length);
         var adapterFlops = 2.0 * student.named_parameters().Where(p => p.name.Contains(".lora_", StringComparison.Ordinal)).Sum(p => p.parameter.numel());
         var flops = loraRank > 0 ? teacherFlops + 2 * studentFlops + 3 * adapterFlops : teacherFlops + 3 * studentFlops;
-        return new Measurement(Median(measured.Select(t => t.Total)), Phases.ToDictionary(p => p, p => Median(measured.Select(t => t[p]))), (long)shape.Batch * shape.Length, flops);
+        return new Measurement(Median(measured.Select(t => t.Total)), Phases.ToDictionary(p => p, p => Median(measured.Select(t => t[p]))), (long)shape.Batch * shape.Length, flops, Median(faults));
+    }
+
+    /// <summary>The process's minor page faults so far (field 10 of /proc/self/stat; 0 where there is none).</summary>
+    private static long MinorFaults()
+    {
+        const string stat = "/proc/self/stat";
+        if (!File.Exists(stat))
+            return 0;
+        var text = File.ReadAllText(stat);
+        // Fields after the command name (which may hold spaces), counted from field 3.
+        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[10 - 3], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static List<TokenizedExample> RandomExamples(Shape shape, int vocabulary)

@@ -30,6 +30,7 @@ internal static class TrainingLoop
         IProgress<TrainEvent>? progress, CancellationToken cancellationToken)
     {
         var config = run.Config;
+        Modeling.Runtime.NativeHeap.KeepFreedMemory();
         var order = run.Order;
         stepBatches ??= (o, step) => (run.MicroBatches(o, step), null);
         var totalSteps = run.TotalSteps();
