@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Distill.Mesh.Modeling.Adapters;
 
 /// <summary>What <see cref="MergedModelExporter"/> wrote.</summary>
@@ -15,7 +17,7 @@ public sealed record MergedExportReport(
     string Destination,
     string AdapterFolder,
     string BaseFolder,
-    string DType,
+    [property: JsonPropertyName("dtype")] string DType,
     IReadOnlyList<string> MergedModules,
     IReadOnlyList<string> WeightFiles,
     long WeightBytes,
