@@ -69,7 +69,7 @@ internal static class ExportCommand
             + $"{(report.CopiedFiles.Count == 0 ? "no tokenizer files" : string.Join(", ", report.CopiedFiles.Select(f => $"{f.Name} ({f.From})")))}, in {report.Seconds.ToString("F1", invariant)} s");
         if (report.Check is { } check)
         {
-            output.WriteLine(string.Create(invariant, $"check ({check.Sequences} sequences × {check.Tokens} tokens, logits up to {check.Scale:G4}): max |merged − adapted| {check.MergeMaxAbsDiff:G3} in float32 (≤ {check.MergeTolerance:G3}), "
+            output.WriteLine(string.Create(invariant, $"check ({check.Sequences} sequences × {check.Tokens} tokens, logit scale max(1, max |logit|) = {check.Scale:G4}): max |merged − adapted| {check.MergeMaxAbsDiff:G3} in float32 (≤ {check.MergeTolerance:G3}), "
                 + $"{check.ExportMaxAbsDiff:G3} as written in {report.DType} (≤ {check.ExportTolerance:G3})"));
         }
         else
