@@ -25,6 +25,7 @@ public static class DistillCommand
             RunCommand.Create(),
             EvalCommand.Create(),
             ExtractCommand.Create(),
+            ExportCommand.Create(),
             AdaptersCommand.Create(),
             KdLossCommand.Create(),
             BenchCommand.Create(),

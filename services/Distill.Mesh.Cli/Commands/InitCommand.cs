@@ -40,12 +40,7 @@ internal static class InitCommand
             }
             else if (copyFrom is not null)
             {
-                var source = Directory.Exists(copyFrom) ? copyFrom : Path.GetDirectoryName(Path.GetFullPath(copyFrom))!;
-                foreach (var name in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
-                {
-                    if (File.Exists(Path.Combine(source, name)))
-                        File.Copy(Path.Combine(source, name), Path.Combine(folder, name), overwrite: true);
-                }
+                ModelFolderFiles.Copy(Directory.Exists(copyFrom) ? copyFrom : Path.GetDirectoryName(Path.GetFullPath(copyFrom))!, folder);
             }
 
             console.WriteLine($"wrote {modelConfig.ModelType} model ({model.ParameterCount():N0} parameters) to {folder}");

@@ -104,5 +104,17 @@ public sealed class LoraConfig
 
         if (TargetModules.ValueKind is not (JsonValueKind.String or JsonValueKind.Array))
             throw new AdapterFormatException("adapter_config.json: target_modules must be a list of names or a string");
+        foreach (var (key, value) in Extra ?? [])
+        {
+            if (Unhonoured.Contains(key) && value.ValueKind is not (JsonValueKind.Null or JsonValueKind.False) && !(value.ValueKind == JsonValueKind.Array && value.GetArrayLength() == 0))
+                throw new AdapterFormatException($"adapter_config.json: {key} {value.GetRawText()} is not supported (it changes which weights the adapter touches or how; applying the rest would be a different model)");
+        }
     }
+
+    /// <summary>
+    /// Newer PEFT fields that change the adapted model when set (PEFT writes them as null, false or
+    /// [] when unused): skipping one would silently load, train or merge something else.
+    /// </summary>
+    private static readonly HashSet<string> Unhonoured =
+        ["exclude_modules", "layer_replication", "lora_bias", "use_qalora", "trainable_token_indices", "target_parameters", "alora_invocation_tokens", "megatron_config"];
 }

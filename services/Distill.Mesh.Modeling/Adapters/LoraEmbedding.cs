@@ -45,11 +45,12 @@ public sealed class LoraEmbedding : LoraUpdate
         return rows.reshape([.. ids.shape, Hidden]).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The dense update scaling·(B·A)ᵀ, [vocab, hidden], in float32 (float64 for float64 factors).</summary>
-    public override Tensor DeltaWeight()
+    protected override ScalarType FactorType => B.dtype;
+
+    /// <summary>The dense update scaling·(B·A)ᵀ, [vocab, hidden], computed in <paramref name="dtype"/>.</summary>
+    public override Tensor DeltaWeight(ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
-        var dtype = Arithmetic(B.dtype);
         return (B.to_type(dtype).matmul(A.to_type(dtype)).t() * Scaling).MoveToOuterDisposeScope();
     }
 }

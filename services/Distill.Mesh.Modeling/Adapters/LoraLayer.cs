@@ -58,11 +58,12 @@ public sealed class LoraLayer : LoraUpdate
         return (B.forward(A.forward(input)) * Scaling).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The dense update <c>(alpha / r) · B·A</c>, [out, in], computed in float32 (float64 for float64 factors).</summary>
-    public override Tensor DeltaWeight()
+    protected override ScalarType FactorType => B.weight!.dtype;
+
+    /// <summary>The dense update <c>(alpha / r) · B·A</c>, [out, in], computed in <paramref name="dtype"/>.</summary>
+    public override Tensor DeltaWeight(ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
-        var dtype = Arithmetic(B.weight!.dtype);
         var delta = B.weight!.to_type(dtype).matmul(A.weight!.to_type(dtype)) * Scaling;
         return delta.MoveToOuterDisposeScope();
     }

@@ -31,7 +31,13 @@ public abstract class LoraUpdate
     public bool Merged { get; private set; }
 
     /// <summary>The dense update in the base weight's layout, in float32 (float64 for float64 factors).</summary>
-    public abstract Tensor DeltaWeight();
+    public Tensor DeltaWeight() => DeltaWeight(Arithmetic(FactorType));
+
+    /// <summary>The dense update in the base weight's layout, computed in <paramref name="dtype"/> (float64: an export's merge, rounded once).</summary>
+    public abstract Tensor DeltaWeight(ScalarType dtype);
+
+    /// <summary>Element type of the factors.</summary>
+    protected abstract ScalarType FactorType { get; }
 
     /// <summary>Folds the update into <paramref name="weight"/> (W ← W + ΔW).</summary>
     public void MergeInto(Tensor weight)

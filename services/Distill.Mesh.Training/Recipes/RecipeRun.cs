@@ -227,12 +227,7 @@ public sealed class RecipeRun : IDisposable
             {
                 modelPath = Path.Combine(Config.OutputDir, "model");
                 Student.SavePretrained(modelPath);
-                foreach (var name in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "generation_config.json", "special_tokens_map.json" })
-                {
-                    var source = Path.Combine(Config.Student.Model, name);
-                    if (File.Exists(source))
-                        File.Copy(source, Path.Combine(modelPath, name), overwrite: true);
-                }
+                ModelFolderFiles.Copy(Config.Student.Model, modelPath);
             }
         }
 

@@ -20,14 +20,17 @@ internal sealed class ReferenceDecoder
     private readonly Dictionary<string, double[]> _w;
     private readonly Dictionary<string, long[]> _shapes;
 
-    public ReferenceDecoder(CausalLanguageModel model)
+    /// <param name="model">The model whose config and weights are read.</param>
+    /// <param name="weights">Weights that replace the model's by name (e.g. a float64 merge).</param>
+    public ReferenceDecoder(CausalLanguageModel model, IReadOnlyDictionary<string, Tensor>? weights = null)
     {
         _c = model.Config;
         _gemma = _c as GemmaConfig;
         _w = [];
         _shapes = [];
-        foreach (var (name, p) in model.named_parameters())
+        foreach (var (name, parameter) in model.named_parameters())
         {
+            var p = weights?.GetValueOrDefault(name) ?? parameter;
             _w[name] = p.detach().to_type(ScalarType.Float64).contiguous().data<double>().ToArray();
             _shapes[name] = p.shape;
         }
