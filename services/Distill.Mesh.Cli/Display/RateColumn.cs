@@ -1,0 +1,11 @@
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace Distill.Mesh.Cli.Display;
+
+/// <summary>The phase's rate in its own unit (steps/s, rows/s, MB/s...), from <see cref="PaceEstimator"/>'s recent window.</summary>
+internal sealed class RateColumn : ProgressColumn
+{
+    public override IRenderable Render(RenderOptions options, ProgressTask task, TimeSpan deltaTime) =>
+        new Text(task.Tag is PhaseState state ? state.Rate() ?? "" : "", Style.Plain).RightJustified();
+}
