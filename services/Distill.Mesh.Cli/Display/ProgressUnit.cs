@@ -28,5 +28,6 @@ internal sealed record ProgressUnit(string Name, Func<double, double?, string> C
         _ => bytes.ToString("F0", CultureInfo.InvariantCulture) + " B",
     };
 
-    private static string Significant(double value) => value.ToString("G3", CultureInfo.InvariantCulture);
+    /// <summary>Three significant digits, without exponents: 0.111, 2.5, 42.3, 1,234.</summary>
+    private static string Significant(double value) => value >= 100 ? value.ToString("N0", CultureInfo.InvariantCulture) : value.ToString("G3", CultureInfo.InvariantCulture);
 }
