@@ -91,7 +91,7 @@ internal static class DemoCommand
         apps.Add(controller);
         log.WriteLine($"mesh: controller {controllerAddress}, trainer {trainerAddress}");
         string? teacherAddress = null;
-        return async (config, _, token) =>
+        return async (config, progress, token) =>
         {
             var spec = TrainConfigLoader.Normalized(config);
             spec.Remove("output_dir"); // the trainer's runs folder holds it
@@ -121,6 +121,8 @@ internal static class DemoCommand
             {
                 if (call.ResponseStream.Current is { EventCase: RunEvent.EventOneofCase.Snapshot, Phase: RunPhase.Succeeded or RunPhase.Failed or RunPhase.Cancelled } end)
                     final = end.Snapshot;
+                else if (call.ResponseStream.Current is { EventCase: RunEvent.EventOneofCase.Train, Train.Step: > 0 } step)
+                    progress?.Report(RunView.TrainEventOf(step.Train));
             }
 
             if (final?.Phase != RunPhase.Succeeded)

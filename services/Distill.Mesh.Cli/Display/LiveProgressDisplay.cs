@@ -52,6 +52,9 @@ internal sealed class LiveProgressDisplay : IProgressDisplay
     public IProgressPhase Start(string label, double? total, ProgressUnit unit, PlainLines plainLines = PlainLines.EachUpdate)
     {
         var state = new PhaseState(label, total, unit, _clock);
+        // A report that arrives after the display ended (from a queued callback) is shown nowhere.
+        if (_disposed)
+            return new PlainProgressDisplay(TextWriter.Null).Start(label, total, unit);
         var task = _context!.AddTask(Markup.Escape(Description(state)), new ProgressTaskSettings { MaxValue = total is > 0 ? total.Value : 1 });
         task.IsIndeterminate = total is not > 0;
         task.Tag = state;
