@@ -9,6 +9,7 @@ internal sealed class PhaseState(string label, double? total, ProgressUnit unit,
     private readonly PaceEstimator _pace = new(clock);
     private readonly TimeSpan _started = clock();
     private TimeSpan? _ended;
+    private (double Done, TimeSpan At)? _first;
 
     public string Label => label;
 
@@ -41,6 +42,7 @@ internal sealed class PhaseState(string label, double? total, ProgressUnit unit,
     {
         lock (_gate)
         {
+            _first ??= (done, clock());
             _pace.Observe(done, unitDuration);
             Detail = detail;
         }
@@ -83,11 +85,21 @@ internal sealed class PhaseState(string label, double? total, ProgressUnit unit,
         return $"{Prefix}{Count()}{bar}{(rest.Length > 0 ? " " + rest : "")}";
     }
 
-    /// <summary>The closing words: "step 10/10 in 4.2 s (2.38 steps/s)".</summary>
+    /// <summary>The closing words: "step 10/10 in 4.2 s (2.38 steps/s on average)", the average over the updates this phase saw.</summary>
     public string Completion()
     {
-        var seconds = Math.Max(Elapsed().TotalSeconds, 1e-3);
-        return $"{Count()} in {seconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)} s ({unit.Rate(Done / seconds)} on average)";
+        var elapsed = Elapsed();
+        string average;
+        lock (_gate)
+        {
+            // From the first update: a phase that first hears of its work part-way (a run's first
+            // logged step is its tenth) would otherwise count work done before it started.
+            var (done, at) = _first ?? (0, _started);
+            var seconds = ((_ended ?? clock()) - at).TotalSeconds;
+            average = seconds > 0 && _pace.Done > done ? unit.Rate((_pace.Done - done) / seconds) : unit.Rate(_pace.Done / Math.Max(elapsed.TotalSeconds, 1e-3));
+        }
+
+        return $"{Count()} in {elapsed.TotalSeconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)} s ({average} on average)";
     }
 
     private static string Bar(double fraction)

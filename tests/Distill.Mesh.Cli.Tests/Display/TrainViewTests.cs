@@ -78,7 +78,7 @@ public sealed class TrainViewTests
         var lines = Lines(output);
         Assert.Equal("teacher tokenising: 1,000/2,000 rows [##########..........] ETA --:--", lines[0]);
         Assert.Equal("teacher tokenising: 2,000/2,000 rows [####################] 1,000 rows/s, ETA 0:00", lines[1]);
-        Assert.Equal("teacher tokenising: 2,000/2,000 rows in 1.0 s (2,000 rows/s on average)", lines[2]);
+        Assert.Equal("teacher tokenising: 2,000/2,000 rows in 1.0 s (1,000 rows/s on average)", lines[2]);
         Assert.StartsWith("teacher: step 2/2 [####################] loss 1.5000", lines[3]);
         Assert.StartsWith("teacher: step 2/2 in ", lines[4]);
         Assert.Equal(5, lines.Length);
