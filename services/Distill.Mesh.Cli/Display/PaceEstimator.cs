@@ -7,9 +7,11 @@ namespace Distill.Mesh.Cli.Display;
 /// and a slowdown shows in the estimate within that window, not diluted by the whole history.
 /// </summary>
 /// <remarks>
-/// A sample is either a measured duration (a training step's own time: loading and evaluation
-/// between steps do not count) or, without one, the time between two reports that moved the count.
-/// Until the first sample there is no estimate.
+/// A sample is the time between two reports that moved the count, with all the units done in it
+/// (a run logging every tenth step: ten steps, and the evaluations and checkpoints among them,
+/// which recur and so belong in an ETA). Where there is no such interval yet (the first report,
+/// whose wait includes loading and tokenising), a measured duration of one unit is the sample
+/// instead (a training step's own time). Until the first sample there is no estimate.
 /// </remarks>
 /// <param name="clock">Time since any fixed start (tests set it).</param>
 internal sealed class PaceEstimator(Func<TimeSpan> clock)
@@ -33,14 +35,14 @@ internal sealed class PaceEstimator(Func<TimeSpan> clock)
     /// <summary>Units per second over the window; null until there is a sample.</summary>
     public double? PerSecond => _seconds > 0 && _units > 0 ? _units / _seconds : null;
 
-    /// <summary>Records the count; <paramref name="unitDuration"/> is the measured time of one unit (a step), when known.</summary>
+    /// <summary>Records the count; <paramref name="unitDuration"/> is the measured time of one unit (a step), used when there is no interval to measure.</summary>
     public void Observe(double done, TimeSpan? unitDuration = null)
     {
         var now = clock();
-        if (unitDuration is { TotalSeconds: > 0 } measured)
-            Add(1, measured.TotalSeconds);
-        else if (_last is { } last && done > last.Done && now > last.At)
+        if (_last is { } last && done > last.Done && now > last.At)
             Add(done - last.Done, (now - last.At).TotalSeconds);
+        else if (unitDuration is { TotalSeconds: > 0 } measured)
+            Add(1, measured.TotalSeconds);
         // The time of the last move: a stall before the next one counts in that next sample.
         if (_last is null || done > _last.Value.Done)
             _last = (done, now);

@@ -4,8 +4,9 @@ namespace Distill.Mesh.Cli.Display;
 
 /// <summary>
 /// A training run's events on a display: the steps as one phase (loss parts, learning rate,
-/// tokens/s next to the bar; the ETA from the steps' own durations, so loading and a slow first
-/// step do not count), tokenising as a phase of its own, notes and evaluations as lines that stay.
+/// tokens/s next to the bar; the ETA from the time between recent reports, the first from its
+/// step's own duration, so loading and a slow first step do not count), tokenising as a phase of
+/// its own, notes and evaluations as lines that stay.
 /// </summary>
 /// <param name="display">Where it shows.</param>
 /// <param name="label">What is training (e.g. "teacher"); empty for a command that trains one thing.</param>

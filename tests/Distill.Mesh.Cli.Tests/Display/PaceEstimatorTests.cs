@@ -54,21 +54,23 @@ public sealed class PaceEstimatorTests
     }
 
     [Fact]
-    public void Measured_unit_durations_are_used_instead_of_the_time_between_reports()
+    public void A_measured_duration_estimates_the_first_report_then_the_time_between_reports_takes_over()
     {
-        // Two minutes of loading before the first report, and reports every 10 steps: neither counts.
+        // Two minutes of loading before the first report: they do not count, the step's own 9 s does.
         var now = TimeSpan.FromMinutes(2);
         var pace = new PaceEstimator(() => now);
 
         pace.Observe(10, TimeSpan.FromSeconds(9));
         Assert.Equal(990 * 9.0, pace.Left(1000)!.Value.TotalSeconds, 9);
+        // Then a report every 10 steps, 3 s apart (an evaluation now and then included), while the
+        // one step each report measured took 0.2 s: the time between reports is what the rest takes.
         for (var step = 20; step <= 200; step += 10)
         {
-            now += TimeSpan.FromSeconds(30);
-            pace.Observe(step, TimeSpan.FromSeconds(0.5));
+            now += TimeSpan.FromSeconds(3);
+            pace.Observe(step, TimeSpan.FromSeconds(0.2));
         }
 
-        Assert.Equal(800 * 0.5, pace.Left(1000)!.Value.TotalSeconds, 9);
+        Assert.Equal(800 * 0.3, pace.Left(1000)!.Value.TotalSeconds, 9);
     }
 
     [Fact]
