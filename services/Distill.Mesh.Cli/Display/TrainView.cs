@@ -30,6 +30,10 @@ internal sealed class TrainView(IProgressDisplay display, string label = "") : I
             return;
         }
 
+        // Tokenising reports every tenth of the way, so its last report may fall short of the total:
+        // whatever comes next means it is over.
+        _preparing?.Complete();
+        _preparing = null;
         if (e.TotalSteps == 0)
         {
             // A note before the first step: the message alone.

@@ -83,4 +83,20 @@ public sealed class TrainViewTests
         Assert.StartsWith("teacher: step 2/2 in ", lines[4]);
         Assert.Equal(5, lines.Length);
     }
+
+    [Fact]
+    public void A_tokenising_phase_whose_last_report_falls_short_is_closed_by_the_first_step()
+    {
+        var output = new StringWriter();
+        var view = new TrainView(new PlainProgressDisplay(output));
+
+        view.Report(TrainEvent.Note("tokenised …") with { Preparing = new PreparationProgress("tokenising", 20_010, 20_015, "rows") });
+        view.Report(new TrainEvent(1, 2, 1.5, 0, 1.5, 1e-3, 1, 100, 64, StepSeconds: 0.5));
+
+        var lines = Lines(output);
+        Assert.StartsWith("tokenising: 20,010/20,015 rows [###################.]", lines[0]);
+        Assert.StartsWith("tokenising: 20,010/20,015 rows in ", lines[1]);
+        Assert.StartsWith("step 1/2 ", lines[2]);
+        Assert.Equal(3, lines.Length);
+    }
 }
