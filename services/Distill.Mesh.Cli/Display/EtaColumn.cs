@@ -9,6 +9,9 @@ namespace Distill.Mesh.Cli.Display;
 /// </summary>
 internal sealed class EtaColumn : ProgressColumn
 {
+    // Kept on one line: on a narrow terminal the description wraps instead.
+    protected override bool NoWrap => true;
+
     public override IRenderable Render(RenderOptions options, ProgressTask task, TimeSpan deltaTime)
     {
         if (task.Tag is not PhaseState state)

@@ -26,9 +26,10 @@ internal sealed class LiveProgressDisplay : IProgressDisplay
         _console = console;
         _clock = clock ?? Stopwatch.StartNew() switch { var watch => () => watch.Elapsed };
         Log = new ConsoleLineWriter(console);
+        var bar = DescriptionColumn.BarWidthFor(console.Profile.Width);
         var progress = console.Progress().AutoClear(false).HideCompleted(false).Columns(
-            new TaskDescriptionColumn { Alignment = Justify.Left },
-            new ProgressBarColumn(),
+            new DescriptionColumn(bar),
+            new ProgressBarColumn { Width = bar },
             new PercentageColumn(),
             new RateColumn(),
             new EtaColumn());

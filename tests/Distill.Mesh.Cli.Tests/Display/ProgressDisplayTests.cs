@@ -42,6 +42,21 @@ public sealed partial class ProgressDisplayTests
     }
 
     [Fact]
+    public void On_a_narrow_terminal_the_description_is_cut_and_rate_and_eta_stay_on_the_row()
+    {
+        var console = new TestConsole().Interactive().EmitAnsiSequences().Width(80);
+        var now = TimeSpan.Zero;
+        using (var display = new LiveProgressDisplay(console, () => now))
+            Extract(display, step => now += step);
+
+        var lines = Escape().Replace(console.Output, "").Split('\n').Select(l => l.TrimEnd('\r', ' ')).ToList();
+        var last = lines.Last(l => l.Contains("shard 0", StringComparison.Ordinal));
+        Assert.Matches(@"^shard 0: 20/100 tensors.*…", last);
+        Assert.EndsWith("2 tensors/s ETA 0:40", last);
+        Assert.True(last.Length <= 80, last);
+    }
+
+    [Fact]
     public void A_warning_during_the_live_display_is_printed_whole_above_the_bars()
     {
         var console = new TestConsole().Interactive().EmitAnsiSequences().Width(160);
