@@ -4,7 +4,8 @@ namespace Distill.Mesh.Cli;
 
 /// <summary>
 /// SIGINT and SIGTERM handled once: the first cancels the command (which stops at its next safe
-/// point and cleans up), the second is left to the runtime, which ends the process at once.
+/// point and cleans up, its live display ended by the command's own disposal), the second is left to
+/// the runtime, which ends the process at once (after the terminal's cursor is shown again).
 /// </summary>
 internal static class Interrupts
 {
@@ -13,9 +14,15 @@ internal static class Interrupts
         var registrations = new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM }.Select(signal => PosixSignalRegistration.Create(signal, context =>
         {
             if (stop.IsCancellationRequested)
+            {
+                // The process ends now, without the live display's own cleanup.
+                Display.LiveProgressDisplay.RestoreTerminal();
                 return;
+            }
+
             context.Cancel = true;
-            Console.Error.WriteLine($"{(context.Signal == PosixSignal.SIGINT ? "Ctrl-C" : "SIGTERM")}: stopping at the next safe point (again to quit now)");
+            // Through a live display when one runs, so the notice lands above its bars.
+            (Display.LiveProgressDisplay.ActiveLog ?? Console.Error).WriteLine($"{(context.Signal == PosixSignal.SIGINT ? "Ctrl-C" : "SIGTERM")}: stopping at the next safe point (again to quit now)");
             stop.Cancel();
         })).ToArray();
         return new Registrations(registrations);

@@ -40,7 +40,7 @@ public sealed partial class InterruptTests : IDisposable
         {
             lock (error)
                 error.AppendLine(e.Data);
-            if (e.Data?.Contains("] 1/", StringComparison.Ordinal) == true)
+            if (e.Data?.Contains("shard 0: 1/", StringComparison.Ordinal) == true)
                 firstTensor.TrySetResult();
         };
         process.BeginErrorReadLine();

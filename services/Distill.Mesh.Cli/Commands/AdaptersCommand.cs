@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Distill.Mesh.Cli.Display;
 using Distill.Mesh.Contracts.Registry.V1;
 using Distill.Mesh.Clients.Registry;
 using Distill.Mesh.ServiceDefaults;
@@ -47,9 +48,14 @@ internal static class AdaptersCommand
                 // A base model folder on this machine: record its fingerprint, so `ls` can filter by it.
                 if (File.Exists(Path.Combine(manifest.Lineage.BaseModel, "config.json")))
                     manifest.Lineage.BaseFingerprint = Modeling.Checkpoints.SafetensorsCheckpoint.Fingerprint(manifest.Lineage.BaseModel);
-                var progress = new TransferLine(parse.InvocationConfiguration.Error, "push", manifest.Files.Sum(f => f.Size));
-                var artifact = await new RegistryClient(client, MeshCliOptions.Headers(parse, token)).PushAsync(source, manifest, progress.Report, cancellationToken);
-                progress.Finish();
+                Artifact artifact;
+                using (var display = ProgressDisplays.For(parse.InvocationConfiguration.Error))
+                {
+                    var phase = display.Start("push", manifest.Files.Sum(f => f.Size), ProgressUnit.Bytes, PlainLines.Quarters);
+                    artifact = await new RegistryClient(client, MeshCliOptions.Headers(parse, token)).PushAsync(source, manifest, bytes => phase.Set(bytes), cancellationToken);
+                    phase.Complete();
+                }
+
                 if (parse.GetValue(tag) is { } t)
                     artifact = await client.TagAsync(new TagRequest { Ref = artifact.Id, Tag = t }, MeshCliOptions.Headers(parse, token), cancellationToken: cancellationToken);
                 output.WriteLine($"pushed {artifact.Manifest.Name}:{artifact.Version} ({artifact.Manifest.Kind.ToString().ToLowerInvariant()}, {artifact.TotalBytes:N0} bytes, {artifact.Manifest.Files.Count} files) id {artifact.Id}");
@@ -69,9 +75,14 @@ internal static class AdaptersCommand
             var (client, channel) = Open(parse, registry, trust, token);
             using (channel)
             {
-                var progress = new TransferLine(parse.InvocationConfiguration.Error, "pull", null);
-                var artifact = await new RegistryClient(client).PullAsync(parse.GetValue(reference)!, parse.GetValue(outFolder)!, progress.Report, cancellationToken: cancellationToken);
-                progress.Finish();
+                Artifact artifact;
+                using (var display = ProgressDisplays.For(parse.InvocationConfiguration.Error))
+                {
+                    var phase = display.Start("pull", null, ProgressUnit.Bytes, PlainLines.Quarters);
+                    artifact = await new RegistryClient(client).PullAsync(parse.GetValue(reference)!, parse.GetValue(outFolder)!, bytes => phase.Set(bytes), cancellationToken: cancellationToken);
+                    phase.Complete();
+                }
+
                 output.WriteLine($"pulled {artifact.Manifest.Name}:{artifact.Version} ({artifact.TotalBytes:N0} bytes) into {parse.GetValue(outFolder)}");
             }
         }));

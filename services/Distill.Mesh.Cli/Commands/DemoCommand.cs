@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Distill.Mesh.Cli.Display;
 using Distill.Mesh.Cli.Hosting;
 using Distill.Mesh.Contracts.Runs.V1;
 using Distill.Mesh.Controller.Extensions;
@@ -27,19 +28,15 @@ internal static class DemoCommand
             var output = parse.InvocationConfiguration.Output;
             var folder = Path.GetFullPath(parse.GetValue(workdir)!);
             var apps = new List<WebApplication>();
+            // Each training phase gets its own bar; the demo's own lines go above the bars.
+            using var display = ProgressDisplays.For(parse.InvocationConfiguration.Error);
             DistillationDemo.StudentTrainer? trainStudent = null;
             if (parse.GetValue(mesh))
-                trainStudent = await StartMeshAsync(folder, apps, parse.InvocationConfiguration.Error, cancellationToken);
+                trainStudent = await StartMeshAsync(folder, apps, display.Log, cancellationToken);
             IReadOnlyList<DistillationDemo.Row> rows;
-            // Each training phase gets its own progress line; the demo's own lines start below it.
-            var error = parse.InvocationConfiguration.Error;
-            var plain = Console.IsErrorRedirected || !ReferenceEquals(error, Console.Error);
-            ProgressLine? current = null;
-            var log = new LineBreakingWriter(error, () => current?.Finish());
             try
             {
-                rows = await DistillationDemo.RunAsync(folder, log, cancellationToken, trainStudent, label => current = new ProgressLine(error, plain, label: label));
-                current?.Finish();
+                rows = await DistillationDemo.RunAsync(folder, display.Log, cancellationToken, trainStudent, label => new TrainView(display, label));
             }
             finally
             {
@@ -50,6 +47,7 @@ internal static class DemoCommand
                 }
             }
 
+            display.Dispose();
             var table = DistillationDemo.Table(rows);
             output.WriteLine(table);
             File.WriteAllText(Path.Combine(folder, parse.GetValue(mesh) ? "demo_results_mesh.md" : "demo_results.md"), table + "\n");
@@ -93,7 +91,7 @@ internal static class DemoCommand
         apps.Add(controller);
         log.WriteLine($"mesh: controller {controllerAddress}, trainer {trainerAddress}");
         string? teacherAddress = null;
-        return async (config, _, token) =>
+        return async (config, progress, token) =>
         {
             var spec = TrainConfigLoader.Normalized(config);
             spec.Remove("output_dir"); // the trainer's runs folder holds it
@@ -123,6 +121,8 @@ internal static class DemoCommand
             {
                 if (call.ResponseStream.Current is { EventCase: RunEvent.EventOneofCase.Snapshot, Phase: RunPhase.Succeeded or RunPhase.Failed or RunPhase.Cancelled } end)
                     final = end.Snapshot;
+                else if (call.ResponseStream.Current is { EventCase: RunEvent.EventOneofCase.Train, Train.Step: > 0 } step)
+                    progress?.Report(RunView.TrainEventOf(step.Train));
             }
 
             if (final?.Phase != RunPhase.Succeeded)

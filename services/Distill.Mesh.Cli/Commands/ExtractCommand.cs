@@ -2,6 +2,7 @@ using Distill.Mesh.Specs.Storage;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Distill.Mesh.Cli.Display;
 using Distill.Mesh.Contracts.Extractor.V1;
 using SvdMethod = Distill.Mesh.Modeling.Extraction.SvdMethod;
 using Distill.Mesh.Contracts.Registry.V1;
@@ -91,39 +92,58 @@ internal static class ExtractCommand
                 };
                 var folder = parse.GetValue(outFolder)!;
                 var (teacherFolder, studentFolder) = (parse.GetValue(teacher)!, parse.GetValue(student)!);
-                var rate = new RateMeter();
+                // A bar per shard (tensors); the extractor's messages go above the bars.
+                var display = ProgressDisplays.For(error);
+                var shardPhases = new Dictionary<int, IProgressPhase>();
                 void Report(ExtractionEvent e)
                 {
-                    if (e.Kind == "tensor" && e.Tensor is { } t)
+                    lock (shardPhases)
                     {
-                        var pace = rate.Report(e.Done, e.Total, "tensors");
-                        error.WriteLine($"[{e.Shard}] {e.Done}/{e.Total} {t.Module}: {(t.Skipped is null ? $"r {t.Rank}, {t.Projection}, error {t.RelativeError:F4}" : $"skipped ({t.Skipped})")}{(pace.Length > 0 ? $"  ({pace})" : "")}");
+                        if (e.Kind == "tensor" && e.Tensor is { } t)
+                        {
+                            if (!shardPhases.TryGetValue(e.Shard, out var phase))
+                                shardPhases[e.Shard] = phase = display.Start($"shard {e.Shard}", e.Total, ProgressUnit.Of("tensors"));
+                            phase.Set(e.Done, $"{t.Module}: {(t.Skipped is null ? $"r {t.Rank}, {t.Projection}, error {t.RelativeError:F4}" : $"skipped ({t.Skipped})")}");
+                            if (e.Done >= e.Total)
+                                phase.Complete();
+                        }
+                        else if (e.Message.Length > 0)
+                        {
+                            display.Log.WriteLine(e.Message);
+                        }
                     }
-                    else if (e.Message.Length > 0)
-                        error.WriteLine(e.Message);
                 }
 
                 ExtractionSummary? summary;
-                if (parse.GetValue(extractorAddress) is { } address)
+                using (display)
                 {
-                    summary = await RemoteAsync(address, parse.GetValue(trust), MeshCliOptions.TokenValue(parse, token), teacherFolder, studentFolder, folder, options, parse.GetValue(shardIndex), parse.GetValue(consolidate), parse.GetValue(cleanup), Report, output, cancellationToken);
-                }
-                else
-                {
-                    using var extractor = LoraExtractor.Open(teacherFolder, studentFolder, options);
-                    if (parse.GetValue(shardIndex) is { } index)
+                    if (parse.GetValue(extractorAddress) is { } address)
                     {
-                        var shard = extractor.RunShard(folder, index, Report, cancellationToken);
-                        var finished = Enumerable.Range(0, options.Shards).Count(s => extractor.Finished(folder, s) is not null);
-                        output.WriteLine($"shard {index} of {options.Shards}: {shard.Tensors.Count} tensors, sha256 {shard.Sha256}; {finished}/{options.Shards} shards finished"
-                            + (finished == options.Shards ? "; now run the same command with --consolidate instead of --shard-index" : ""));
-                        summary = null;
+                        summary = await RemoteAsync(address, parse.GetValue(trust), MeshCliOptions.TokenValue(parse, token), teacherFolder, studentFolder, folder, options, parse.GetValue(shardIndex), parse.GetValue(consolidate), parse.GetValue(cleanup), Report, cancellationToken);
+                        if (parse.GetValue(shardIndex) is { } remoteShard)
+                        {
+                            display.Dispose();
+                            output.WriteLine($"shard {remoteShard} of {options.Shards} finished on {address}");
+                        }
                     }
                     else
                     {
-                        summary = parse.GetValue(consolidate)
-                            ? extractor.Consolidate(folder, parse.GetValue(cleanup), Report)
-                            : extractor.Run(folder, parse.GetValue(cleanup), Report, cancellationToken);
+                        using var extractor = LoraExtractor.Open(teacherFolder, studentFolder, options);
+                        if (parse.GetValue(shardIndex) is { } index)
+                        {
+                            var shard = extractor.RunShard(folder, index, Report, cancellationToken);
+                            var finished = Enumerable.Range(0, options.Shards).Count(s => extractor.Finished(folder, s) is not null);
+                            display.Dispose();
+                            output.WriteLine($"shard {index} of {options.Shards}: {shard.Tensors.Count} tensors, sha256 {shard.Sha256}; {finished}/{options.Shards} shards finished"
+                                + (finished == options.Shards ? "; now run the same command with --consolidate instead of --shard-index" : ""));
+                            summary = null;
+                        }
+                        else
+                        {
+                            summary = parse.GetValue(consolidate)
+                                ? extractor.Consolidate(folder, parse.GetValue(cleanup), Report)
+                                : extractor.Run(folder, parse.GetValue(cleanup), Report, cancellationToken);
+                        }
                     }
                 }
 
@@ -178,7 +198,7 @@ internal static class ExtractCommand
     /// <summary>The same work on an extractor service: its events printed as they come; null when only a shard ran.</summary>
     private static async Task<ExtractionSummary?> RemoteAsync(
         string address, string? trust, string? token, string teacher, string student, string folder, ExtractionOptions options,
-        int? shardIndex, bool consolidateOnly, bool cleanup, Action<ExtractionEvent> report, TextWriter output, CancellationToken cancellationToken)
+        int? shardIndex, bool consolidateOnly, bool cleanup, Action<ExtractionEvent> report, CancellationToken cancellationToken)
     {
         using var channel = MeshTls.CreateChannel(address, trust, token: MeshCliOptions.TokenFor(address, token));
         var client = new ExtractorService.ExtractorServiceClient(channel);
@@ -202,8 +222,6 @@ internal static class ExtractCommand
             report(new ExtractionEvent(e.Kind, e.Shard, e.Done, e.Total, e.Tensor is null ? null : ExtractionMessages.ToReport(e.Tensor), e.Message));
         }
 
-        if (shardIndex is not null)
-            output.WriteLine($"shard {shardIndex} of {options.Shards} finished on {address}");
         return summary;
     }
 

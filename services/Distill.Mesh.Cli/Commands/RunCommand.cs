@@ -149,7 +149,7 @@ internal static class RunCommand
 
     private static async Task<int> Follow(RunsService.RunsServiceClient client, string runId, ParseResult parse, CancellationToken cancellationToken)
     {
-        var view = new RunView(parse.InvocationConfiguration.Error, parse.InvocationConfiguration.Output);
+        using var view = new RunView(parse.InvocationConfiguration.Error, parse.InvocationConfiguration.Output);
         using var call = client.Watch(new WatchRunRequest { RunId = runId }, cancellationToken: cancellationToken);
         try
         {

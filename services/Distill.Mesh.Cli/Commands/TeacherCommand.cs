@@ -1,9 +1,12 @@
 using System.CommandLine;
+using Distill.Mesh.Cli.Display;
 using Distill.Mesh.Cli.Hosting;
 using Distill.Mesh.Specs.Configuration;
 using Distill.Mesh.Specs.Runs;
 using Distill.Mesh.Teacher.Extensions;
+using Distill.Mesh.Teacher.Jobs;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace Distill.Mesh.Cli.Commands;
@@ -71,33 +74,57 @@ internal static class TeacherCommand
                 // The canonical spec (absolute paths, overrides applied) is what the job reads.
                 var canonical = Path.Combine(Path.GetTempPath(), $"distill-precompute-{Guid.NewGuid():N}.json");
                 File.WriteAllText(canonical, parsed.Text);
-                try
+                // On a terminal, a bar per shard (micro-batches), with the host's log above the bars;
+                // in a log, the job's own lines (one every 50 micro-batches).
+                var display = ProgressDisplays.For(error);
+                var live = display is LiveProgressDisplay;
+                var phases = new Dictionary<int, IProgressPhase>();
+                var watcher = new Progress<PrecomputeProgress>(p =>
                 {
-                    var shards = parse.GetValue(shard) is { } one ? [one] : Enumerable.Range(0, parsed.Spec.Precompute.Shards).ToArray();
-                    foreach (var index in shards)
+                    lock (phases)
                     {
-                        var (app, _) = await ServiceHost.StartAsync(0, b => b.AddTeacherService(), a => a.MapTeacherService(), new Dictionary<string, string?>
+                        if (!phases.TryGetValue(p.Shard, out var phase))
+                            phases[p.Shard] = phase = display.Start($"precompute shard {p.Shard + 1}/{p.Shards}", p.Total, ProgressUnit.Of("micro-batches"));
+                        phase.Set(p.Done);
+                        if (p.Done >= p.Total)
+                            phase.Complete();
+                    }
+                });
+                using (display)
+                {
+                    try
+                    {
+                        var shards = parse.GetValue(shard) is { } one ? [one] : Enumerable.Range(0, parsed.Spec.Precompute.Shards).ToArray();
+                        foreach (var index in shards)
                         {
-                            ["Teacher:Model"] = teacher,
-                            ["Teacher:Redis"] = parse.GetValue(redis),
-                            ["Teacher:Device"] = parse.GetValue(device),
-                            ["Teacher:JobSpec"] = canonical,
-                            ["Teacher:JobShard"] = index.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                        }, quiet: false, cancellationToken);
-                        await app.WaitForShutdownAsync(cancellationToken);
-                        await app.DisposeAsync();
-                        var code = Environment.ExitCode;
-                        Environment.ExitCode = 0;
-                        if (code != 0)
-                        {
-                            error.WriteLine($"error: precompute shard {index} of {parsed.Spec.Precompute.Shards} failed (its log is above)");
-                            return code;
+                            var (app, _) = await ServiceHost.StartAsync(0, b =>
+                            {
+                                b.AddTeacherService();
+                                if (live)
+                                    b.Services.AddSingleton<IProgress<PrecomputeProgress>>(watcher);
+                            }, a => a.MapTeacherService(), new Dictionary<string, string?>
+                            {
+                                ["Teacher:Model"] = teacher,
+                                ["Teacher:Redis"] = parse.GetValue(redis),
+                                ["Teacher:Device"] = parse.GetValue(device),
+                                ["Teacher:JobSpec"] = canonical,
+                                ["Teacher:JobShard"] = index.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                            }, quiet: false, cancellationToken, live ? display.Log : null);
+                            await app.WaitForShutdownAsync(cancellationToken);
+                            await app.DisposeAsync();
+                            var code = Environment.ExitCode;
+                            Environment.ExitCode = 0;
+                            if (code != 0)
+                            {
+                                display.Log.WriteLine($"error: precompute shard {index} of {parsed.Spec.Precompute.Shards} failed (its log is above)");
+                                return code;
+                            }
                         }
                     }
-                }
-                finally
-                {
-                    File.Delete(canonical);
+                    finally
+                    {
+                        File.Delete(canonical);
+                    }
                 }
 
                 parse.InvocationConfiguration.Output.WriteLine($"precomputed {parsed.Spec.Precompute.Shards} shard(s) of {path} into {parse.GetValue(redis)}");

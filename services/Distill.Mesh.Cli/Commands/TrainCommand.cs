@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using Distill.Mesh.Cli.Display;
 using Distill.Mesh.ServiceDefaults;
 using Distill.Mesh.Clients.Registry;
 using Distill.Mesh.Specs.Configuration;
@@ -35,9 +36,16 @@ internal static class TrainCommand
                     error.WriteLine($"forked {from} at step {RunProvenance.Fork(from, settings)} into {settings.OutputDir}");
                 }
 
-                var progress = new ProgressLine(error, Console.IsErrorRedirected || !ReferenceEquals(error, Console.Error));
-                var result = await RecipeRunner.RunAsync(settings, parse.GetValue(restart) ? RerunPolicy.Restart : RerunPolicy.Resume, progress, cancellationToken);
-                progress.Finish();
+                TrainResult result;
+                // The live display ends (its last frame drawn) before anything else is printed.
+                using (var display = ProgressDisplays.For(error))
+                {
+                    var progress = new TrainView(display);
+                    result = await RecipeRunner.RunAsync(settings, parse.GetValue(restart) ? RerunPolicy.Restart : RerunPolicy.Resume, progress, cancellationToken);
+                    if (!result.Completed)
+                        progress.Stopped("interrupted; checkpoint written");
+                }
+
                 output.WriteLine(result.Completed
                     ? $"done: {result.Steps} steps; {(result.AdapterPath is not null ? $"adapter {result.AdapterPath}" : $"model {result.ModelPath}")}; metrics {Path.Combine(result.OutputDir, "metrics.jsonl")}; plots {Path.Combine(result.OutputDir, "loss.png")}, {Path.Combine(result.OutputDir, "loss.svg")}"
                     : $"stopped at step {result.Steps}; checkpoint written, run the same command to resume");

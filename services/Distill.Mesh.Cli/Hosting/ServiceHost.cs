@@ -14,8 +14,12 @@ namespace Distill.Mesh.Cli.Hosting;
 /// <summary>Hosts mesh services on Kestrel (HTTP/2 on loopback; TLS when Mesh:TlsCertificate is set) from the CLI.</summary>
 internal static class ServiceHost
 {
-    /// <summary>Starts one service; port 0 picks a free port. Returns the app and its address.</summary>
-    public static async Task<(WebApplication App, string Address)> StartAsync(int port, Action<WebApplicationBuilder> add, Action<WebApplication> map, IDictionary<string, string?> settings, bool quiet, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts one service; port 0 picks a free port. Returns the app and its address. Its log goes to
+    /// the console (none when quiet), or as lines to <c>log</c> when given (a live progress display's log).
+    /// </summary>
+    public static async Task<(WebApplication App, string Address)> StartAsync(int port, Action<WebApplicationBuilder> add, Action<WebApplication> map, IDictionary<string, string?> settings, bool quiet, CancellationToken cancellationToken,
+        TextWriter? log = null)
     {
         var builder = WebApplication.CreateBuilder();
         // The listening endpoint (and its TLS) comes from the mesh defaults: loopback only. ASP.NET's
@@ -28,8 +32,10 @@ internal static class ServiceHost
             ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
             ["Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks"] = "Critical",
         });
-        if (quiet)
+        if (quiet || log is not null)
             builder.Logging.ClearProviders();
+        if (log is not null && !quiet)
+            builder.Logging.AddProvider(new LineLoggerProvider(log));
         // The CLI owns Ctrl-C: a host's own console lifetime would take the signal and leave the
         // command waiting.
         builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, CommandLifetime>();

@@ -15,8 +15,10 @@ namespace Distill.Mesh.Teacher.Jobs;
 /// through the same cache-first path Score uses, so the run is answered from the cache; then the
 /// process exits: 0 done, 1 failed, 143 stopped by SIGTERM. Restart-safe: what is in the cache
 /// already is a hit and not scored again, so a rerun of a finished shard only reads the cache.
+/// Progress goes to the log every 50 micro-batches and, after each, to the host's <see cref="PrecomputeProgress"/> watchers (none in a pod).
 /// </summary>
-public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOptions<TeacherOptions> options, JobOutcome outcome, ILogger<PrecomputeJob> logger, Training.Teachers.ISignalCache cache) : BackgroundService
+public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOptions<TeacherOptions> options, JobOutcome outcome, ILogger<PrecomputeJob> logger, Training.Teachers.ISignalCache cache,
+    IEnumerable<IProgress<PrecomputeProgress>> watchers) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -50,6 +52,8 @@ public sealed class PrecomputeJob(TeacherModel model, CachedScorer scorer, IOpti
                     _ = fromCache ? ++cached : ++scored;
             }, shard, shards, new Progress<(long Done, long Total)>(p =>
             {
+                foreach (var watcher in watchers)
+                    watcher.Report(new PrecomputeProgress(shard, shards, p.Done, p.Total));
                 if (p.Done == p.Total || p.Done % 50 == 0)
                 {
                     // Rate over the whole shard so far (the first batches warm the model up; 50 batches dilute it).

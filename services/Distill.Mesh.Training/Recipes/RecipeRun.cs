@@ -145,7 +145,9 @@ public sealed class RecipeRun : IDisposable
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var rate = (i + 1) / Math.Max(watch.Elapsed.TotalSeconds, 1e-3);
-                progress.Report(TrainEvent.Note($"tokenised {i + 1:N0} of {records.Count:N0} rows ({rate:N0} rows/s, ETA {TimeSpan.FromSeconds((records.Count - i - 1) / rate):m\\:ss})"));
+                // The note is for readers of text (the trainer's Watch stream); the count for displays that draw a bar.
+                progress.Report(TrainEvent.Note($"tokenised {i + 1:N0} of {records.Count:N0} rows ({rate:N0} rows/s, ETA {TimeSpan.FromSeconds((records.Count - i - 1) / rate):m\\:ss})")
+                    with { Preparing = new PreparationProgress("tokenising", i + 1, records.Count, "rows") });
             }
 
             return builder.Build(record);

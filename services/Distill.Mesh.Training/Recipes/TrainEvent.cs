@@ -14,11 +14,19 @@ public sealed record TrainEvent(
     EvalResult? Eval = null,
     string? Message = null,
     double StepSeconds = 0,
-    double TeacherWaitSeconds = 0)
+    double TeacherWaitSeconds = 0,
+    PreparationProgress? Preparing = null)
 {
     /// <summary>A message before the first step (tokenising, the teacher's generations): no step, no loss.</summary>
     public static TrainEvent Note(string message) => new(0, 0, 0, 0, 0, 0, 0, 0, 0, Message: message);
 }
+
+/// <summary>How far a step before training got (tokenising the dataset): a count of a total, so a display can draw it as a bar.</summary>
+/// <param name="Phase">What is being done, e.g. "tokenising".</param>
+/// <param name="Done">Items done so far.</param>
+/// <param name="Total">Items in all.</param>
+/// <param name="Unit">What the items are, e.g. "rows".</param>
+public sealed record PreparationProgress(string Phase, long Done, long Total, string Unit);
 
 /// <summary>Held-out metrics.</summary>
 /// <param name="Perplexity">exp of the mean token cross-entropy on the eval split.</param>

@@ -29,6 +29,9 @@ public sealed class TokenizeProgressTests : IDisposable
         Assert.All(notes, n => Assert.Equal((0L, 0L), (n.Step, n.TotalSteps)));
         Assert.StartsWith($"tokenised {rows - rows % (rows / 10):N0} of {rows:N0} rows (", notes[^1].Message);
         Assert.Contains("rows/s, ETA ", notes[0].Message);
+        // The same progress as a count, for a display's bar.
+        Assert.Equal(new PreparationProgress("tokenising", rows / 10, rows, "rows"), notes[0].Preparing);
+        Assert.Equal(notes[^1].Message![10..].Split(' ')[0], notes[^1].Preparing!.Done.ToString("N0"));
         Assert.Empty(quiet);
     }
 
