@@ -57,13 +57,25 @@ public abstract class TrainingOptimizer : IDisposable
     }
 
     /// <summary>
-    /// Drops the gradients (as PyTorch's <c>zero_grad(set_to_none=True)</c>): the next backward
-    /// writes fresh ones instead of adding to zeros, one weight-sized pass less each way.
+    /// Clears the gradients for the next step. On the CPU they are zeroed in place and kept: a
+    /// fresh gradient each step costs the kernel's page faults and zeroing for every block above
+    /// malloc's mmap threshold (the vocabulary-sized ones always), which measured slower than one
+    /// zeroing pass (llama-100m, 4 × 256, bf16: 4.7 → 3.9 s a step). MoE experts' gradients are
+    /// dropped instead (as PyTorch's <c>zero_grad(set_to_none=True)</c>), so an expert no token
+    /// was routed to has none and <see cref="Step"/> leaves it and its moments alone, as before;
+    /// so are all gradients on CUDA, whose caching allocator makes fresh ones cheap.
     /// </summary>
     public void ZeroGrad()
     {
-        foreach (var (_, parameter) in Parameters)
-            parameter.grad = null;
+        foreach (var (name, parameter) in Parameters)
+        {
+            if (parameter.grad is not { } gradient)
+                continue;
+            if (parameter.device_type == DeviceType.CPU && !name.Contains(".experts.", StringComparison.Ordinal))
+                gradient.zero_();
+            else
+                parameter.grad = null;
+        }
     }
 
     /// <summary>Updates one parameter's value in place (float32 or float64) from its gradient (same dtype).</summary>

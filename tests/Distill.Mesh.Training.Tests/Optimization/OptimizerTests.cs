@@ -78,16 +78,27 @@ public class OptimizerTests
     }
 
     [Fact]
-    public void ZeroGrad_DropsTheGradients_AndTheNextBackwardWritesFreshOnes()
+    public void ZeroGrad_KeepsDenseGradientsZeroed_AndDropsAnExpertsSoAnUnroutedExpertIsNotStepped()
     {
-        var p = new Parameter(torch.ones(3, dtype: ScalarType.Float64));
-        using var optimizer = new Sgd([("p", p)], 0.1);
-        (p * 2).sum().backward();
+        var dense = new Parameter(torch.ones(3, dtype: ScalarType.Float64));
+        var expert = new Parameter(torch.ones(3, dtype: ScalarType.Float64));
+        using var optimizer = new AdamW([("model.layers.0.self_attn.q_proj.weight", dense), ("model.layers.0.mlp.experts.1.up_proj.weight", expert)], 0.1);
+        (dense * 2 + expert).sum().backward();
+        optimizer.Step();
+        var kept = dense.grad!;
         optimizer.ZeroGrad();
 
-        Assert.Null(p.grad);
-        (p * 3).sum().backward();
-        TensorAssert.Close(torch.full(3, 3.0, dtype: ScalarType.Float64), p.grad!, atol: 0);
+        // The dense gradient is kept and zeroed where it lies (the tensor read before sees the zeros); the next backward adds into it.
+        TensorAssert.Close(torch.zeros(3, dtype: ScalarType.Float64), kept, atol: 0);
+        TensorAssert.Close(torch.zeros(3, dtype: ScalarType.Float64), dense.grad!, atol: 0);
+        Assert.Null(expert.grad);
+        var before = expert.detach().clone();
+        (dense * 3).sum().backward();
+        optimizer.Step();
+
+        TensorAssert.Close(torch.full(3, 3.0, dtype: ScalarType.Float64), dense.grad!, atol: 0);
+        // No token reached the expert this step: its weights and moments stay as they were.
+        TensorAssert.Close(before, expert.detach(), atol: 0);
     }
 
     [Fact]
