@@ -49,7 +49,7 @@ internal static class TrainingLoop
         using var metrics = Metrics.MetricLoggers.For(config);
         metrics.Start(history, Specs.Configuration.TrainConfigLoader.Normalized(config).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         if (resumed is not null && history.Count > 0)
-            progress?.Report(history[^1] with { Message = $"resumed from step {step}" });
+            progress?.Report(history[^1] with { TotalSteps = totalSteps, Message = $"resumed from step {step}" });
 
         Task<EvalResult> Evaluate() => Evaluator.EvaluateAsync(run.Student, run.Eval, teacher, vocabulary, run.PadTokenId, cancellationToken: cancellationToken, denseTeacher: denseTeacher);
 

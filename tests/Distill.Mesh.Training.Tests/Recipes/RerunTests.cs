@@ -63,7 +63,8 @@ public sealed class RerunTests : IDisposable
         await KdRecipe.RunAsync(Config(steps: 4), RerunPolicy.Resume, null, default);
         var recorded = Recorded;
 
-        var longer = await KdRecipe.RunAsync(Config(steps: 6), RerunPolicy.Resume, null, default);
+        var events = new List<TrainEvent>();
+        var longer = await KdRecipe.RunAsync(Config(steps: 6), RerunPolicy.Resume, new Progress(events), default);
         var shorter = await Assert.ThrowsAsync<ConfigException>(() => KdRecipe.RunAsync(Config(steps: 3), RerunPolicy.Resume, null, default));
 
         Assert.Equal(6, longer.Steps);
@@ -72,6 +73,13 @@ public sealed class RerunTests : IDisposable
         var resumed = Log.First(e => e.GetProperty("event").GetString() == "resumed");
         Assert.Equal("[4,6]", resumed.GetProperty("changed").GetProperty("training.max_steps").GetRawText());
         Assert.Contains("beyond the 3 steps", shorter.Message);
+        // The resumed run's progress counts towards its new length, not the old one's.
+        Assert.Equal((4L, 6L), events.Where(e => e.Message == "resumed from step 4").Select(e => (e.Step, e.TotalSteps)).Single());
+    }
+
+    private sealed class Progress(List<TrainEvent> events) : IProgress<TrainEvent>
+    {
+        public void Report(TrainEvent value) => events.Add(value);
     }
 
     [Fact]
