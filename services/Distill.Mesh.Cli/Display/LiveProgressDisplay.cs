@@ -122,7 +122,7 @@ internal sealed class LiveProgressDisplay : IProgressDisplay
             if (state.Ended)
                 return;
             state.End();
-            task.Description = $"[red]{Markup.Escape($"{state.Prefix}failed at {state.Count()}: {reason}")}[/]";
+            task.Description = $"[red]{Markup.Escape($"{state.Prefix}stopped at {state.Count()}: {reason}")}[/]";
             task.StopTask();
         }
     }

@@ -55,7 +55,7 @@ internal sealed class PlainProgressDisplay(TextWriter writer, Func<TimeSpan>? cl
             if (state.Ended)
                 return;
             state.End();
-            writer.WriteLine($"{state.Prefix}failed at {state.Count()}: {reason}");
+            writer.WriteLine($"{state.Prefix}stopped at {state.Count()}: {reason}");
         }
     }
 }

@@ -21,10 +21,11 @@ public sealed class DatasetStream
     private readonly int _seed;
     private readonly int _vocabulary;
     private readonly int? _packTo;
+    private readonly string _order;
     private long _draw;
     private (TokenizedExample Example, JsonObject Before)? _pending;
 
-    private DatasetStream(List<Source> sources, int seed, int vocabulary, int? packTo, IReadOnlyList<TokenizedExample> eval)
+    private DatasetStream(List<Source> sources, int seed, int vocabulary, int? packTo, string order, IReadOnlyList<TokenizedExample> eval)
     {
         _sources = sources;
         var total = sources.Sum(s => s.Weight);
@@ -33,6 +34,7 @@ public sealed class DatasetStream
         _seed = seed;
         _vocabulary = vocabulary;
         _packTo = packTo;
+        _order = order;
         Eval = eval;
         Initial = SaveState();
     }
@@ -72,7 +74,10 @@ public sealed class DatasetStream
             sources.Add(source);
         }
 
-        return new DatasetStream(sources, config.Seed, vocabulary, dataset.Packing ? dataset.MaxLength : null, eval);
+        // The settings a stored position depends on (a fork that changed one would resume somewhere meaningless).
+        var order = string.Join(' ', new object[] { config.Seed, dataset.EvalFraction, dataset.ShuffleBuffer, dataset.MaxLength, dataset.Packing, dataset.TrainOnInputs }
+            .Concat(files.Select(f => (object)f.Item2)).Select(v => Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture)));
+        return new DatasetStream(sources, config.Seed, vocabulary, dataset.Packing ? dataset.MaxLength : null, order, eval);
     }
 
     /// <summary>The next training example (with packing: the next packed sequence).</summary>
@@ -100,10 +105,13 @@ public sealed class DatasetStream
     /// <exception cref="DatasetFormatException">The state is for other files, or a file changed since.</exception>
     public void Restore(JsonObject state)
     {
-        if (state["version"]?.GetValue<int>() != StateVersion || state["sources"] is not JsonArray saved || saved.Count != _sources.Count)
-            throw new DatasetFormatException($"the checkpoint's data position is for another dataset ({_sources.Count} file(s) here); start the run in a new output_dir");
         try
         {
+            if (state["version"]?.GetValue<int>() != StateVersion || state["sources"] is not JsonArray saved || saved.Count != _sources.Count)
+                throw new DatasetFormatException($"the checkpoint's data position is for another dataset ({_sources.Count} file(s) here); start the run in a new output_dir");
+            if (state["order"]?.GetValue<string>() != _order)
+                throw new DatasetFormatException($"the checkpoint's data position was taken with other data-order settings ({state["order"]} then, {_order} now: " +
+                    "seed, eval_fraction, shuffle_buffer, max_length, packing and the files' weights fix the order); a fork must keep them, or start without a checkpoint");
             for (var i = 0; i < _sources.Count; i++)
                 _sources[i].Restore(saved[i]!.AsObject());
             _draw = state["draw"]!.GetValue<long>() is >= 0 and var draw ? draw : throw new FormatException("a negative draw counter");
@@ -119,6 +127,7 @@ public sealed class DatasetStream
     private JsonObject Current() => new()
     {
         ["version"] = StateVersion,
+        ["order"] = _order,
         ["draw"] = _draw,
         ["sources"] = new JsonArray([.. _sources.Select(s => (JsonNode)s.State())]),
     };
@@ -271,9 +280,12 @@ public sealed class DatasetStream
                 throw new DatasetFormatException($"{reader.Path}: the file changed since the checkpoint (its size or content differs), so the checkpoint's position in it means nothing now; " +
                     "restore the file or start the run in a new output_dir");
             var (epoch, offset, row, position) = (state["epoch"]!.GetValue<int>(), state["offset"]!.GetValue<long>(), state["row"]!.GetValue<long>(), state["position"]!.GetValue<int>());
-            if (epoch < 0 || offset < 0 || offset > reader.Length || row < 1 || position < 0)
-                throw new FormatException($"position out of range in {reader.Path} (epoch {epoch}, offset {offset}, row {row}, position {position})");
-            (_epoch, _at, _position) = (epoch, new RowPosition(offset, row), position);
+            var at = new RowPosition(offset, row);
+            if (epoch < 0 || position < 0 || !reader.CanStartAt(at))
+                throw new FormatException($"no window can start there in {reader.Path} (epoch {epoch}, offset {offset}, row {row}, position {position})");
+            (_epoch, _at, _position) = (epoch, at, position);
+            if (position > Window().Count)
+                throw new FormatException($"position {position} is beyond the {Window().Count} training rows of the window at row {row} of {reader.Path}");
         }
 
         /// <summary>The training rows of the window at the cursor, shuffled by (seed, file, epoch, window).</summary>

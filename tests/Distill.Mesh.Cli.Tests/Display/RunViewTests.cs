@@ -28,7 +28,7 @@ public sealed class RunViewTests
         Assert.StartsWith("stage extract: 4/4 tensors in ", lines[3]);
         Assert.Equal("stage extract: succeeded", lines[4]);
         Assert.StartsWith("stage train: step 2/4 [##########..........] loss 1.5000 lr 1.0e-3 100 tok/s, ETA --:--", lines[5]);
-        Assert.Equal("stage train: failed at step 2/4: cancelled", lines[6]);
+        Assert.Equal("stage train: stopped at step 2/4: cancelled", lines[6]);
         Assert.Equal("stage train: cancelled — cancelled by the user", lines[7]);
         Assert.Equal(8, lines.Count);
         Assert.Equal("", output.ToString());

@@ -145,8 +145,38 @@ public sealed partial class DatasetStreamTests : IDisposable
         // A copy (a new modification time, the same bytes) is the same file; a damaged position is named.
         File.WriteAllLines(path, File.ReadAllLines(path).SkipLast(1));
         Open(config).Restore(saved);
-        saved["sources"]![0]!["offset"] = -4;
-        Assert.Contains("data position is damaged", Assert.Throws<DatasetFormatException>(() => Open(config).Restore(saved)).Message);
+        string Refusal(Action<JsonObject> damage)
+        {
+            var copy = saved.DeepClone().AsObject();
+            damage(copy);
+            return Assert.Throws<DatasetFormatException>(() => Open(config).Restore(copy)).Message;
+        }
+
+        Assert.Contains("data position is damaged", Refusal(s => s["sources"]![0]!["offset"] = -4));
+        Assert.Contains("data position is damaged", Refusal(s => s["sources"]![0]!["offset"] = 3));
+        Assert.Contains("data position is damaged", Refusal(s => s["sources"]![0]!["position"] = 1_000_000));
+        Assert.Contains("data position is damaged", Refusal(s => s["version"] = "1"));
+        // Settings the order depends on changed (a fork may change keys): refused, not resumed somewhere meaningless.
+        var reshuffled = Config([(path, 1)], buffer: 7);
+        Assert.Contains("other data-order settings", Assert.Throws<DatasetFormatException>(() => Open(reshuffled).Restore(saved)).Message);
+        // An edit that keeps the size is seen too.
+        File.WriteAllText(path, File.ReadAllText(path).Replace("alpha-7\"", "alpha-8\""));
+        Assert.Contains("changed since the checkpoint", Assert.Throws<DatasetFormatException>(() => Open(config).Restore(saved)).Message);
+    }
+
+    [Fact]
+    public void A_row_that_is_not_utf8_or_not_json_is_named_with_its_line()
+    {
+        var path = _dir.Combine("bad.jsonl");
+        File.WriteAllBytes(path, [.. "{\"text\": \"fine\"}\n"u8, .. "{\"text\": \"Q\"}\n"u8.ToArray().Select(b => b == (byte)'Q' ? (byte)0xFF : b), .. "{\"text\": \n"u8]);
+        var reader = RowReader.Open(path);
+
+        var utf8 = Assert.Throws<DatasetFormatException>(() => reader.Read(reader.Start, 10));
+        var json = Assert.Throws<DatasetFormatException>(() => reader.Record(new RawRow(3, "{\"text\": ", null)));
+
+        Assert.Equal($"{path}: line 2: not UTF-8 (byte 10 of the line)", utf8.Message);
+        Assert.StartsWith($"{path}: line 3: not valid JSON at byte 9 of the row (", json.Message);
+        Assert.DoesNotContain("LineNumber", json.Message);
     }
 
     [Fact]
