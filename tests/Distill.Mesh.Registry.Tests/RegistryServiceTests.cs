@@ -469,6 +469,22 @@ public class RegistryServiceTests
         Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
     }
 
+    [Fact]
+    public async Task APushRefusedMidStream_SaysWhyNotCancelled()
+    {
+        // The server refuses before reading the stream; the client is still writing 32 MiB, and
+        // its failed write must give way to the server's answer.
+        await using var host = await RegistryHost.StartAsync(new Dictionary<string, string?> { ["Mesh:AuthToken"] = "s3cret" });
+        var (baseFolder, _) = BaseAndAdapter(host.Folder);
+        File.WriteAllBytes(Path.Combine(baseFolder, "extra.bin"), new byte[32 << 20]);
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => Push(host, baseFolder, "tiny-base"));
+            Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+            Assert.Contains("bearer token", error.Status.Detail);
+        }
+    }
+
     private static async Task WaitUntil(Func<bool> condition)
     {
         for (var i = 0; i < 100 && !condition(); i++)

@@ -67,7 +67,25 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
     public async Task<Artifact> PushAsync(string folder, Manifest manifest, Action<long>? onBytes = null, CancellationToken cancellationToken = default)
     {
         using var call = client.Push(headers, cancellationToken: cancellationToken);
-        await call.RequestStream.WriteAsync(new PushRequest { Manifest = manifest }, cancellationToken);
+        try
+        {
+            await WriteAsync(call.RequestStream, folder, manifest, onBytes, cancellationToken);
+        }
+        catch (Exception e) when (e is RpcException or IOException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
+        {
+            // The server may answer before it has read the whole stream (a missing token, a refused
+            // manifest); the write then fails with a reset stream, and the answer says why.
+            if (await ServerAnswerAsync(call) is { StatusCode: not StatusCode.Cancelled } answer)
+                throw answer;
+            throw;
+        }
+
+        return await call;
+    }
+
+    private static async Task WriteAsync(IClientStreamWriter<PushRequest> requests, string folder, Manifest manifest, Action<long>? onBytes, CancellationToken cancellationToken)
+    {
+        await requests.WriteAsync(new PushRequest { Manifest = manifest }, cancellationToken);
         var buffer = new byte[ChunkBytes];
         long sent = 0;
         for (var i = 0; i < manifest.Files.Count; i++)
@@ -80,15 +98,28 @@ public sealed class RegistryClient(RegistryService.RegistryServiceClient client,
             while ((read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
             {
                 var chunk = new FileChunk { FileIndex = i, Chunk = new Chunk { Offset = offset, Data = ByteString.CopyFrom(buffer, 0, read) } };
-                await call.RequestStream.WriteAsync(new PushRequest { Chunk = chunk }, cancellationToken);
+                await requests.WriteAsync(new PushRequest { Chunk = chunk }, cancellationToken);
                 offset += read;
                 sent += read;
                 onBytes?.Invoke(sent);
             }
         }
 
-        await call.RequestStream.CompleteAsync();
-        return await call;
+        await requests.CompleteAsync();
+    }
+
+    /// <summary>The error the server ended a call with, or null when it gave none.</summary>
+    private static async Task<RpcException?> ServerAnswerAsync(AsyncClientStreamingCall<PushRequest, Artifact> call)
+    {
+        try
+        {
+            await call.ResponseAsync;
+            return null;
+        }
+        catch (RpcException answer)
+        {
+            return answer;
+        }
     }
 
     /// <summary>

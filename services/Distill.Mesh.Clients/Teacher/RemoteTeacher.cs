@@ -176,9 +176,13 @@ public sealed class RemoteTeacher : ITeacherSignal, ITeacherGenerator
 
             await call.RequestStream.CompleteAsync();
         }
-        catch (Exception) when (reading.IsFaulted)
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
         {
-            // The answers' error (a refused sequence) says more than the broken write.
+            // The answers' error (a refused sequence, a missing token) says more than the broken
+            // write; the server may have answered a moment before the write saw the reset stream.
+            await Task.WhenAny(reading, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None));
+            if (!reading.IsFaulted)
+                throw;
         }
 
         await reading;
